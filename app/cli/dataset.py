@@ -1,0 +1,237 @@
+"""``imgclf validate`` and ``imgclf pack``: thin wrappers over the dataset-format core."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Dict, List, Tuple
+
+from image_dataset.images import DEFAULT_MAX_PIXELS
+from image_dataset.layout import FORMATS, RECORDIO
+from image_dataset.manifest import AUTO, LABEL_CLASS_IDS, LABEL_MULTI_HOT
+from image_dataset.pack import PackOptions, plan, split, write_pack
+from image_dataset.store import LocalStore
+from image_dataset.validate import ValidationOptions, load_index, validate_path
+
+from .progress import progress_bar
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad options or a path that does not exist: exit code 2."""
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be greater than 0")
+    return value
+
+
+def image_shape(text: str) -> Tuple[int, int, int]:
+    parts = text.split(",")
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or shape[0] not in (1, 3) or min(shape) <= 0:
+        raise argparse.ArgumentTypeError("image shape must be C,H,W with C 1 or 3, e.g. 3,224,224")
+    return shape  # type: ignore[return-value]
+
+
+def ratio(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError("the ratio must be in (0, 1]")
+    return value
+
+
+def add_validate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "validate",
+        help="check a dataset and report every problem with its file and line/record/byte",
+        description="Validate a dataset root (train/, validation/, *_lst/), one channel folder, "
+        "or one file (.rec, .lst, .manifest/.jsonl, annotations.json). "
+        "Exit 0 valid (warnings allowed), 1 invalid, 2 usage error.",
+    )
+    p.add_argument("path", help="dataset root, channel folder or file")
+    p.add_argument("--num-classes", type=positive_int)
+    p.add_argument("--multi-label", action="store_true", default=None, help="labels are multi-label")
+    p.add_argument("--image-shape", type=image_shape, help="C,H,W the network takes, e.g. 3,224,224")
+    p.add_argument("--resize", type=positive_int, help="shorter side the images are resized to before cropping")
+    p.add_argument("--mini-batch-size", type=positive_int)
+    p.add_argument("--format", choices=("auto",) + FORMATS, default="auto")
+    p.add_argument("--no-decode", action="store_true", help="structural checks only: skip the full image decode")
+    p.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS, help="decompression-bomb cap")
+    p.add_argument("--label-attribute", help="manifest label attribute (default: the only non-metadata key)")
+    p.add_argument(
+        "--label-format",
+        choices=(AUTO, LABEL_CLASS_IDS, LABEL_MULTI_HOT),
+        default=AUTO,
+        help="how manifest label lists are meant",
+    )
+    p.add_argument(
+        "--allow-bucket",
+        action="append",
+        default=[],
+        metavar="BUCKET",
+        help="bucket that manifest s3:// references may point into (repeatable)",
+    )
+    p.add_argument("--workers", type=positive_int, help="decode processes (default: all cores)")
+    p.add_argument("--json", action="store_true", help="print the JSON report")
+    p.set_defaults(run=run_validate)
+
+
+def options_from(args: argparse.Namespace) -> ValidationOptions:
+    if args.image_shape and args.resize and args.resize < max(args.image_shape[1:]):
+        raise UsageError(
+            "--resize {} is smaller than --image-shape {}: the crop would not fit".format(
+                args.resize, ",".join(map(str, args.image_shape))
+            )
+        )
+    return ValidationOptions(
+        num_classes=args.num_classes,
+        multi_label=args.multi_label,
+        image_shape=args.image_shape,
+        resize=args.resize,
+        mini_batch_size=args.mini_batch_size,
+        format=None if args.format == "auto" else args.format,
+        decode_images=not args.no_decode,
+        max_pixels=args.max_pixels,
+        label_attribute=args.label_attribute,
+        label_format=args.label_format,
+        allowed_buckets=args.allow_bucket,
+        workers=args.workers,
+    )
+
+
+def _existing(path: str) -> str:
+    if not os.path.exists(path):
+        raise UsageError(f"{path} does not exist")
+    if not os.access(path, os.R_OK):
+        raise UsageError(f"{path} cannot be read")
+    return path
+
+
+def print_report(report: Dict[str, Any], out=sys.stdout) -> None:
+    """The human-readable report."""
+    status = "VALID" if report["valid"] else "INVALID"
+    out.write("{}: {}\n".format(report["dataset"], status))
+    channels: Dict[str, Dict[str, Any]] = report["channels"]  # type: ignore[assignment]
+    for name, ch in channels.items():
+        line = "  {:<11} {:<12} {:>9} samples".format(name, ch["format"], ch["samples"])
+        size = ch.get("image_size")
+        if isinstance(size, dict):
+            line += ", images {}x{} to {}x{}".format(
+                size["min_width"], size["min_height"], size["max_width"], size["max_height"]
+            )
+        out.write(line + "\n")
+    names = report.get("label_names")
+    out.write(
+        "  classes: {}{}\n".format(
+            report["num_classes"],
+            " ({})".format(", ".join(names[:10]) + (", ..." if len(names) > 10 else "")) if names else "",
+        )
+    )
+    counts: Dict[str, int] = report["counts"]  # type: ignore[assignment]
+    for kind in ("errors", "warnings"):
+        issues: List[Dict[str, str]] = report[kind]  # type: ignore[assignment]
+        for issue in issues:
+            out.write("  {} {} {}: {}\n".format(kind[:-1], issue["code"], issue["location"], issue["message"]))
+    shown = len(report["errors"]) + len(report["warnings"])  # type: ignore[arg-type]
+    total = sum(counts.values())
+    if total > shown:
+        out.write(f"  ... {total - shown} more problems not shown (counts by code: {counts})\n")
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    path = _existing(args.path)
+    options = options_from(args)
+    with progress_bar(not args.json) as progress:
+        report = validate_path(path, options, progress)
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print_report(report)
+    return EXIT_OK if report["valid"] else EXIT_FAILED
+
+
+def add_pack_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "pack",
+        help="pack images into RecordIO (.rec/.idx/.lst) like MXNet's im2rec",
+        description="Pack a folder-per-class tree, a .lst, a manifest or annotations.json into "
+        "OUT_PREFIX.rec/.idx/.lst (OUT_PREFIX_train.* and OUT_PREFIX_val.* with --train-ratio < 1). "
+        "The source is validated first; nothing is written if it is invalid.",
+    )
+    p.add_argument("src")
+    p.add_argument("out_prefix")
+    p.add_argument("--resize", type=positive_int, default=0, help="resize the shorter side to N pixels")
+    p.add_argument("--quality", type=int, default=95, help="JPEG quality 1-100, or PNG compression 0-9")
+    p.add_argument("--encoding", choices=(".jpg", ".png"), default=".jpg")
+    p.add_argument("--pass-through", action="store_true", help="store the image files' bytes unchanged")
+    p.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--train-ratio", type=ratio, default=1.0)
+    p.add_argument("--format", choices=("auto",) + FORMATS, default="auto")
+    p.add_argument("--workers", type=positive_int)
+    p.set_defaults(run=run_pack)
+
+
+def run_pack(args: argparse.Namespace) -> int:
+    src = _existing(args.src)
+    if not 1 <= args.quality <= 100 or (args.encoding == ".png" and args.quality > 9 and args.quality != 95):
+        raise UsageError("--quality is 1-100 for .jpg and 0-9 for .png")
+    out_dir = os.path.dirname(os.path.abspath(args.out_prefix))
+    if not os.path.isdir(out_dir):
+        raise UsageError(f"output folder {out_dir} does not exist")
+    options = ValidationOptions(format=None if args.format == "auto" else args.format, workers=args.workers)
+    with progress_bar() as progress:
+        index = load_index(src, options, progress)
+    report = index.report
+    if not report["valid"]:
+        print_report(report, sys.stderr)
+        sys.stderr.write("nothing was packed: fix the errors above first\n")
+        return EXIT_FAILED
+    channels = list(index.channels.values())
+    if not channels:
+        if any(ch["format"] == RECORDIO for ch in report["channels"].values()):  # type: ignore[union-attr]
+            raise UsageError(f"{src} is RecordIO already")
+        raise UsageError(f"{src} holds no images to pack")
+    if len(channels) > 1:
+        raise UsageError(f"{src} holds several channels; pack each channel folder separately")
+    channel, samples = channels[0]
+    store = index.store
+    assert isinstance(store, LocalStore)
+    pack_options = PackOptions(
+        resize=args.resize,
+        quality=args.quality,
+        encoding=args.encoding,
+        pass_through=args.pass_through,
+        shuffle=args.shuffle,
+        train_ratio=args.train_ratio,
+    )
+    items = plan(samples, index.num_classes or 0, pack_options)
+
+    def relative(sample) -> str:  # type: ignore[no-untyped-def]
+        root = channel.root
+        return sample.path[len(root) + 1 :] if root and sample.path.startswith(root + "/") else sample.path
+
+    written = []
+    for prefix, part in split(items, args.out_prefix, args.train_ratio):
+        result = write_pack(prefix, part, lambda p: store.local_path(p) or p, relative, pack_options, args.workers)
+        written.append(result)
+    for result in written:
+        print(f"{result.prefix}.rec: {result.records} records (+ .idx, .lst)")
+    if index.label_names:
+        print("labels: " + ", ".join(f"{i}={n}" for i, n in enumerate(index.label_names)))
+    return EXIT_OK

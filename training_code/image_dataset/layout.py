@@ -1,0 +1,124 @@
+"""Finding the channels of a dataset and the format of each.
+
+A dataset root holds ``train/`` and ``validation/`` and, as SageMaker's built-in algorithm
+expects, optionally ``train_lst/`` and ``validation_lst/`` with the .lst of an image channel.
+A path may also be a single channel folder or a single file (.rec, .lst, manifest,
+annotations.json).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import List, NamedTuple, Optional, Tuple
+
+from .issues import IssueSink
+from .samples import IMAGE_EXTENSIONS
+from .store import Store, join
+
+RECORDIO, LST, MANIFEST, ANNOTATIONS, FOLDERS = "recordio", "lst", "manifest", "annotations", "folders"
+FORMATS = (RECORDIO, LST, MANIFEST, ANNOTATIONS, FOLDERS)
+CHANNELS = ("train", "validation")
+ANNOTATIONS_FILE = "annotations.json"
+MANIFEST_EXTENSIONS = (".manifest", ".jsonl")
+
+
+class Channel(NamedTuple):
+    name: str  # 'train' or 'validation'
+    format: str
+    root: str  # store path that image paths are relative to
+    files: Tuple[str, ...]  # the files that describe the channel (.rec, .lst, manifest, ...)
+
+
+def _is_hidden(name: str) -> bool:
+    return name.startswith(".") or name.startswith("_")
+
+
+def format_of_file(name: str) -> Optional[str]:
+    lower = name.lower()
+    if lower.endswith(".rec"):
+        return RECORDIO
+    if lower.endswith(".lst"):
+        return LST
+    if lower.endswith(MANIFEST_EXTENSIONS):
+        return MANIFEST
+    if lower == ANNOTATIONS_FILE:
+        return ANNOTATIONS
+    return None
+
+
+def _describe_channel(
+    store: Store, name: str, root: str, lst_dir: Optional[str], forced: Optional[str], sink: IssueSink
+) -> Optional[Channel]:
+    entries = store.list_dir(root)
+    files = {fmt: [] for fmt in FORMATS}  # type: dict
+    class_dirs = []
+    for entry in entries:
+        if _is_hidden(entry):
+            continue
+        path = join(root, entry)
+        if store.is_dir(path):
+            class_dirs.append(entry)
+            continue
+        fmt = format_of_file(entry)
+        if fmt:
+            files[fmt].append(path)
+    if lst_dir is not None:
+        files[LST] = [join(lst_dir, e) for e in store.list_dir(lst_dir) if e.lower().endswith(".lst")]
+    if forced:
+        chosen = forced
+    elif files[RECORDIO]:
+        chosen = RECORDIO
+    else:
+        found = [fmt for fmt in (ANNOTATIONS, MANIFEST, LST) if files[fmt]]
+        if len(found) > 1:
+            sink.report(
+                "FORMAT_AMBIGUOUS",
+                "the channel holds {} files; keep one kind or pass --format".format(" and ".join(found)),
+                root or ".",
+            )
+            return None
+        chosen = found[0] if found else (FOLDERS if class_dirs else "")
+    if not chosen:
+        sink.report(
+            "FORMAT_UNKNOWN",
+            "no .rec, .lst, manifest, annotations.json or class folders found",
+            root or ".",
+        )
+        return None
+    if chosen == FOLDERS:
+        return Channel(name, FOLDERS, root, tuple(join(root, d) for d in class_dirs))
+    if not files[chosen]:
+        sink.report("FORMAT_UNKNOWN", f"no {chosen} file in the channel", root or ".")
+        return None
+    return Channel(name, chosen, root, tuple(files[chosen]))
+
+
+def discover(store: Store, forced: Optional[str], sink: IssueSink, single_file: Optional[str] = None) -> List[Channel]:
+    """The channels under the store's root (a dataset root, or one channel folder)."""
+    if single_file is not None:
+        fmt = forced or format_of_file(posixpath.basename(single_file)) or ""
+        if fmt not in FORMATS or fmt == FOLDERS:
+            sink.report("FORMAT_UNKNOWN", "cannot tell the format of this file; pass --format", single_file)
+            return []
+        return [Channel("train", fmt, posixpath.dirname(single_file), (single_file,))]
+    names = set(store.list_dir(""))
+    if not names & {"train", "validation", "train_lst", "validation_lst"}:
+        channel = _describe_channel(store, "train", "", None, forced, sink)
+        return [channel] if channel else []
+    if "train" not in names:
+        sink.report("CHANNEL_MISSING", "the dataset has no train/ folder", ".")
+    if "validation" not in names:
+        sink.report("VALIDATION_CHANNEL_MISSING", "no validation/ folder", ".")
+    channels = []
+    for name in CHANNELS:
+        if name not in names or not store.is_dir(name):
+            continue
+        lst_dir = name + "_lst" if name + "_lst" in names else None
+        channel = _describe_channel(store, name, name, lst_dir, forced, sink)
+        if channel:
+            channels.append(channel)
+    return channels
+
+
+def is_image_file(path: str) -> bool:
+    return path.lower().endswith(IMAGE_EXTENSIONS)

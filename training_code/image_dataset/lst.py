@@ -1,0 +1,70 @@
+""".lst files as MXNet's im2rec reads and writes them: ``index<TAB>label[<TAB>label...]<TAB>path``.
+
+One label column is a class id; several columns are a multi-hot vector (SageMaker's multi-label
+.lst). Paths are relative to the image channel's root.
+"""
+
+from __future__ import annotations
+
+from typing import IO, Iterable, Iterator, Optional, Sequence
+
+from .issues import IssueSink
+from .samples import CLASS_ID, MULTI_HOT, Sample, resolve_path
+
+
+def parse_lst(data: bytes, name: str, image_root: str, sink: IssueSink) -> Iterator[Sample]:
+    """Samples of a .lst. ``name`` is the file's dataset-relative path (for locations);
+    ``image_root`` the store path the image paths are relative to."""
+    columns: Optional[int] = None
+    for number, raw in enumerate(data.splitlines(), start=1):
+        where = f"{name}:line {number}"
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            sink.report("TEXT_ENCODING", f"byte {err.start} of the line is not UTF-8", where)
+            continue
+        if not line.strip():
+            continue
+        fields = [f.strip() for f in line.strip("\r\n").split("\t")]
+        if len(fields) < 3:
+            sink.report(
+                "LST_SYNTAX",
+                f"expected index, label(s) and path separated by tabs, found {len(fields)} field(s)",
+                where,
+            )
+            continue
+        try:
+            index = int(fields[0])
+            if index < 0:
+                raise ValueError
+        except ValueError:
+            sink.report("LST_BAD_INDEX", f"index {fields[0]!r} is not a non-negative integer", where)
+            continue
+        try:
+            labels = tuple(float(v) for v in fields[1:-1])
+        except ValueError:
+            sink.report("LABEL_INVALID", f"labels {fields[1:-1]!r} are not numbers", where)
+            continue
+        if columns is None:
+            columns = len(labels)
+        elif len(labels) != columns:
+            sink.report(
+                "LST_COLUMNS",
+                f"{len(labels)} label columns, earlier lines have {columns}",
+                where,
+            )
+            continue
+        path = resolve_path(image_root, fields[-1], where, sink)
+        if path is None:
+            continue
+        yield Sample(path, labels, CLASS_ID if len(labels) == 1 else MULTI_HOT, where, index)
+
+
+def format_lst_line(index: int, labels: Sequence[float], path: str) -> str:
+    """One line as im2rec writes it (labels with ``%f``)."""
+    return "{}\t{}\t{}\n".format(index, "\t".join(f"{v:f}" for v in labels), path)
+
+
+def write_lst(stream: IO[str], rows: Iterable[Sample]) -> None:
+    for i, sample in enumerate(rows):
+        stream.write(format_lst_line(i if sample.key is None else sample.key, sample.labels, sample.path))

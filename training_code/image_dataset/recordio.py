@@ -1,0 +1,283 @@
+"""MXNet RecordIO, byte-compatible with ``mxnet.recordio`` and dmlc-core.
+
+On disk a record is ``magic (u32) | lrecord (u32) | data | zero padding to 4 bytes`` where
+``lrecord = cflag << 29 | length``. dmlc's writer never lets the magic number appear at a
+4-byte-aligned offset of a payload: it cuts the payload there into parts (cflag 1 = first,
+2 = middle, 3 = last; 0 = whole record) and drops those 4 bytes, which the reader puts back.
+An image record's data is ``IRHeader (flag u32, label f32, id u64, id2 u64)``, then ``flag``
+float32 labels when ``flag > 0``, then the encoded image.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+from typing import IO, BinaryIO, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+from .issues import DatasetError, IssueSink
+
+MAGIC = 0xCED7230A
+MAGIC_BYTES = struct.pack("<I", MAGIC)
+LENGTH_MASK = (1 << 29) - 1
+MAX_RECORD_LENGTH = LENGTH_MASK
+FRAME = struct.Struct("<II")
+IR_HEADER = struct.Struct("<IfQQ")
+IR_HEADER_SIZE = IR_HEADER.size  # 24
+
+Label = Union[float, Tuple[float, ...]]
+
+
+class IRHeader(NamedTuple):
+    """The image-record header. ``label`` is a float, or a tuple when ``flag > 0``."""
+
+    flag: int
+    label: Label
+    id: int
+    id2: int
+
+
+def padded(length: int) -> int:
+    return (length + 3) & ~3
+
+
+def location(name: str, record: int, offset: int) -> str:
+    return f"{name}#record {record} @byte {offset}"
+
+
+def pack(label: Union[float, Sequence[float]], image: bytes, id: int = 0, id2: int = 0) -> bytes:
+    """Build an image record as ``mxnet.recordio.pack`` does (a sequence label sets ``flag``)."""
+    if isinstance(label, (int, float)):
+        return IR_HEADER.pack(0, float(label), id, id2) + image
+    values = [float(v) for v in label]
+    labels = struct.pack(f"<{len(values)}f", *values)
+    return IR_HEADER.pack(len(values), 0.0, id, id2) + labels + image
+
+
+def unpack(record: bytes, where: str = "record") -> Tuple[IRHeader, bytes]:
+    """Split an image record into its header and image bytes, as ``mxnet.recordio.unpack``."""
+    if len(record) < IR_HEADER_SIZE:
+        raise DatasetError(
+            "REC_BAD_HEADER",
+            f"record has {len(record)} bytes, fewer than the {IR_HEADER_SIZE}-byte image-record header",
+            where,
+        )
+    flag, label, rec_id, id2 = IR_HEADER.unpack_from(record, 0)
+    body = record[IR_HEADER_SIZE:]
+    if flag == 0:
+        return IRHeader(0, label, rec_id, id2), body
+    if flag * 4 > len(body):
+        raise DatasetError(
+            "REC_BAD_HEADER",
+            f"header announces {flag} labels ({flag * 4} bytes) but only {len(body)} bytes follow it",
+            where,
+        )
+    labels = struct.unpack_from(f"<{flag}f", body, 0)
+    return IRHeader(flag, tuple(labels), rec_id, id2), body[flag * 4 :]
+
+
+def frame(data: bytes) -> bytes:
+    """Encode one record for the file, splitting at aligned magic numbers as dmlc does."""
+    if len(data) > MAX_RECORD_LENGTH:
+        raise ValueError("a RecordIO record holds at most 2**29 - 1 bytes")
+    view = memoryview(data)
+    out = bytearray()
+    start = 0
+    search = 0
+    while True:
+        hit = data.find(MAGIC_BYTES, search, len(data) & ~3)
+        while hit != -1 and hit % 4:
+            hit = data.find(MAGIC_BYTES, hit + 1, len(data) & ~3)
+        if hit == -1:
+            break
+        out += FRAME.pack(MAGIC, (1 if start == 0 else 2) << 29 | (hit - start))
+        out += view[start:hit]
+        start = hit + 4
+        search = start
+    out += FRAME.pack(MAGIC, (3 if start else 0) << 29 | (len(data) - start))
+    out += view[start:]
+    out += b"\0" * (padded(len(data)) - len(data))
+    return bytes(out)
+
+
+class RecordIOWriter:
+    """Writes a .rec and, when ``idx_path`` is given, a .idx as ``MXIndexedRecordIO`` does."""
+
+    def __init__(self, rec_path: str, idx_path: Optional[str] = None) -> None:
+        self._rec: BinaryIO = open(rec_path, "wb")
+        self._idx: Optional[IO[str]] = open(idx_path, "w") if idx_path else None
+
+    def write(self, record: bytes, key: Optional[int] = None) -> int:
+        """Append a record; returns its byte offset. ``key`` goes to the .idx."""
+        offset = self._rec.tell()
+        self._rec.write(frame(record))
+        if self._idx is not None:
+            self._idx.write(f"{offset if key is None else key}\t{offset}\n")
+        return offset
+
+    def close(self) -> None:
+        self._rec.close()
+        if self._idx is not None:
+            self._idx.close()
+
+    def __enter__(self) -> RecordIOWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class RecordIOReader:
+    """Sequential reader of logical records, with exact byte offsets in its errors.
+
+    It streams: memory is one record at a time, whatever the file size.
+    """
+
+    def __init__(self, stream: BinaryIO, name: str = "<stream>", start: int = 0) -> None:
+        self._stream = stream
+        self.name = name
+        self.offset = start
+        self.record = 0
+
+    @classmethod
+    def open(cls, path: str, name: Optional[str] = None) -> RecordIOReader:
+        return cls(open(path, "rb"), name or os.path.basename(path))
+
+    def _fail(self, code: str, message: str, offset: int) -> DatasetError:
+        return DatasetError(code, message, location(self.name, self.record, offset))
+
+    def read(self) -> Optional[Tuple[int, bytes]]:
+        """The next record as ``(byte offset, data)``, or None at the end of the file."""
+        start = self.offset
+        parts: List[bytes] = []
+        expect_continuation = False
+        while True:
+            head = self._stream.read(8)
+            if not head:
+                if expect_continuation:
+                    raise self._fail("REC_TRUNCATED", "file ends inside a multi-part record", start)
+                return None
+            if len(head) < 8:
+                raise self._fail(
+                    "REC_TRUNCATED",
+                    f"file ends {len(head)} bytes into a record header",
+                    self.offset,
+                )
+            magic, lrec = FRAME.unpack(head)
+            if magic != MAGIC:
+                raise self._fail(
+                    "REC_BAD_MAGIC",
+                    f"expected magic 0x{MAGIC:08x}, found 0x{magic:08x}",
+                    self.offset,
+                )
+            cflag, length = lrec >> 29, lrec & LENGTH_MASK
+            if cflag > 3:
+                raise self._fail("REC_BAD_FLAG", f"continuation flag {cflag} is not 0-3", self.offset)
+            if expect_continuation != (cflag in (2, 3)):
+                raise self._fail(
+                    "REC_BAD_CONTINUATION",
+                    "part with flag {} {} a multi-part record".format(
+                        cflag, "inside" if expect_continuation else "outside"
+                    ),
+                    self.offset,
+                )
+            body = self._stream.read(padded(length))
+            if len(body) < padded(length):
+                raise self._fail(
+                    "REC_TRUNCATED",
+                    f"record of {length} bytes, file ends after {len(body)}",
+                    self.offset,
+                )
+            self.offset += 8 + len(body)
+            parts.append(body[:length])
+            if cflag in (0, 3):
+                break
+            parts.append(MAGIC_BYTES)
+            expect_continuation = True
+        self.record += 1
+        return start, b"".join(parts)
+
+    def __iter__(self) -> Iterator[Tuple[int, bytes]]:
+        while True:
+            item = self.read()
+            if item is None:
+                return
+            yield item
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+def read_record_at(path: str, offset: int, name: Optional[str] = None) -> bytes:
+    """The logical record that starts at ``offset``."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        item = RecordIOReader(f, name or os.path.basename(path), offset).read()
+    if item is None:
+        raise DatasetError("REC_TRUNCATED", "no record at this offset", location(name or path, 0, offset))
+    return item[1]
+
+
+class IndexEntry(NamedTuple):
+    key: int
+    offset: int
+    line: int
+
+
+def parse_idx(data: bytes, name: str, sink: IssueSink) -> List[IndexEntry]:
+    """Parse a .idx (``key<TAB>offset`` per line, as ``MXIndexedRecordIO`` writes it)."""
+    entries: List[IndexEntry] = []
+    seen = set()
+    for number, raw in enumerate(io.BytesIO(data), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        fields = line.split(b"\t")
+        try:
+            if len(fields) != 2:
+                raise ValueError
+            key, offset = int(fields[0]), int(fields[1])
+            if offset < 0:
+                raise ValueError
+        except ValueError:
+            sink.report(
+                "IDX_SYNTAX",
+                "expected 'key<TAB>offset', got {!r}".format(line[:80].decode("utf-8", "replace")),
+                f"{name}:line {number}",
+            )
+            continue
+        if key in seen:
+            sink.report("IDX_DUPLICATE_KEY", f"key {key} appears again", f"{name}:line {number}")
+            continue
+        seen.add(key)
+        entries.append(IndexEntry(key, offset, number))
+    return entries
+
+
+class IndexedRecordIO:
+    """Random access to a .rec through its .idx, like ``MXIndexedRecordIO`` in read mode."""
+
+    def __init__(self, rec_path: str, idx_path: str) -> None:
+        with open(idx_path, "rb") as f:
+            entries = parse_idx(f.read(), os.path.basename(idx_path), IssueSink())
+        self.name = os.path.basename(rec_path)
+        self.keys = [e.key for e in entries]
+        self._offsets = {e.key: e.offset for e in entries}
+        self._file = open(rec_path, "rb")
+
+    def read_idx(self, key: int) -> bytes:
+        offset = self._offsets[key]
+        self._file.seek(offset)
+        item = RecordIOReader(self._file, self.name, offset).read()
+        if item is None:
+            raise DatasetError("IDX_BAD_OFFSET", f"key {key} points past the end", location(self.name, 0, offset))
+        return item[1]
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> IndexedRecordIO:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,737 @@
+"""The validation rules: one pass over every channel, one JSON report.
+
+The same function runs in ``imgclf validate``, in the validator Lambda and as the training
+job's pre-flight, so they can never disagree about what a valid dataset is. Memory stays
+bounded: payloads are never held; per sample only ids (8 bytes) and, for image files, paths.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import posixpath
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple, Union
+
+import numpy as np
+
+from .annotations import AnnotationsFile
+from .images import (
+    DEFAULT_MAX_PIXELS,
+    DecodePool,
+    ImageResult,
+    check_blobs,
+    check_files,
+    check_image,
+    check_ranges,
+)
+from .issues import CollectingSink, IssueSink
+from .layout import ANNOTATIONS, FOLDERS, LST, MANIFEST, RECORDIO, Channel, discover, is_image_file
+from .lst import parse_lst
+from .manifest import AUTO, ManifestReader
+from .recordio import location as record_location
+from .recordio import parse_idx
+from .recordio_scan import RecordBatch, RecordIOScanner
+from .samples import CLASS_ID, CLASS_IDS, MULTI_HOT, Sample, is_class_id
+from .store import LocalStore, Store
+
+REPORT_VERSION = 1
+MAX_DISTINCT_LABELS = 100_000
+DECODE_BATCH = 64
+Progress = Callable[[str, int, int], None]  # (what, done, total)
+
+
+class ValidationOptions:
+    """What the caller knows about the dataset and how deep to check."""
+
+    def __init__(
+        self,
+        num_classes: Optional[int] = None,
+        multi_label: Optional[bool] = None,
+        image_shape: Optional[Tuple[int, int, int]] = None,
+        resize: Optional[int] = None,
+        mini_batch_size: Optional[int] = None,
+        format: Optional[str] = None,
+        decode_images: bool = True,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        label_attribute: Optional[str] = None,
+        label_format: str = AUTO,
+        allowed_buckets: Sequence[str] = (),
+        workers: Optional[int] = None,
+    ) -> None:
+        self.num_classes = num_classes
+        self.multi_label = multi_label
+        self.image_shape = image_shape
+        self.resize = resize
+        self.mini_batch_size = mini_batch_size
+        self.format = format
+        self.decode_images = decode_images
+        self.max_pixels = max_pixels
+        self.label_attribute = label_attribute
+        self.label_format = label_format
+        self.allowed_buckets = tuple(allowed_buckets)
+        self.workers = workers
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {
+            "num_classes": self.num_classes,
+            "multi_label": self.multi_label,
+            "image_shape": list(self.image_shape) if self.image_shape else None,
+            "resize": self.resize,
+            "mini_batch_size": self.mini_batch_size,
+            "format": self.format,
+            "decode_images": self.decode_images,
+            "max_pixels": self.max_pixels,
+        }
+
+
+class ChannelStats:
+    """What one channel holds: counts, class histogram, image size range."""
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self.samples = 0
+        self.class_counts: Dict[int, int] = {}
+        self.vector_length: Optional[int] = None  # multi-hot / RecordIO vector labels
+        self.multi_label: Optional[bool] = None
+        self.bytes = 0
+        self.min_size: Optional[Tuple[int, int]] = None
+        self.max_size: Optional[Tuple[int, int]] = None
+        self.images_checked = 0
+
+    def count(self, classes: np.ndarray, times: Optional[np.ndarray] = None) -> None:
+        values, counts = np.unique(classes, return_counts=True) if times is None else (classes, times)
+        for value, n in zip(values.tolist(), counts.tolist()):
+            if n:
+                self.class_counts[int(value)] = self.class_counts.get(int(value), 0) + int(n)
+
+    def image(self, width: int, height: int) -> None:
+        self.images_checked += 1
+        if self.min_size is None or self.max_size is None:
+            self.min_size = self.max_size = (width, height)
+            return
+        self.min_size = (min(self.min_size[0], width), min(self.min_size[1], height))
+        self.max_size = (max(self.max_size[0], width), max(self.max_size[1], height))
+
+    def as_dict(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = {
+            "format": self.channel.format,
+            "files": list(self.channel.files),
+            "samples": self.samples,
+            "multi_label": bool(self.multi_label),
+            "class_counts": {str(k): v for k, v in sorted(self.class_counts.items())},
+            "bytes": self.bytes,
+            "images_checked": self.images_checked,
+        }
+        if self.min_size and self.max_size:
+            out["image_size"] = {
+                "min_width": self.min_size[0],
+                "min_height": self.min_size[1],
+                "max_width": self.max_size[0],
+                "max_height": self.max_size[1],
+            }
+        return out
+
+
+class _LabelRules:
+    """Label checks shared by every format (scalar per sample, or vectorised for RecordIO)."""
+
+    def __init__(self, options: ValidationOptions, sink: IssueSink, stats: ChannelStats) -> None:
+        self.options = options
+        self.sink = sink
+        self.stats = stats
+
+    def _multi(self, is_multi: bool, where: str) -> bool:
+        wanted = self.options.multi_label
+        if wanted is not None and wanted != is_multi:
+            self.sink.report(
+                "LABEL_SHAPE",
+                "{} label but multi_label is {}".format("multi-label" if is_multi else "single", int(wanted)),
+                where,
+            )
+            return False
+        if self.stats.multi_label is None:
+            self.stats.multi_label = is_multi
+        elif self.stats.multi_label != is_multi:
+            self.sink.report("LABEL_SHAPE", "single-label and multi-label samples are mixed", where)
+            return False
+        return True
+
+    def _class_ids(self, values: Sequence[float], where: str) -> bool:
+        for value in values:
+            if not is_class_id(value):
+                self.sink.report("LABEL_INVALID", f"label {value!r} is not a class id (an integer >= 0)", where)
+                return False
+            n = self.options.num_classes
+            if n is not None and value >= n:
+                self.sink.report("LABEL_OUT_OF_RANGE", f"class id {int(value)} is not below num_classes {n}", where)
+                return False
+        return True
+
+    def _vector(self, values: Sequence[float], where: str) -> bool:
+        if not all(v in (0.0, 1.0) for v in values):
+            self.sink.report("LABEL_NOT_MULTI_HOT", "multi-hot label holds values other than 0 and 1", where)
+            return False
+        expected = self.options.num_classes or self.stats.vector_length
+        if expected is not None and len(values) != expected:
+            self.sink.report(
+                "LABEL_SHAPE",
+                f"label vector has {len(values)} values, expected {expected}",
+                where,
+            )
+            return False
+        self.stats.vector_length = len(values)
+        return True
+
+    def sample(self, sample: Sample) -> bool:
+        """Check one list-format sample and count it in the class histogram."""
+        multi = sample.kind != CLASS_ID
+        if not self._multi(multi, sample.location):
+            return False
+        if sample.kind == MULTI_HOT:
+            if not self._vector(sample.labels, sample.location):
+                return False
+            classes = [i for i, v in enumerate(sample.labels) if v]
+        else:
+            if not sample.labels and sample.kind == CLASS_IDS:
+                classes = []
+            elif not self._class_ids(sample.labels, sample.location):
+                return False
+            classes = [int(v) for v in sample.labels]
+        if len(set(self.stats.class_counts) | set(classes)) > MAX_DISTINCT_LABELS:
+            self.sink.report("TOO_MANY_CLASSES", f"more than {MAX_DISTINCT_LABELS} distinct classes", sample.location)
+            return False
+        for c in classes:
+            self.stats.class_counts[c] = self.stats.class_counts.get(c, 0) + 1
+        return True
+
+    def records(self, batch: RecordBatch, name: str) -> np.ndarray:
+        """Check the labels of a RecordIO batch; returns the mask of rows that are good."""
+        good = np.ones(len(batch), bool)
+        single = batch.flags == 0
+        one = batch.flags == 1
+        values = batch.labels.astype(np.float64)
+        if one.any():
+            rows, vals = batch.vectors[1]
+            values[rows] = vals[:, 0]
+            single = single | one
+        is_multi = ~single
+        for mask, multi in ((single, False), (is_multi, True)):
+            if mask.any():
+                first = int(np.argmax(mask))
+                where = record_location(name, int(batch.ordinals[first]), int(batch.offsets[first]))
+                if not self._multi(multi, where):
+                    good &= ~mask
+        if (single & good).any():
+            rows = np.flatnonzero(single & good)
+            v = values[rows]
+            with np.errstate(invalid="ignore"):
+                bad = ~np.isfinite(v) | (v < 0) | (v != np.floor(v))
+            n = self.options.num_classes
+            out = np.zeros(len(rows), bool) if n is None else (~bad & (v >= n))
+            for r, code, message in (
+                *((r, "LABEL_INVALID", "label {} is not a class id (an integer >= 0)") for r in rows[bad][:50]),
+                *((r, "LABEL_OUT_OF_RANGE", "class id {} is not below num_classes " + str(n)) for r in rows[out][:50]),
+            ):
+                value = values[r]
+                shown = int(value) if math.isfinite(value) and value == int(value) else value
+                self.sink.report(
+                    code,
+                    message.format(shown),
+                    record_location(name, int(batch.ordinals[r]), int(batch.offsets[r])),
+                )
+            for count_code, extra in (
+                ("LABEL_INVALID", int(bad.sum()) - 50),
+                ("LABEL_OUT_OF_RANGE", int(out.sum()) - 50),
+            ):
+                for _ in range(max(0, extra)):
+                    self.sink.report(count_code, "", name)
+            good[rows[bad | out]] = False
+            ok = rows[~(bad | out)]
+            classes = values[ok].astype(np.int64)
+            if len(set(self.stats.class_counts) | set(np.unique(classes).tolist())) > MAX_DISTINCT_LABELS:
+                self.sink.report("TOO_MANY_CLASSES", f"more than {MAX_DISTINCT_LABELS} distinct classes", name)
+                good[ok] = False
+            else:
+                self.stats.count(classes)
+        for flag, (rows, vals) in batch.vectors.items():
+            if flag == 1:
+                continue
+            keep = good[rows]
+            rows, vals = rows[keep], vals[keep]
+            if not len(rows):
+                continue
+            where = record_location(name, int(batch.ordinals[rows[0]]), int(batch.offsets[rows[0]]))
+            if not self._vector([0.0] * flag, where):  # length check once per flag value
+                good[rows] = False
+                continue
+            binary = np.all((vals == 0) | (vals == 1), axis=1)
+            for r in rows[~binary][:50]:
+                self.sink.report(
+                    "LABEL_NOT_MULTI_HOT",
+                    "multi-hot label holds values other than 0 and 1",
+                    record_location(name, int(batch.ordinals[r]), int(batch.offsets[r])),
+                )
+            good[rows[~binary]] = False
+            self.stats.count(np.arange(flag), vals[binary].sum(axis=0).astype(np.int64))
+        return good
+
+
+class Validator:
+    """Validates one dataset. ``run()`` returns the report (a JSON-ready dict)."""
+
+    def __init__(
+        self,
+        store: Store,
+        options: Optional[ValidationOptions] = None,
+        single_file: Optional[str] = None,
+        display_name: str = ".",
+        progress: Optional[Progress] = None,
+    ) -> None:
+        self.store = store
+        self.options = options or ValidationOptions()
+        self.single_file = single_file
+        self.display_name = display_name
+        self.progress = progress or (lambda what, done, total: None)
+        self.issues = CollectingSink()
+        self.sink: IssueSink = self.issues
+        self.label_names: Optional[List[str]] = None
+        self.stats: Dict[str, ChannelStats] = {}
+        self.s3_unchecked = 0
+        self._where: Dict[int, Union[str, Tuple[str, int]]] = {}  # decode token -> image location
+        self._current_stats: Optional[ChannelStats] = None
+
+    # -- entry point ----------------------------------------------------------------------
+    def run(self) -> Dict[str, Any]:
+        channels = discover(self.store, self.options.format, self.sink, self.single_file)
+        self._label_names(channels)
+        with DecodePool(self.options.workers) as pool:
+            self.pool = pool
+            for channel in channels:
+                stats = ChannelStats(channel)
+                self.stats[channel.name] = stats
+                if channel.format == RECORDIO:
+                    self._recordio(channel, stats)
+                else:
+                    self._list_channel(channel, stats)
+                if stats.samples == 0:
+                    self.sink.report(
+                        "CHANNEL_EMPTY", f"the {channel.name} channel holds no valid sample", channel.root or "."
+                    )
+        self._cross_channel()
+        return self.report()
+
+    # -- label names ----------------------------------------------------------------------
+    def _label_names(self, channels: List[Channel]) -> None:
+        folder_channels = [c for c in channels if c.format == FOLDERS]
+        if folder_channels:
+            names: Set[str] = set()
+            for c in folder_channels:
+                names.update(posixpath.basename(d) for d in c.files)
+            self.label_names = sorted(names)
+
+    # -- RecordIO -------------------------------------------------------------------------
+    def _recordio(self, channel: Channel, stats: ChannelStats) -> None:
+        rules = _LabelRules(self.options, self.sink, stats)
+        self._current_stats = stats
+        for rec in channel.files:
+            size = self.store.size(rec)
+            stats.bytes += size
+            if size == 0:
+                self.sink.report("REC_EMPTY_FILE", "the file is empty", rec)
+                continue
+            idx_path = rec[: -len(".rec")] + ".idx"
+            index = None
+            if self.store.exists(idx_path):
+                entries = parse_idx(self.store.read(idx_path), idx_path, self.sink)
+                order = np.argsort(np.array([e.offset for e in entries], np.int64), kind="stable")
+                index = (
+                    np.array([entries[i].offset for i in order], np.int64),
+                    np.array([entries[i].key for i in order], np.int64),
+                    np.array([entries[i].line for i in order], np.int64),
+                    np.zeros(len(entries), bool),
+                )
+            self._scan_rec(rec, size, index, rules, stats)
+
+    def _scan_rec(self, rec: str, size: int, index: Optional[tuple], rules: _LabelRules, stats: ChannelStats) -> None:
+        local = self.store.local_path(rec)
+        fd = os.open(local, os.O_RDONLY) if local else None
+
+        def read_at(offset: int, length: int) -> bytes:
+            if fd is not None:
+                return os.pread(fd, length, offset)
+            return self.store.read_at(rec, offset, length)
+
+        scanner = RecordIOScanner(read_at, size, rec, self.sink)
+        ids: List[np.ndarray] = []
+        unindexed = 0
+        key_mismatch = 0
+        try:
+            for batch in scanner.scan():
+                good = rules.records(batch, rec)
+                good &= self._record_images(rec, local, batch, good)
+                stats.samples += int(good.sum())
+                ids.append(batch.ids)
+                if index is not None:
+                    offsets, keys, _, matched = index
+                    pos = np.minimum(np.searchsorted(offsets, batch.offsets), len(offsets) - 1)
+                    hit = (offsets[pos] == batch.offsets) if len(offsets) else np.zeros(len(batch), bool)
+                    matched[pos[hit]] = True
+                    unindexed += int((~hit).sum())
+                    mism = hit & (keys[pos].astype(np.uint64) != batch.ids)
+                    if mism.any() and key_mismatch == 0:
+                        r = int(np.argmax(mism))
+                        self.sink.report(
+                            "IDX_KEY_MISMATCH",
+                            f"the .idx key is {int(keys[pos[r]])}, the record's header id {int(batch.ids[r])}",
+                            record_location(rec, int(batch.ordinals[r]), int(batch.offsets[r])),
+                        )
+                    key_mismatch += int(mism.sum())
+                self.progress(rec, int(batch.offsets[-1]) if len(batch) else 0, size)
+            self._drain(stats)
+        finally:
+            if fd is not None:
+                os.close(fd)
+        if index is not None:
+            offsets, keys, lines, matched = index
+            for i in np.flatnonzero(~matched)[:50]:
+                self.sink.report(
+                    "IDX_BAD_OFFSET",
+                    f"key {int(keys[i])} points at byte {int(offsets[i])}, where no record starts",
+                    "{}:line {}".format(rec[: -len(".rec")] + ".idx", int(lines[i])),
+                )
+            if unindexed:
+                self.sink.report("IDX_MISSING_RECORD", f"{unindexed} records have no .idx entry", rec)
+        self._duplicate_ids(rec, ids)
+
+    def _duplicate_ids(self, rec: str, ids: List[np.ndarray]) -> None:
+        if not ids:
+            return
+        all_ids = np.concatenate(ids)
+        del ids[:]
+        if len(all_ids) > 1 and (all_ids == all_ids[0]).all():
+            self.sink.report("IDS_NOT_SET", f"all {len(all_ids)} records have id {int(all_ids[0])}", rec)
+            return
+        order = np.argsort(all_ids, kind="stable")
+        sorted_ids = all_ids[order]
+        dup = np.flatnonzero(sorted_ids[1:] == sorted_ids[:-1]) + 1
+        for i in dup[:50]:
+            first, again = int(order[i - 1]), int(order[i])
+            self.sink.report(
+                "DUPLICATE_ID",
+                f"id {int(sorted_ids[i])} is also the id of record {first}",
+                f"{rec}#record {again}",
+            )
+        for _ in range(max(0, len(dup) - 50)):
+            self.sink.report("DUPLICATE_ID", "", rec)
+
+    def _record_images(self, rec: str, local: Optional[str], batch: RecordBatch, good: np.ndarray) -> np.ndarray:
+        """Check image signatures now and queue full decodes; returns the rows whose image
+        signature is JPEG or PNG."""
+        heads = batch.image_heads
+        jpeg = (heads & 0xFFFFFF) == 0xFFD8FF
+        png = heads == 0x474E5089
+        known = jpeg | png | (batch.image_offsets < 0)
+        for r in np.flatnonzero(good & ~known)[:50]:
+            where = record_location(rec, int(batch.ordinals[r]), int(batch.offsets[r]))
+            if int(batch.image_lengths[r]) == 0:
+                self.sink.report("IMG_EMPTY", "the record holds no image bytes", where)
+            elif int(batch.image_offsets[r]) >= 0:
+                head = self.store.read_at(rec, int(batch.image_offsets[r]), min(16, int(batch.image_lengths[r])))
+                result = check_image(0, head, self.options.max_pixels)
+                self.sink.report(result.code or "IMG_CORRUPT", result.message, where)
+        if not self.options.decode_images:
+            return known
+        rows = np.flatnonzero(good & known)
+        for r in rows.tolist():
+            self._where[int(batch.ordinals[r])] = (rec, int(batch.offsets[r]))
+        blobs = [(int(batch.ordinals[r]), batch.images[r]) for r in rows.tolist() if r in batch.images]
+        ranges = [
+            (int(batch.ordinals[r]), int(batch.image_offsets[r]), int(batch.image_lengths[r]))
+            for r in rows.tolist()
+            if r not in batch.images
+        ]
+        for i in range(0, len(ranges), DECODE_BATCH):
+            part = ranges[i : i + DECODE_BATCH]
+            if local:
+                self._handle(self.pool.submit(check_ranges, (local, part, self.options.max_pixels)))
+            else:
+                data = [(t, self.store.read_at(rec, o, n)) for t, o, n in part]
+                self._handle(self.pool.submit(check_blobs, (data, self.options.max_pixels)))
+        if blobs:
+            self._handle(self.pool.submit(check_blobs, (blobs, self.options.max_pixels)))
+        return known
+
+    # -- decode results -------------------------------------------------------------------
+    def _handle(self, results: Iterator[ImageResult]) -> None:
+        for result in results:
+            self._image_result(result)
+
+    def _drain(self, stats: ChannelStats) -> None:
+        self._current_stats = stats
+        self._handle(self.pool.drain())
+
+    def _image_result(self, result: ImageResult) -> None:
+        where = self._where.pop(result.token)
+        stats = self._current_stats
+        assert stats is not None
+        loc = where if isinstance(where, str) else record_location(where[0], result.token, where[1])
+        if result.code:
+            self.sink.report(result.code, result.message, loc)
+            stats.samples -= 1
+            return
+        stats.image(result.width, result.height)
+        shape = self.options.image_shape
+        if shape and not self.options.resize and (result.width < shape[2] or result.height < shape[1]):
+            self.sink.report(
+                "IMG_TOO_SMALL",
+                f"{result.width}x{result.height} image is smaller than image_shape {shape[2]}x{shape[1]} (set resize to scale it up)",
+                loc,
+            )
+            stats.samples -= 1
+
+    # -- list formats ---------------------------------------------------------------------
+    def _samples(self, channel: Channel) -> Iterator[Sample]:
+        o = self.options
+        if channel.format == FOLDERS:
+            index = {name: i for i, name in enumerate(self.label_names or [])}
+            for class_dir in channel.files:
+                label = float(index[posixpath.basename(class_dir)])
+                for path in self.store.walk_files(class_dir):
+                    if posixpath.basename(path).startswith("."):
+                        continue
+                    if is_image_file(path):
+                        yield Sample(path, (label,), CLASS_ID, path)
+                    else:
+                        self.sink.report("FILE_EXTRA", "not a .jpg/.jpeg/.png image; ignored", path)
+            return
+        for path in channel.files:
+            data = self.store.read(path)
+            self.stats[channel.name].bytes += len(data)
+            if channel.format == LST:
+                yield from parse_lst(data, path, channel.root, self.sink)
+            elif channel.format == MANIFEST:
+                reader = ManifestReader(
+                    path,
+                    posixpath.dirname(path) if self.single_file else channel.root,
+                    self.sink,
+                    o.label_attribute,
+                    o.label_format,
+                    o.num_classes,
+                    o.allowed_buckets,
+                )
+                yield from reader.parse(data)
+                self.s3_unchecked += reader.s3_references
+                self._merge_names(
+                    path,
+                    [reader.label_names.get(i, "") for i in range(max(reader.label_names) + 1)]
+                    if reader.label_names
+                    else None,
+                )
+            elif channel.format == ANNOTATIONS:
+                ann = AnnotationsFile(data, path, posixpath.dirname(path), self.sink)
+                names = ann.label_names or None
+                yield from ann.samples()
+                self._merge_names(path, names)
+
+    def _merge_names(self, path: str, names: Optional[List[str]]) -> None:
+        if names is None:
+            return
+        if self.label_names is None:
+            self.label_names = names
+        elif self.label_names != names:
+            self.sink.report(
+                "FORMAT_MISMATCH",
+                f"label names {names[:10]} differ from the other channel's {self.label_names[:10]}",
+                path,
+            )
+
+    def _list_channel(self, channel: Channel, stats: ChannelStats) -> None:
+        rules = _LabelRules(self.options, self.sink, stats)
+        self._current_stats = stats
+        referenced: Set[str] = set()
+        keys: Dict[int, str] = {}
+        pending: List[Tuple[int, str]] = []
+        token = 0
+        for sample in self._samples(channel):
+            if sample.key is not None:
+                if sample.key in keys:
+                    self.sink.report(
+                        "DUPLICATE_ID", f"index {sample.key} is also used at {keys[sample.key]}", sample.location
+                    )
+                    continue
+                keys[sample.key] = sample.location
+            if sample.path.startswith("s3://"):
+                if rules.sample(sample):
+                    stats.samples += 1
+                continue
+            if sample.path in referenced:
+                self.sink.report("DUPLICATE_PATH", f"{sample.path} is listed again", sample.location)
+                continue
+            referenced.add(sample.path)
+            if not self.store.exists(sample.path) or self.store.is_dir(sample.path):
+                self.sink.report("FILE_MISSING", f"image {sample.path} does not exist", sample.location)
+                continue
+            if not rules.sample(sample):
+                continue
+            stats.samples += 1
+            if not self.options.decode_images:
+                continue
+            token += 1
+            self._where[-token] = sample.location if sample.location != sample.path else sample.path
+            pending.append((-token, sample.path))
+            if len(pending) == DECODE_BATCH:
+                self._submit_files(pending)
+                pending = []
+                self.progress(channel.name, stats.samples, 0)
+        if pending:
+            self._submit_files(pending)
+        self._drain(stats)
+        self._extra_files(channel, referenced)
+
+    def _submit_files(self, files: List[Tuple[int, str]]) -> None:
+        local = [(t, self.store.local_path(p)) for t, p in files]
+        if all(path is not None for _, path in local):
+            self._handle(self.pool.submit(check_files, (local, self.options.max_pixels)))
+        else:
+            data = [(t, self.store.read(p)) for t, p in files]
+            self._handle(self.pool.submit(check_blobs, (data, self.options.max_pixels)))
+
+    def _extra_files(self, channel: Channel, referenced: Set[str]) -> None:
+        if channel.format == FOLDERS or self.single_file:
+            if channel.format == FOLDERS:
+                for name in self.store.list_dir(channel.root):
+                    path = posixpath.join(channel.root, name) if channel.root else name
+                    if not self.store.is_dir(path) and is_image_file(path):
+                        self.sink.report("FILE_EXTRA", "image outside any class folder; ignored", path)
+            return
+        extra = [
+            p
+            for p in self.store.walk_files(channel.root)
+            if is_image_file(p) and p not in referenced and not posixpath.basename(p).startswith(".")
+        ]
+        for path in extra[:20]:
+            self.sink.report(
+                "FILE_EXTRA", "image not listed in {}; it will not be used".format(", ".join(channel.files)), path
+            )
+        if len(extra) > 20:
+            self.sink.report("FILE_EXTRA", f"{len(extra) - 20} more images not listed", channel.root or ".")
+
+    # -- across channels ------------------------------------------------------------------
+    def _num_classes(self) -> Optional[int]:
+        if self.options.num_classes is not None:
+            return self.options.num_classes
+        if self.label_names:
+            return len(self.label_names)
+        lengths = [s.vector_length for s in self.stats.values() if s.vector_length]
+        if lengths:
+            return max(lengths)
+        seen = [max(s.class_counts) + 1 for s in self.stats.values() if s.class_counts]
+        return max(seen) if seen else None
+
+    def _cross_channel(self) -> None:
+        o = self.options
+        train = self.stats.get("train")
+        validation = self.stats.get("validation")
+        if train and validation and train.class_counts:
+            missing = sorted(set(validation.class_counts) - set(train.class_counts))
+            if missing:
+                self.sink.report(
+                    "CLASS_NOT_IN_TRAIN",
+                    f"classes {self._names(missing)} have validation samples but no training sample",
+                    validation.channel.root or "validation",
+                )
+        if o.num_classes is not None and self.label_names is not None and len(self.label_names) != o.num_classes:
+            self.sink.report(
+                "NUM_CLASSES_MISMATCH",
+                f"num_classes is {o.num_classes} but the dataset names {len(self.label_names)} classes",
+                ".",
+            )
+        n = self._num_classes()
+        if train and n and train.class_counts and n <= MAX_DISTINCT_LABELS:
+            empty = sorted(set(range(n)) - set(train.class_counts))
+            if empty:
+                self.sink.report(
+                    "CLASS_WITHOUT_SAMPLES",
+                    f"classes {self._names(empty[:20])} have no training sample",
+                    train.channel.root or ".",
+                )
+        if o.mini_batch_size:
+            for stats in self.stats.values():
+                if 0 < stats.samples < o.mini_batch_size:
+                    self.sink.report(
+                        "TOO_FEW_SAMPLES",
+                        f"the {stats.channel.name} channel has {stats.samples} valid samples, fewer than mini_batch_size {o.mini_batch_size}",
+                        stats.channel.root or ".",
+                    )
+        if self.s3_unchecked and not o.allowed_buckets:
+            self.sink.report(
+                "PATH_NOT_CHECKED",
+                f"{self.s3_unchecked} s3:// references were not opened; validate in AWS or pass --allow-bucket",
+                ".",
+            )
+
+    def _names(self, classes: List[int]) -> str:
+        if self.label_names:
+            return ", ".join(f"{c} ({self.label_names[c]})" if c < len(self.label_names) else str(c) for c in classes)
+        return ", ".join(str(c) for c in classes)
+
+    # -- the report -----------------------------------------------------------------------
+    def report(self) -> Dict[str, Any]:
+        multi = any(s.multi_label for s in self.stats.values())
+        return {
+            "version": REPORT_VERSION,
+            "dataset": self.display_name,
+            "valid": self.issues.error_count == 0,
+            "channels": {name: s.as_dict() for name, s in self.stats.items()},
+            "num_classes": self._num_classes(),
+            "label_names": self.label_names,
+            "multi_label": multi,
+            "options": self.options.as_dict(),
+            "errors": [i.as_dict() for i in self.issues.errors],
+            "warnings": [i.as_dict() for i in self.issues.warnings],
+            "counts": dict(sorted(self.issues.counts.items())),
+        }
+
+
+def validate_path(
+    path: str, options: Optional[ValidationOptions] = None, progress: Optional[Progress] = None
+) -> Dict[str, Any]:
+    """Validate a dataset root, a channel folder, or one file on the local disk."""
+    path = os.path.abspath(path)
+    if os.path.isfile(path):
+        root, name = os.path.split(path)
+        return Validator(LocalStore(root), options, single_file=name, display_name=path, progress=progress).run()
+    return Validator(LocalStore(path), options, display_name=path, progress=progress).run()
+
+
+class DatasetIndex(NamedTuple):
+    """A validated list-format dataset in memory: its samples per channel and label map."""
+
+    store: Store
+    report: Dict[str, Any]
+    channels: Dict[str, Tuple[Channel, List[Sample]]]
+    label_names: Optional[List[str]]
+    num_classes: Optional[int]
+
+
+def load_index(
+    path: str, options: Optional[ValidationOptions] = None, progress: Optional[Progress] = None
+) -> DatasetIndex:
+    """Validate a list-format dataset, then read its samples (only when it is valid)."""
+    path = os.path.abspath(path)
+    single = None
+    root = path
+    if os.path.isfile(path):
+        root, single = os.path.split(path)
+    validator = Validator(LocalStore(root), options, single_file=single, display_name=path, progress=progress)
+    report = validator.run()
+    channels: Dict[str, Tuple[Channel, List[Sample]]] = {}
+    if report["valid"]:
+        validator.sink = IssueSink()  # raise on anything unexpected from here on
+        for name, stats in validator.stats.items():
+            if stats.channel.format != RECORDIO:
+                channels[name] = (stats.channel, list(validator._samples(stats.channel)))
+    num_classes = report["num_classes"]
+    return DatasetIndex(
+        validator.store, report, channels, validator.label_names, num_classes if isinstance(num_classes, int) else None
+    )
