@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, TextIO, Tuple
 
 from image_dataset.images import DEFAULT_MAX_PIXELS
 from image_dataset.layout import FORMATS, RECORDIO
@@ -122,8 +122,9 @@ def _existing(path: str) -> str:
     return path
 
 
-def print_report(report: Dict[str, Any], out=sys.stdout) -> None:
+def print_report(report: Dict[str, Any], out: Optional[TextIO] = None) -> None:
     """The human-readable report."""
+    out = out or sys.stdout
     status = "VALID" if report["valid"] else "INVALID"
     out.write("{}: {}\n".format(report["dataset"], status))
     channels: Dict[str, Dict[str, Any]] = report["channels"]  # type: ignore[assignment]

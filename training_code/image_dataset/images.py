@@ -74,7 +74,9 @@ def check_image(token: int, data: bytes, max_pixels: int) -> ImageResult:
             image.load()
     except Image.DecompressionBombError as err:
         return ImageResult(token, 0, 0, "IMG_TOO_LARGE", str(err))
-    except (OSError, SyntaxError, ValueError, EOFError, MemoryError, Image.UnidentifiedImageError, struct.error) as err:
+    except Image.UnidentifiedImageError:
+        return ImageResult(token, 0, 0, "IMG_CORRUPT", "the {} header cannot be read".format(kind.upper()))
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError, struct.error) as err:
         text = str(err) or type(err).__name__
         code = "IMG_TRUNCATED" if "truncated" in text or isinstance(err, EOFError) else "IMG_CORRUPT"
         return ImageResult(token, 0, 0, code, f"cannot decode the {kind.upper()}: {text}")

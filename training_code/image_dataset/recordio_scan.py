@@ -178,6 +178,7 @@ class RecordIOScanner:
 
         rem = lengths & 3
         tails = np.flatnonzero(rem)
+        tails = tails[cand[tails] + 2 + (lengths[tails] >> 2) < len(words)]  # padding inside this chunk
         if len(tails):
             last = words[cand[tails] + 2 + (lengths[tails] >> 2)].astype(np.uint64)
             keep_bits = (np.uint64(1) << (rem[tails].astype(np.uint64) * np.uint64(8))) - np.uint64(1)
