@@ -9,9 +9,9 @@ import struct
 import zlib
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from PIL import Image
-
+from image_dataset.lst import format_lst_line
 from image_dataset.recordio import MAGIC_BYTES, RecordIOWriter, pack
+from PIL import Image
 
 Label = Union[float, Sequence[float]]
 
@@ -88,7 +88,7 @@ def folder_dataset(
         for k, (name, count) in enumerate(sorted(classes.items())):
             for n in range(count if c == 0 else max(1, count // 2)):
                 color = ((k * 70) % 256, (n * 13) % 256, 128)
-                write_file(os.path.join(root, channel, name, "{:03d}.jpg".format(n)), jpeg(size, size, color))
+                write_file(os.path.join(root, channel, name, f"{n:03d}.jpg"), jpeg(size, size, color))
     return root
 
 
@@ -101,7 +101,7 @@ def lst_dataset(
     """Images under root/train plus a .lst in train/ (or in train_lst/)."""
     lines = []
     for index, labels, rel in rows:
-        lines.append("{}\t{}\t{}\n".format(index, "\t".join("%f" % v for v in labels), rel))
+        lines.append(format_lst_line(index, labels, rel))
         if not rel.startswith("/") and ".." not in rel:
             write_file(os.path.join(root, "train", rel), image_bytes or jpeg())
     lst_dir = "train_lst" if separate_channel else "train"

@@ -8,10 +8,10 @@ from importlib import resources
 
 import jsonschema
 import pytest
-
 from image_dataset.issues import CODES
 from image_dataset.recordio import IndexedRecordIO, unpack
-from tests.builders import folder_dataset, jpeg, lst_dataset, noisy_jpeg, manifest_lines, png, write_file, write_rec
+
+from tests.builders import folder_dataset, jpeg, lst_dataset, manifest_lines, noisy_jpeg, png, write_file, write_rec
 from tests.conftest import codes
 
 SCHEMA = json.loads(resources.files("image_dataset").joinpath("report.schema.json").read_text())
@@ -123,7 +123,7 @@ def test_human_report_lists_problems(tmp_path, cli) -> None:
 
 def test_every_code_is_documented() -> None:
     docs = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "dataset-formats.md")).read()
-    missing = [code for code in CODES if "`{}`".format(code) not in docs]
+    missing = [code for code in CODES if f"`{code}`" not in docs]
     assert not missing
 
 
@@ -145,9 +145,11 @@ def test_pack_folders_roundtrip(tmp_path, cli, validate_json) -> None:
 
 
 def test_pack_train_ratio_and_lst_source(tmp_path, cli) -> None:
-    root = lst_dataset(str(tmp_path / "d"), [(i, [i % 2], "img{}.png".format(i)) for i in range(10)], image_bytes=png())
+    root = lst_dataset(str(tmp_path / "d"), [(i, [i % 2], f"img{i}.png") for i in range(10)], image_bytes=png())
     out = str(tmp_path / "p")
-    code, _, err = cli("pack", os.path.join(root, "train", "train.lst"), out, "--train-ratio", "0.8", "--no-shuffle", "--pass-through")
+    code, _, err = cli(
+        "pack", os.path.join(root, "train", "train.lst"), out, "--train-ratio", "0.8", "--no-shuffle", "--pass-through"
+    )
     assert code == 0, err
     with IndexedRecordIO(out + "_train.rec", out + "_train.idx") as rec:
         assert rec.keys == list(range(8))
@@ -160,7 +162,10 @@ def test_pack_multi_label_writes_vector_labels(tmp_path, cli) -> None:
     root = str(tmp_path / "d")
     write_file(os.path.join(root, "a.jpg"), jpeg())
     write_file(os.path.join(root, "b.jpg"), jpeg())
-    doc = {"labels": ["x", "y", "z"], "images": [{"path": "a.jpg", "label": ["x", "z"]}, {"path": "b.jpg", "label": [1]}]}
+    doc = {
+        "labels": ["x", "y", "z"],
+        "images": [{"path": "a.jpg", "label": ["x", "z"]}, {"path": "b.jpg", "label": [1]}],
+    }
     write_file(os.path.join(root, "annotations.json"), json.dumps(doc))
     code, _, err = cli("pack", os.path.join(root, "annotations.json"), str(tmp_path / "m"), "--no-shuffle")
     assert code == 0, err

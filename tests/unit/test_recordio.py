@@ -7,7 +7,6 @@ import struct
 
 import numpy as np
 import pytest
-
 from image_dataset.issues import CollectingSink, DatasetError, IssueSink
 from image_dataset.recordio import (
     MAGIC,
@@ -20,6 +19,7 @@ from image_dataset.recordio import (
     unpack,
 )
 from image_dataset.recordio_scan import RecordIOScanner, find_record_start
+
 from tests.builders import jpeg, magic_payload, write_rec
 
 
@@ -84,7 +84,7 @@ def test_reader_reports_damage_with_byte_offset(damage, code, offset) -> None:
     with pytest.raises(DatasetError) as err:
         list(RecordIOReader(io.BytesIO(data), "x.rec"))
     assert err.value.code == code
-    assert err.value.issue.location == "x.rec#record 0 @byte {}".format(offset)
+    assert err.value.issue.location == f"x.rec#record 0 @byte {offset}"
 
 
 def test_scanner_matches_reader_on_multi_part_records_at_every_chunk_size(tmp_path) -> None:
@@ -111,7 +111,7 @@ def test_scanner_resynchronises_after_damage(tmp_path) -> None:
     data[third : third + 4] = b"XXXX"  # destroy the third record's magic number
     sink, labels, ids, offsets, _ = scan_all(bytes(data), 256)
     assert [e.code for e in sink.errors] == ["REC_BAD_MAGIC"]
-    assert sink.errors[0].location == "x.rec#record 2 @byte {}".format(third)
+    assert sink.errors[0].location == f"x.rec#record 2 @byte {third}"
     assert "skipped" in sink.errors[0].message
     assert ids == [0, 1, 3, 4, 5]  # the records after the damage are still read
 

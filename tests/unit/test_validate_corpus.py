@@ -9,14 +9,14 @@ import struct
 from typing import Callable, List, Tuple
 
 import pytest
-
 from image_dataset.recordio import RecordIOReader, frame, pack
+
 from tests.builders import (
     folder_dataset,
     jpeg,
-    noisy_jpeg,
     lst_dataset,
     manifest_lines,
+    noisy_jpeg,
     png,
     png_bomb,
     write_file,
@@ -37,7 +37,7 @@ def truncated_record(root: str) -> Case:
     last = rec_offsets(path)[2]
     with open(path, "r+b") as f:
         f.truncate(os.path.getsize(path) - 7)
-    return root, [], "REC_TRUNCATED", "train/d.rec#record 2 @byte {}".format(last)
+    return root, [], "REC_TRUNCATED", f"train/d.rec#record 2 @byte {last}"
 
 
 def bad_magic(root: str) -> Case:
@@ -46,7 +46,7 @@ def bad_magic(root: str) -> Case:
     with open(path, "r+b") as f:
         f.seek(second)
         f.write(b"\xde\xad\xbe\xef")
-    return path, [], "REC_BAD_MAGIC", "d.rec#record 1 @byte {}".format(second)
+    return path, [], "REC_BAD_MAGIC", f"d.rec#record 1 @byte {second}"
 
 
 def bad_padding(root: str) -> Case:
@@ -59,12 +59,12 @@ def bad_padding(root: str) -> Case:
 def wrong_label_count(root: str) -> Case:
     path = write_rec(os.path.join(root, "d.rec"), [([1, 0, 1], jpeg()), ([1, 0], jpeg())])
     second = rec_offsets(path)[1]
-    return path, ["--num-classes", "3", "--multi-label"], "LABEL_SHAPE", "d.rec#record 1 @byte {}".format(second)
+    return path, ["--num-classes", "3", "--multi-label"], "LABEL_SHAPE", f"d.rec#record 1 @byte {second}"
 
 
 def label_out_of_range(root: str) -> Case:
     path = write_rec(os.path.join(root, "d.rec"), [(0, jpeg()), (12, jpeg())])
-    return path, ["--num-classes", "10"], "LABEL_OUT_OF_RANGE", "d.rec#record 1 @byte {}".format(rec_offsets(path)[1])
+    return path, ["--num-classes", "10"], "LABEL_OUT_OF_RANGE", f"d.rec#record 1 @byte {rec_offsets(path)[1]}"
 
 
 def fractional_label(root: str) -> Case:
@@ -76,7 +76,7 @@ def corrupt_jpeg_in_rec(root: str) -> Case:
     whole = noisy_jpeg(64, 64, seed=1)
     bad = whole[: len(whole) // 2]
     path = write_rec(os.path.join(root, "d.rec"), [(0, jpeg()), (1, bad)])
-    return path, [], "IMG_TRUNCATED", "d.rec#record 1 @byte {}".format(rec_offsets(path)[1])
+    return path, [], "IMG_TRUNCATED", f"d.rec#record 1 @byte {rec_offsets(path)[1]}"
 
 
 def garbage_image_in_rec(root: str) -> Case:
@@ -86,7 +86,7 @@ def garbage_image_in_rec(root: str) -> Case:
 
 def zero_byte_image_in_rec(root: str) -> Case:
     path = write_rec(os.path.join(root, "d.rec"), [(0, jpeg()), (0, b"")])
-    return path, [], "IMG_EMPTY", "d.rec#record 1 @byte {}".format(rec_offsets(path)[1])
+    return path, [], "IMG_EMPTY", f"d.rec#record 1 @byte {rec_offsets(path)[1]}"
 
 
 def idx_disagrees(root: str) -> Case:

@@ -75,7 +75,7 @@ def check_image(token: int, data: bytes, max_pixels: int) -> ImageResult:
     except Image.DecompressionBombError as err:
         return ImageResult(token, 0, 0, "IMG_TOO_LARGE", str(err))
     except Image.UnidentifiedImageError:
-        return ImageResult(token, 0, 0, "IMG_CORRUPT", "the {} header cannot be read".format(kind.upper()))
+        return ImageResult(token, 0, 0, "IMG_CORRUPT", f"the {kind.upper()} header cannot be read")
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError, struct.error) as err:
         text = str(err) or type(err).__name__
         code = "IMG_TRUNCATED" if "truncated" in text or isinstance(err, EOFError) else "IMG_CORRUPT"
