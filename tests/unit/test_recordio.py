@@ -20,7 +20,7 @@ from image_dataset.recordio import (
 )
 from image_dataset.recordio_scan import RecordIOScanner, find_record_start
 
-from tests.builders import jpeg, magic_payload, write_rec
+from tests.builders import jpeg, magic_payload, noisy_jpeg, write_rec
 
 
 def scan_all(data: bytes, chunk_size: int = 1 << 20):
@@ -178,3 +178,23 @@ def test_indexed_random_access(tmp_path) -> None:
     with IndexedRecordIO(path, str(tmp_path / "r.idx")) as rec:
         assert rec.keys == [10, 11, 12, 13, 14]
         assert unpack(rec.read_idx(13))[0].label == 3.0
+
+
+@pytest.mark.parametrize("chunk", [4096, 20000, 1 << 20])
+def test_walk_and_scan_paths_agree_on_large_records(tmp_path, chunk) -> None:
+    images = [noisy_jpeg(48, 48, seed) for seed in range(6)]
+    records = [(i % 5, magic_payload(images[i % 6]) if i in (3, 9) else images[i % 6]) for i in range(30)]
+    data = bytearray(open(write_rec(str(tmp_path / "l.rec"), records), "rb").read())
+    offsets = [off for off, _ in RecordIOReader(io.BytesIO(bytes(data)))]
+    data[offsets[20] : offsets[20] + 4] = b"\0\0\0\0"  # damage in the middle
+    results = []
+    for walk in (False, True):
+        sink = CollectingSink()
+        scanner = RecordIOScanner(lambda o, n: bytes(data[o : o + n]), len(data), "l.rec", sink, chunk)
+        scanner.walk = walk
+        batches = list(scanner.scan())
+        ids = [i for b in batches for i in b.ids.tolist()]
+        results.append((ids, [(e.code, e.location) for e in sink.errors]))
+    assert results[0] == results[1]
+    assert results[0][0] == [i for i in range(30) if i != 20]
+    assert results[0][1] == [("REC_BAD_MAGIC", "l.rec#record 20 @byte {}".format(offsets[20]))]

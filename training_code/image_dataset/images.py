@@ -15,6 +15,7 @@ from collections import deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Deque, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
+import numpy as np
 from PIL import Image
 
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb threshold
@@ -83,38 +84,99 @@ def check_image(token: int, data: bytes, max_pixels: int) -> ImageResult:
     return ImageResult(token, width, height, None, "")
 
 
-def check_ranges(job: Tuple[str, Sequence[Tuple[int, int, int]], int]) -> List[ImageResult]:
-    """Worker: decode images stored at ``(token, offset, length)`` ranges of one file."""
-    path, ranges, max_pixels = job
-    results = []
-    fd = os.open(path, os.O_RDONLY)
+class Limits(NamedTuple):
+    """What an image must satisfy besides decoding: pixel cap and minimum size (0: none)."""
+
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    min_width: int = 0
+    min_height: int = 0
+
+
+class Problem(NamedTuple):
+    location: str
+    code: str
+    message: str
+
+
+class DecodeSummary(NamedTuple):
+    """What a decode job found: only the problems travel back, plus size statistics."""
+
+    checked: int
+    min_width: int
+    min_height: int
+    max_width: int
+    max_height: int
+    problems: List[Problem]
+
+
+def _summarise(results: Iterable[Tuple[str, ImageResult]], limits: Limits) -> DecodeSummary:
+    checked, min_w, min_h, max_w, max_h = 0, 1 << 62, 1 << 62, 0, 0
+    problems: List[Problem] = []
+    for where, result in results:
+        if result.code:
+            problems.append(Problem(where, result.code, result.message))
+            continue
+        checked += 1
+        w, h = result.width, result.height
+        min_w, min_h, max_w, max_h = min(min_w, w), min(min_h, h), max(max_w, w), max(max_h, h)
+        if w < limits.min_width or h < limits.min_height:
+            message = f"{w}x{h} image is smaller than image_shape {limits.min_width}x{limits.min_height} (set resize to scale it up)"
+            problems.append(Problem(where, "IMG_TOO_SMALL", message))
+    return DecodeSummary(checked, min_w, min_h, max_w, max_h, problems)
+
+
+class RangeJob(NamedTuple):
+    """Images at byte ranges of one RecordIO file; locations are built from ``name``."""
+
+    path: str
+    name: str
+    records: np.ndarray  # record numbers
+    record_offsets: np.ndarray
+    offsets: np.ndarray  # image bytes
+    lengths: np.ndarray
+    limits: Limits
+
+
+def check_ranges(job: RangeJob) -> DecodeSummary:
+    """Worker: decode the images stored at byte ranges of one file (RecordIO payloads)."""
+    fd = os.open(job.path, os.O_RDONLY)
     try:
-        for token, offset, length in ranges:
-            results.append(check_image(token, os.pread(fd, length, offset), max_pixels))
+        return _summarise(
+            (
+                (
+                    f"{job.name}#record {int(t)} @byte {int(r)}",
+                    check_image(0, os.pread(fd, int(n), int(o)), job.limits.max_pixels),
+                )
+                for t, r, o, n in zip(job.records, job.record_offsets, job.offsets, job.lengths)
+            ),
+            job.limits,
+        )
     finally:
         os.close(fd)
-    return results
 
 
-def check_files(job: Tuple[Sequence[Tuple[int, str]], int]) -> List[ImageResult]:
-    """Worker: decode image files given as ``(token, path)``."""
-    files, max_pixels = job
-    results = []
-    for token, path in files:
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as err:
-            results.append(ImageResult(token, 0, 0, "FILE_UNREADABLE", err.strerror or str(err)))
-            continue
-        results.append(check_image(token, data, max_pixels))
-    return results
+def check_files(job: Tuple[Sequence[Tuple[str, str]], Limits]) -> DecodeSummary:
+    """Worker: decode image files given as ``(location, filesystem path)``."""
+    files, limits = job
+
+    def results() -> Iterator[Tuple[str, ImageResult]]:
+        for where, path in files:
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+            except OSError as err:
+                yield where, ImageResult(0, 0, 0, "FILE_UNREADABLE", err.strerror or "the file cannot be read")
+                continue
+            yield where, check_image(0, data, limits.max_pixels)
+
+    return _summarise(results(), limits)
 
 
-def check_blobs(job: Tuple[Sequence[Tuple[int, bytes]], int]) -> List[ImageResult]:
-    """Worker: decode images passed as bytes (remote stores, multi-part records)."""
-    blobs, max_pixels = job
-    return [check_image(token, data, max_pixels) for token, data in blobs]
+def check_blobs(job: Tuple[Sequence[Tuple[str, bytes]], Limits]) -> DecodeSummary:
+    """Worker: decode images passed as bytes ``(location, data)`` (remote stores, multi-part
+    records)."""
+    blobs, limits = job
+    return _summarise(((where, check_image(0, data, limits.max_pixels)) for where, data in blobs), limits)
 
 
 def _make_executor(workers: int) -> Executor:
@@ -133,7 +195,7 @@ class DecodePool:
         self._executor: Optional[Executor] = None
         self._pending: Deque[Future] = deque()
 
-    def submit(self, fn: object, job: object) -> Iterator[ImageResult]:
+    def submit(self, fn: object, job: object) -> Iterator[DecodeSummary]:
         """Queue a job; yields results of earlier jobs when too many are in flight."""
         if self._executor is None:
             self._executor = _make_executor(self.workers) if self.workers > 1 else ThreadPoolExecutor(1)
@@ -143,11 +205,11 @@ class DecodePool:
             self._executor = ThreadPoolExecutor(self.workers)
             self._pending.append(self._executor.submit(fn, job))  # type: ignore[arg-type]
         while len(self._pending) > 2 * self.workers:
-            yield from self._pending.popleft().result()
+            yield self._pending.popleft().result()
 
-    def drain(self) -> Iterator[ImageResult]:
+    def drain(self) -> Iterator[DecodeSummary]:
         while self._pending:
-            yield from self._pending.popleft().result()
+            yield self._pending.popleft().result()
 
     def close(self) -> None:
         if self._executor is not None:
@@ -159,14 +221,3 @@ class DecodePool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def in_batches(items: Iterable[object], size: int) -> Iterator[List[object]]:
-    batch: List[object] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

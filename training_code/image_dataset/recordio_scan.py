@@ -117,8 +117,12 @@ class RecordIOScanner:
         name: str,
         sink: IssueSink,
         chunk_size: int = DEFAULT_CHUNK,
+        read_chunk: Optional[ReadAt] = None,
     ) -> None:
         self.read_at = read_at
+        # reads whole chunks; may return a view of a buffer that the next call reuses
+        self.read_chunk = read_chunk or read_at
+        self.walk = False  # follow lengths in Python instead of scanning (large records)
         self.size = size
         self.name = name
         self.sink = sink
@@ -246,10 +250,21 @@ class RecordIOScanner:
         pos = start
         damage: Optional[Tuple[str, str, int, int]] = None  # code, message, record, offset
         while pos < end or (damage is not None and pos < self.size):
-            data = self.read_at(pos, min(self.chunk_size, self.size - pos))
+            data = self.read_chunk(pos, min(self.chunk_size, self.size - pos))
             n_words = len(data) // 4
             words = np.frombuffer(data, "<u4", n_words)
+            if damage is None and self.walk and pos < end:
+                walked = self._walk(data, words, pos, end)
+                if walked:
+                    rows.add(self._plain_rows(words, walked[0], walked[1], pos))
+                    pos += walked[2]
+                    if sum(len(p) for p in rows.parts) >= batch_records or pos >= end:
+                        batch = rows.take()
+                        if batch is not None:
+                            yield batch
+                    continue
             cand = np.flatnonzero(words[: max(n_words - 1, 0)] == MAGIC)
+            self.walk = len(cand) * 4096 < len(data)
             if damage is not None:
                 pos, damage = self._resync(pos, len(data), words, cand, damage)
                 continue
@@ -304,6 +319,29 @@ class RecordIOScanner:
         ):
             if count > 1:
                 self.sink.report(code, f"{count} records in all {what}", self.name)
+
+    def _walk(self, data: bytes, words: np.ndarray, pos: int, end: int) -> Optional[Tuple[np.ndarray, np.ndarray, int]]:
+        """Follow record lengths through the chunk while every record is plain (whole, with a
+        header) and the next header lies inside the chunk. Cheaper than scanning every word
+        when records are large. Returns (start words, lengths, bytes consumed) or None."""
+        starts: List[int] = []
+        append = starts.append
+        limit = min(len(data) - 8, end - pos - 1)  # a record's header must fit; it must start before end
+        unpack = FRAME.unpack_from
+        at = 0
+        while at <= limit:
+            magic, lrec = unpack(data, at)
+            if magic != MAGIC or not IR_HEADER_SIZE <= lrec <= LENGTH_MASK:  # flag 0, room for the header
+                break
+            nxt = at + 8 + ((lrec + 3) & ~3)
+            if nxt > limit:
+                break
+            append(at)
+            at = nxt
+        if not starts:
+            return None
+        cand = np.array(starts, np.int64) >> 2
+        return cand, (words[cand + 1] & LENGTH_MASK).astype(np.int64), at
 
     def _resync(
         self, pos: int, n_bytes: int, words: np.ndarray, cand: np.ndarray, damage: Tuple[str, str, int, int]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import posixpath
-from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -18,7 +18,9 @@ from .annotations import AnnotationsFile
 from .images import (
     DEFAULT_MAX_PIXELS,
     DecodePool,
-    ImageResult,
+    DecodeSummary,
+    Limits,
+    RangeJob,
     check_blobs,
     check_files,
     check_image,
@@ -29,14 +31,14 @@ from .layout import ANNOTATIONS, FOLDERS, LST, MANIFEST, RECORDIO, Channel, disc
 from .lst import parse_lst
 from .manifest import AUTO, ManifestReader
 from .recordio import location as record_location
-from .recordio import parse_idx
-from .recordio_scan import RecordBatch, RecordIOScanner
+from .recordio import parse_idx, parse_idx_fast
+from .recordio_scan import DEFAULT_CHUNK, RecordBatch, RecordIOScanner
 from .samples import CLASS_ID, CLASS_IDS, MULTI_HOT, Sample, is_class_id
 from .store import LocalStore, Store
 
 REPORT_VERSION = 1
 MAX_DISTINCT_LABELS = 100_000
-DECODE_BATCH = 64
+DECODE_BATCH = 256  # images per decode job
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 
 
@@ -104,13 +106,18 @@ class ChannelStats:
             if n:
                 self.class_counts[int(value)] = self.class_counts.get(int(value), 0) + int(n)
 
-    def image(self, width: int, height: int) -> None:
-        self.images_checked += 1
-        if self.min_size is None or self.max_size is None:
-            self.min_size = self.max_size = (width, height)
+    def add(self, summary: DecodeSummary) -> None:
+        """Count a decode job's result: bad images stop counting as samples."""
+        self.samples -= len(summary.problems)
+        if not summary.checked:
             return
-        self.min_size = (min(self.min_size[0], width), min(self.min_size[1], height))
-        self.max_size = (max(self.max_size[0], width), max(self.max_size[1], height))
+        self.images_checked += summary.checked
+        low, high = (summary.min_width, summary.min_height), (summary.max_width, summary.max_height)
+        if self.min_size is None or self.max_size is None:
+            self.min_size, self.max_size = low, high
+            return
+        self.min_size = (min(self.min_size[0], low[0]), min(self.min_size[1], low[1]))
+        self.max_size = (max(self.max_size[0], high[0]), max(self.max_size[1], high[1]))
 
     def as_dict(self) -> Dict[str, Any]:
         out: Dict[str, Any] = {
@@ -297,7 +304,6 @@ class Validator:
         self.label_names: Optional[List[str]] = None
         self.stats: Dict[str, ChannelStats] = {}
         self.s3_unchecked = 0
-        self._where: Dict[int, Union[str, Tuple[str, int]]] = {}  # decode token -> image location
         self._current_stats: Optional[ChannelStats] = None
 
     # -- entry point ----------------------------------------------------------------------
@@ -342,15 +348,23 @@ class Validator:
             idx_path = rec[: -len(".rec")] + ".idx"
             index = None
             if self.store.exists(idx_path):
-                entries = parse_idx(self.store.read(idx_path), idx_path, self.sink)
-                order = np.argsort(np.array([e.offset for e in entries], np.int64), kind="stable")
-                index = (
-                    np.array([entries[i].offset for i in order], np.int64),
-                    np.array([entries[i].key for i in order], np.int64),
-                    np.array([entries[i].line for i in order], np.int64),
-                    np.zeros(len(entries), bool),
-                )
+                index = self._read_idx(idx_path)
             self._scan_rec(rec, size, index, rules, stats)
+
+    def _read_idx(self, idx_path: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(offsets, keys, line numbers, matched flags) of a .idx, sorted by offset."""
+        data = self.store.read(idx_path)
+        fast = parse_idx_fast(data)
+        if fast is not None:
+            keys, offsets = fast
+            lines = np.arange(1, len(keys) + 1, dtype=np.int64)
+        else:
+            entries = parse_idx(data, idx_path, self.sink)
+            keys = np.array([e.key for e in entries], np.int64)
+            offsets = np.array([e.offset for e in entries], np.int64)
+            lines = np.array([e.line for e in entries], np.int64)
+        order = np.argsort(offsets, kind="stable")
+        return offsets[order], keys[order], lines[order], np.zeros(len(order), bool)
 
     def _scan_rec(self, rec: str, size: int, index: Optional[tuple], rules: _LabelRules, stats: ChannelStats) -> None:
         local = self.store.local_path(rec)
@@ -361,7 +375,15 @@ class Validator:
                 return os.pread(fd, length, offset)
             return self.store.read_at(rec, offset, length)
 
-        scanner = RecordIOScanner(read_at, size, rec, self.sink)
+        chunk = memoryview(bytearray(DEFAULT_CHUNK)) if fd is not None and hasattr(os, "preadv") else None
+
+        def read_chunk(offset: int, length: int) -> bytes:
+            if chunk is None:
+                return read_at(offset, length)
+            assert fd is not None
+            return chunk[: os.preadv(fd, [chunk[:length]], offset)]  # type: ignore[return-value]
+
+        scanner = RecordIOScanner(read_at, size, rec, self.sink, read_chunk=read_chunk)
         ids: List[np.ndarray] = []
         unindexed = 0
         key_mismatch = 0
@@ -442,52 +464,54 @@ class Validator:
         if not self.options.decode_images:
             return known
         rows = np.flatnonzero(good & known)
-        for r in rows.tolist():
-            self._where[int(batch.ordinals[r])] = (rec, int(batch.offsets[r]))
-        blobs = [(int(batch.ordinals[r]), batch.images[r]) for r in rows.tolist() if r in batch.images]
-        ranges = [
-            (int(batch.ordinals[r]), int(batch.image_offsets[r]), int(batch.image_lengths[r]))
+        limits = self._limits()
+        blobs = [
+            (record_location(rec, int(batch.ordinals[r]), int(batch.offsets[r])), batch.images[r])
             for r in rows.tolist()
-            if r not in batch.images
+            if r in batch.images
         ]
-        for i in range(0, len(ranges), DECODE_BATCH):
-            part = ranges[i : i + DECODE_BATCH]
+        rows = rows[batch.image_offsets[rows] >= 0]
+        for i in range(0, len(rows), DECODE_BATCH):
+            part = rows[i : i + DECODE_BATCH]
+            job = RangeJob(
+                local or "",
+                rec,
+                batch.ordinals[part],
+                batch.offsets[part],
+                batch.image_offsets[part],
+                batch.image_lengths[part],
+                limits,
+            )
             if local:
-                self._handle(self.pool.submit(check_ranges, (local, part, self.options.max_pixels)))
+                self._handle(self.pool.submit(check_ranges, job))
             else:
-                data = [(t, self.store.read_at(rec, o, n)) for t, o, n in part]
-                self._handle(self.pool.submit(check_blobs, (data, self.options.max_pixels)))
+                data = [
+                    (record_location(rec, int(t), int(r)), self.store.read_at(rec, int(o), int(n)))
+                    for t, r, o, n in zip(job.records, job.record_offsets, job.offsets, job.lengths)
+                ]
+                self._handle(self.pool.submit(check_blobs, (data, limits)))
         if blobs:
-            self._handle(self.pool.submit(check_blobs, (blobs, self.options.max_pixels)))
+            self._handle(self.pool.submit(check_blobs, (blobs, limits)))
         return known
 
+    def _limits(self) -> Limits:
+        shape = self.options.image_shape
+        if shape and not self.options.resize:
+            return Limits(self.options.max_pixels, shape[2], shape[1])
+        return Limits(self.options.max_pixels)
+
     # -- decode results -------------------------------------------------------------------
-    def _handle(self, results: Iterator[ImageResult]) -> None:
-        for result in results:
-            self._image_result(result)
+    def _handle(self, summaries: Iterator[DecodeSummary]) -> None:
+        stats = self._current_stats
+        assert stats is not None
+        for summary in summaries:
+            stats.add(summary)
+            for problem in summary.problems:
+                self.sink.report(problem.code, problem.message, problem.location)
 
     def _drain(self, stats: ChannelStats) -> None:
         self._current_stats = stats
         self._handle(self.pool.drain())
-
-    def _image_result(self, result: ImageResult) -> None:
-        where = self._where.pop(result.token)
-        stats = self._current_stats
-        assert stats is not None
-        loc = where if isinstance(where, str) else record_location(where[0], result.token, where[1])
-        if result.code:
-            self.sink.report(result.code, result.message, loc)
-            stats.samples -= 1
-            return
-        stats.image(result.width, result.height)
-        shape = self.options.image_shape
-        if shape and not self.options.resize and (result.width < shape[2] or result.height < shape[1]):
-            self.sink.report(
-                "IMG_TOO_SMALL",
-                f"{result.width}x{result.height} image is smaller than image_shape {shape[2]}x{shape[1]} (set resize to scale it up)",
-                loc,
-            )
-            stats.samples -= 1
 
     # -- list formats ---------------------------------------------------------------------
     def _samples(self, channel: Channel) -> Iterator[Sample]:
@@ -550,8 +574,7 @@ class Validator:
         self._current_stats = stats
         referenced: Set[str] = set()
         keys: Dict[int, str] = {}
-        pending: List[Tuple[int, str]] = []
-        token = 0
+        pending: List[Tuple[str, str]] = []
         for sample in self._samples(channel):
             if sample.key is not None:
                 if sample.key in keys:
@@ -576,9 +599,7 @@ class Validator:
             stats.samples += 1
             if not self.options.decode_images:
                 continue
-            token += 1
-            self._where[-token] = sample.location if sample.location != sample.path else sample.path
-            pending.append((-token, sample.path))
+            pending.append((sample.location, sample.path))
             if len(pending) == DECODE_BATCH:
                 self._submit_files(pending)
                 pending = []
@@ -588,13 +609,13 @@ class Validator:
         self._drain(stats)
         self._extra_files(channel, referenced)
 
-    def _submit_files(self, files: List[Tuple[int, str]]) -> None:
-        local = [(t, self.store.local_path(p)) for t, p in files]
+    def _submit_files(self, files: List[Tuple[str, str]]) -> None:
+        local = [(where, self.store.local_path(p)) for where, p in files]
         if all(path is not None for _, path in local):
-            self._handle(self.pool.submit(check_files, (local, self.options.max_pixels)))
+            self._handle(self.pool.submit(check_files, (local, self._limits())))
         else:
-            data = [(t, self.store.read(p)) for t, p in files]
-            self._handle(self.pool.submit(check_blobs, (data, self.options.max_pixels)))
+            data = [(where, self.store.read(p)) for where, p in files]
+            self._handle(self.pool.submit(check_blobs, (data, self._limits())))
 
     def _extra_files(self, channel: Channel, referenced: Set[str]) -> None:
         if channel.format == FOLDERS or self.single_file:
