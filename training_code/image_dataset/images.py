@@ -13,12 +13,14 @@ import struct
 import warnings
 from collections import deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from typing import Deque, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Deque, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
 
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb threshold
+# our own cap replaces Pillow's warning; its hard limit (twice its threshold) still raises
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 ACCEPTED_FORMATS = ("jpeg", "png")
 
 _SIGNATURES = (
@@ -60,19 +62,17 @@ def check_image(token: int, data: bytes, max_pixels: int) -> ImageResult:
     if kind not in ACCEPTED_FORMATS:
         return ImageResult(token, 0, 0, "IMG_UNSUPPORTED_FORMAT", f"{kind.upper()} image; JPEG or PNG is required")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if width * height > max_pixels:
-                return ImageResult(
-                    token,
-                    width,
-                    height,
-                    "IMG_TOO_LARGE",
-                    f"{width}x{height} = {width * height} pixels, over the cap of {max_pixels}",
-                )
-            image.load()
+        image = Image.open(io.BytesIO(data), formats=(kind.upper(),))
+        width, height = image.size
+        if width * height > max_pixels:
+            return ImageResult(
+                token,
+                width,
+                height,
+                "IMG_TOO_LARGE",
+                f"{width}x{height} = {width * height} pixels, over the cap of {max_pixels}",
+            )
+        image.load()
     except Image.DecompressionBombError as err:
         return ImageResult(token, 0, 0, "IMG_TOO_LARGE", str(err))
     except Image.UnidentifiedImageError:
@@ -109,19 +109,22 @@ class DecodeSummary(NamedTuple):
     problems: List[Problem]
 
 
-def _summarise(results: Iterable[Tuple[str, ImageResult]], limits: Limits) -> DecodeSummary:
+def _summarise(
+    results: Iterable[Tuple[int, ImageResult]], locate: Callable[[int], str], limits: Limits
+) -> DecodeSummary:
+    """Fold per-image results into a summary; ``locate(i)`` names image ``i``, only for problems."""
     checked, min_w, min_h, max_w, max_h = 0, 1 << 62, 1 << 62, 0, 0
     problems: List[Problem] = []
     for where, result in results:
         if result.code:
-            problems.append(Problem(where, result.code, result.message))
+            problems.append(Problem(locate(where), result.code, result.message))
             continue
         checked += 1
         w, h = result.width, result.height
         min_w, min_h, max_w, max_h = min(min_w, w), min(min_h, h), max(max_w, w), max(max_h, h)
         if w < limits.min_width or h < limits.min_height:
             message = f"{w}x{h} image is smaller than image_shape {limits.min_width}x{limits.min_height} (set resize to scale it up)"
-            problems.append(Problem(where, "IMG_TOO_SMALL", message))
+            problems.append(Problem(locate(where), "IMG_TOO_SMALL", message))
     return DecodeSummary(checked, min_w, min_h, max_w, max_h, problems)
 
 
@@ -138,45 +141,53 @@ class RangeJob(NamedTuple):
 
 
 def check_ranges(job: RangeJob) -> DecodeSummary:
-    """Worker: decode the images stored at byte ranges of one file (RecordIO payloads)."""
+    """Worker: decode the images stored at byte ranges of one file (RecordIO payloads).
+    The job's records are consecutive, so one read fetches them all."""
+    records, record_offsets = job.records.tolist(), job.record_offsets.tolist()
+    offsets, lengths = job.offsets.tolist(), job.lengths.tolist()
+
+    def locate(i: int) -> str:
+        return f"{job.name}#record {records[i]} @byte {record_offsets[i]}"
+
+    if not offsets:
+        return _summarise([], locate, job.limits)
+    first = offsets[0]
     fd = os.open(job.path, os.O_RDONLY)
     try:
-        return _summarise(
-            (
-                (
-                    f"{job.name}#record {int(t)} @byte {int(r)}",
-                    check_image(0, os.pread(fd, int(n), int(o)), job.limits.max_pixels),
-                )
-                for t, r, o, n in zip(job.records, job.record_offsets, job.offsets, job.lengths)
-            ),
-            job.limits,
-        )
+        span = os.pread(fd, max(o + n for o, n in zip(offsets, lengths)) - first, first)
     finally:
         os.close(fd)
+    max_pixels = job.limits.max_pixels
+    results = (
+        (i, check_image(0, span[o - first : o - first + n], max_pixels))
+        for i, (o, n) in enumerate(zip(offsets, lengths))
+    )
+    return _summarise(results, locate, job.limits)
 
 
 def check_files(job: Tuple[Sequence[Tuple[str, str]], Limits]) -> DecodeSummary:
     """Worker: decode image files given as ``(location, filesystem path)``."""
     files, limits = job
 
-    def results() -> Iterator[Tuple[str, ImageResult]]:
-        for where, path in files:
+    def results() -> Iterator[Tuple[int, ImageResult]]:
+        for i, (_, path) in enumerate(files):
             try:
                 with open(path, "rb") as f:
                     data = f.read()
             except OSError as err:
-                yield where, ImageResult(0, 0, 0, "FILE_UNREADABLE", err.strerror or "the file cannot be read")
+                yield i, ImageResult(0, 0, 0, "FILE_UNREADABLE", err.strerror or "cannot be read")
                 continue
-            yield where, check_image(0, data, limits.max_pixels)
+            yield i, check_image(0, data, limits.max_pixels)
 
-    return _summarise(results(), limits)
+    return _summarise(results(), lambda i: files[i][0], limits)
 
 
 def check_blobs(job: Tuple[Sequence[Tuple[str, bytes]], Limits]) -> DecodeSummary:
     """Worker: decode images passed as bytes ``(location, data)`` (remote stores, multi-part
     records)."""
     blobs, limits = job
-    return _summarise(((where, check_image(0, data, limits.max_pixels)) for where, data in blobs), limits)
+    results = ((i, check_image(0, data, limits.max_pixels)) for i, (_, data) in enumerate(blobs))
+    return _summarise(results, lambda i: blobs[i][0], limits)
 
 
 def _make_executor(workers: int) -> Executor:
