@@ -14,7 +14,7 @@ from image_dataset.images import check_image
 from image_dataset.issues import CollectingSink, DatasetError, IssueSink
 from image_dataset.lst import parse_lst
 from image_dataset.manifest import ManifestReader
-from image_dataset.recordio import MAGIC_BYTES, RecordIOReader, frame, pack, parse_idx, unpack
+from image_dataset.recordio import MAGIC_BYTES, RecordIOReader, frame, pack, parse_idx, parse_idx_fast, unpack
 from image_dataset.recordio_scan import RecordIOScanner
 
 from tests.builders import jpeg
@@ -134,3 +134,23 @@ def test_image_check_never_raises(noise: bytes, pos: int, blob: bytes) -> None:
     for sample in (bytes(data), noise, b"\x89PNG\r\n\x1a\n" + noise):
         result = check_image(0, sample, 10_000_000)
         assert result.code is None or result.message
+
+
+@FUZZ
+@given(
+    st.one_of(
+        fuzz_text,
+        st.lists(st.tuples(st.integers(-3, 10**12), st.integers(-3, 10**12)), max_size=8).map(
+            lambda rows: "".join("{}\t{}\n".format(k, o) for k, o in rows).encode()
+        ),
+    )
+)
+def test_fast_idx_parse_agrees_with_the_line_parser(data: bytes) -> None:
+    fast = parse_idx_fast(data)
+    if fast is None:
+        return
+    sink = CollectingSink()
+    entries = parse_idx(data, "x.idx", sink)
+    assert sink.counts == {}
+    assert fast[0].tolist() == [e.key for e in entries]
+    assert fast[1].tolist() == [e.offset for e in entries]

@@ -72,6 +72,11 @@ def fractional_label(root: str) -> Case:
     return path, [], "LABEL_INVALID", "d.rec#record 0 @byte 0"
 
 
+def huge_class_id(root: str) -> Case:
+    path = write_rec(os.path.join(root, "d.rec"), [(1e9, jpeg())])
+    return path, [], "TOO_MANY_CLASSES", "d.rec"
+
+
 def corrupt_jpeg_in_rec(root: str) -> Case:
     whole = noisy_jpeg(64, 64, seed=1)
     bad = whole[: len(whole) // 2]

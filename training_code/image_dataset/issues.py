@@ -66,7 +66,7 @@ CODES: Dict[str, CodeInfo] = {
     "LABEL_OUT_OF_RANGE": CodeInfo(ERROR, "A class id is not below num_classes."),
     "LABEL_SHAPE": CodeInfo(ERROR, "A label vector has the wrong length, or single and multi-label samples are mixed."),
     "LABEL_NOT_MULTI_HOT": CodeInfo(ERROR, "A multi-hot label holds values other than 0 and 1."),
-    "TOO_MANY_CLASSES": CodeInfo(ERROR, "The labels name more distinct classes than supported."),
+    "TOO_MANY_CLASSES": CodeInfo(ERROR, "A class id is 100,000 or more, beyond what imgclf supports."),
     "DUPLICATE_ID": CodeInfo(ERROR, "Two samples share an id or index."),
     "DUPLICATE_PATH": CodeInfo(ERROR, "Two samples point at the same image."),
     "IDS_NOT_SET": CodeInfo(WARNING, "Every record carries the same id, so ids identify nothing."),

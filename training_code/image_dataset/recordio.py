@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import warnings
 from typing import IO, BinaryIO, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -230,15 +231,23 @@ def parse_idx_fast(data: bytes) -> Optional[Tuple[np.ndarray, np.ndarray]]:
     """Keys and offsets of a well-formed .idx, parsed in bulk; None if any line is unusual
     (then :func:`parse_idx` finds and reports the problem with its line number)."""
     lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
-    tokens = data.split()
-    if data.count(b"\t") != lines or len(tokens) != 2 * lines or b"\n\n" in data or b"\r" in data:
+    # only digits, and the separators alternate: key TAB offset NEWLINE, no empty field
+    if data.translate(None, b"0123456789\t\n") or b"\t\n" in data or b"\n\t" in data or data[:1] in (b"\t", b"\n"):
         return None
-    try:
-        keys = np.array(tokens[0::2]).astype(np.int64)
-        offsets = np.array(tokens[1::2]).astype(np.int64)
-    except (ValueError, OverflowError):
+    separators = (b"\t\n" * lines)[: None if data.endswith(b"\n") else -1]
+    if data.translate(None, b"0123456789") != separators:
         return None
-    if len(offsets) and (offsets.min() < 0 or len(np.unique(keys)) != len(keys)):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy warns when it stops before the end: malformed
+        try:
+            values = np.fromstring(data.replace(b"\t", b"\n"), dtype=np.int64, sep="\n")  # type: ignore[call-overload]
+        except (ValueError, DeprecationWarning):
+            return None
+    if len(values) != 2 * lines:
+        return None
+    keys, offsets = values[0::2], values[1::2]
+    ordered = np.sort(keys)
+    if len(ordered) > 1 and (ordered[1:] == ordered[:-1]).any():
         return None
     return keys, offsets
 

@@ -9,7 +9,9 @@ memory is one chunk plus small per-batch arrays, whatever the file size.
 
 from __future__ import annotations
 
+import os
 import struct
+from array import array
 from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
@@ -324,7 +326,7 @@ class RecordIOScanner:
         """Follow record lengths through the chunk while every record is plain (whole, with a
         header) and the next header lies inside the chunk. Cheaper than scanning every word
         when records are large. Returns (start words, lengths, bytes consumed) or None."""
-        starts: List[int] = []
+        starts = array("q")
         append = starts.append
         limit = min(len(data) - 8, end - pos - 1)  # a record's header must fit; it must start before end
         unpack = FRAME.unpack_from
@@ -340,7 +342,7 @@ class RecordIOScanner:
             at = nxt
         if not starts:
             return None
-        cand = np.array(starts, np.int64) >> 2
+        cand = np.frombuffer(starts, np.int64) >> 2
         return cand, (words[cand + 1] & LENGTH_MASK).astype(np.int64), at
 
     def _resync(
@@ -457,6 +459,22 @@ class RecordIOScanner:
             self.records,
             record_end,
         )
+
+
+class ChunkReader:
+    """Reads chunks of a local file into one reused buffer (no allocation per chunk). The
+    returned view is valid until the next call."""
+
+    def __init__(self, path: str, chunk_size: int = DEFAULT_CHUNK) -> None:
+        self._fd = os.open(path, os.O_RDONLY)
+        self._buffer = memoryview(bytearray(chunk_size))
+
+    def __call__(self, offset: int, length: int) -> memoryview:
+        view = self._buffer[:length]
+        return view[: os.preadv(self._fd, [view], offset)]
+
+    def close(self) -> None:
+        os.close(self._fd)
 
 
 def find_record_start(read_at: ReadAt, size: int, offset: int, window: int = 1 << 20) -> int:
