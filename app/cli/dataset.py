@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from functools import partial
 from typing import Any, Dict, List, Optional, TextIO, Tuple
 
 from image_dataset.images import DEFAULT_MAX_PIXELS
@@ -228,9 +229,21 @@ def run_pack(args: argparse.Namespace) -> int:
         return sample.path[len(root) + 1 :] if root and sample.path.startswith(root + "/") else sample.path
 
     written = []
-    for prefix, part in split(items, args.out_prefix, args.train_ratio):
-        result = write_pack(prefix, part, lambda p: store.local_path(p) or p, relative, pack_options, args.workers)
-        written.append(result)
+    with progress_bar() as progress:
+        for prefix, part in split(items, args.out_prefix, args.train_ratio):
+            name = os.path.basename(prefix) + ".rec"
+            report_progress = partial(progress, name)
+            written.append(
+                write_pack(
+                    prefix,
+                    part,
+                    lambda p: store.local_path(p) or p,
+                    relative,
+                    pack_options,
+                    args.workers,
+                    report_progress,
+                )
+            )
     for result in written:
         print(f"{result.prefix}.rec: {result.records} records (+ .idx, .lst)")
     if index.label_names:

@@ -8,7 +8,7 @@ import pytest
 from image_dataset.annotations import AnnotationsFile, dumps_annotations
 from image_dataset.issues import CollectingSink, DatasetError, IssueSink
 from image_dataset.lst import format_lst_line, parse_lst
-from image_dataset.manifest import ManifestReader
+from image_dataset.manifest import ManifestReader, manifest_line
 from image_dataset.samples import CLASS_ID, CLASS_IDS, MULTI_HOT, multi_hot
 
 
@@ -149,3 +149,11 @@ def test_annotations_errors(doc: str, code: str, where: str) -> None:
     sink = CollectingSink()
     list(AnnotationsFile(doc.encode(), "a.json", "", sink).samples())
     assert [(e.code, e.location) for e in sink.errors] == [(code, where)]
+
+
+def test_manifest_writer_round_trips() -> None:
+    text = manifest_line("s3://b/a.jpg", "class", 1, "dog") + manifest_line("b.jpg", "class", [0, 1])
+    reader = ManifestReader("m", "", IssueSink(), allowed_buckets=("b",))
+    samples = list(reader.parse(text.encode()))
+    assert [(s.path, s.labels) for s in samples] == [("s3://b/a.jpg", (1.0,)), ("b.jpg", (0.0, 1.0))]
+    assert reader.label_names == {1: "dog"}

@@ -108,6 +108,13 @@ def idx_duplicate_key(root: str) -> Case:
     return path, [], "IDX_DUPLICATE_KEY", "d.idx:line 3"
 
 
+def idx_empty_and_record_missing(root: str) -> Case:
+    path = write_rec(os.path.join(root, "d.rec"), [(0, jpeg())])
+    write_file(os.path.join(root, "d.idx"), "")
+    write_file(os.path.join(root, "e.rec"), b"\0" * 7)
+    return root, [], "REC_TRUNCATED", "e.rec#record 0 @byte 0"
+
+
 def duplicate_record_ids(root: str) -> Case:
     path = write_rec(
         os.path.join(root, "d.rec"), [(0, jpeg()), (1, jpeg()), (1, jpeg())], with_idx=False, ids=[4, 5, 4]
@@ -255,7 +262,7 @@ CASES: List[Callable[[str], Case]] = [
     garbage_image_in_rec,
     zero_byte_image_in_rec,
     idx_disagrees,
-    idx_duplicate_key,
+    idx_duplicate_key, idx_empty_and_record_missing,
     duplicate_record_ids,
     empty_rec,
     lst_duplicate_index,

@@ -130,3 +130,11 @@ class ManifestReader:
                 if path is None:
                     continue
             yield Sample(path, tuple(labels), kind, where)
+
+
+def manifest_line(source_ref: str, attribute: str, label: object, class_name: Optional[str] = None) -> str:
+    """One augmented-manifest line as Ground Truth writes it (with ``class-name`` metadata)."""
+    record: Dict[str, object] = {"source-ref": source_ref, attribute: label}
+    if class_name is not None:
+        record[attribute + "-metadata"] = {"class-name": class_name}
+    return json.dumps(record) + "\n"

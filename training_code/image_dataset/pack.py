@@ -108,12 +108,13 @@ def write_pack(
     lst_path: Callable[[Sample], str],
     options: PackOptions,
     workers: Optional[int] = None,
-    progress: Optional[Callable[[int], None]] = None,
+    progress: Optional[Callable[[int, int], None]] = None,
 ) -> PackResult:
     """Write ``prefix.rec``, ``.idx`` and ``.lst`` for ``items``; all or nothing."""
     finals = [prefix + ext for ext in (".rec", ".idx", ".lst")]
     temps = [f + ".partial" for f in finals]
     jobs = [(PackJob(index, local_path(s.path), labels), options) for index, s, labels in items]
+    done = 0
     try:
         with RecordIOWriter(temps[0], temps[1]) as writer, open(temps[2], "w", encoding="utf-8") as lst:
             for (index, sample, labels), (_, record, error) in zip(items, _encoded(jobs, workers)):
@@ -121,8 +122,9 @@ def write_pack(
                     raise DatasetError("IMG_CORRUPT", "cannot pack the image: " + error, sample.location)
                 writer.write(record, key=index)
                 lst.write(format_lst_line(index, labels, lst_path(sample)))
+                done += 1
                 if progress:
-                    progress(1)
+                    progress(done, len(items))
         for temp, final in zip(temps, finals):
             os.replace(temp, final)
     finally:

@@ -393,10 +393,12 @@ class Validator:
                 good &= self._record_images(rec, local, batch, good)
                 stats.samples += int(good.sum())
                 ids.append(batch.ids)
-                if index is not None:
+                if index is not None and not len(index[0]):
+                    unindexed += len(batch)
+                elif index is not None:
                     offsets, keys, _, matched = index
                     pos = np.minimum(np.searchsorted(offsets, batch.offsets), len(offsets) - 1)
-                    hit = (offsets[pos] == batch.offsets) if len(offsets) else np.zeros(len(batch), bool)
+                    hit = offsets[pos] == batch.offsets
                     matched[pos[hit]] = True
                     unindexed += int((~hit).sum())
                     mism = hit & (keys[pos].astype(np.uint64) != batch.ids)
