@@ -26,9 +26,8 @@ import time
 from typing import Dict, List, Tuple
 
 import numpy as np
-from PIL import Image, ImageFilter
-
 from image_dataset.recordio import RecordIOReader, RecordIOWriter, pack, unpack
+from PIL import Image, ImageFilter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join(ROOT, ".bench")
@@ -51,7 +50,7 @@ def photo_like(side: int, seed: int) -> bytes:
 def build(path: str, side: int, target_bytes: int, target_records: int, distinct: int) -> None:
     if os.path.exists(path):
         return
-    print("building {} ...".format(path), flush=True)
+    print(f"building {path} ...", flush=True)
     pool = [photo_like(side, seed) for seed in range(distinct)]
     written, records = 0, 0
     with RecordIOWriter(path + ".partial", path[:-4] + ".idx") as writer:
@@ -137,11 +136,7 @@ def pillow_loop(path: str, limit: int) -> Tuple[int, float]:
 
 
 def row(name: str, mb: float, records: int, seconds: float, extra: str = "") -> None:
-    print(
-        "  {:<44} {:>9.0f} MB/s {:>11,.0f} rec/s {:>8.2f} s  {}".format(
-            name, mb / seconds, records / seconds, seconds, extra
-        )
-    )
+    print(f"  {name:<44} {mb / seconds:>9.0f} MB/s {records / seconds:>11,.0f} rec/s {seconds:>8.2f} s  {extra}")
 
 
 def verdict(label: str, ratio: float, target: float) -> str:
@@ -155,8 +150,8 @@ def main() -> None:
     parser.add_argument("--decode-limit", type=int, default=20_000, help="images for the Pillow peer loop")
     args = parser.parse_args()
     os.makedirs(WORK, exist_ok=True)
-    large = os.path.join(WORK, "large-{}mb.rec".format(args.large_mb))
-    small = os.path.join(WORK, "small-{}.rec".format(args.small_records))
+    large = os.path.join(WORK, f"large-{args.large_mb}mb.rec")
+    small = os.path.join(WORK, f"small-{args.small_records}.rec")
     build(large, 256, args.large_mb << 20, 0, 400)
     build(small, 32, 0, args.small_records, 2000)
     results: List[str] = []
@@ -170,14 +165,10 @@ def main() -> None:
         assert records == n_mx
         _, decode_seconds, _ = imgclf_validate(path, "decode", 1)
         n_pil, pil_seconds = pillow_loop(path, args.decode_limit)
-        print(
-            "\n{} file: {:,.0f} MB, {:,} records, {:.1f} KB per record".format(
-                name, size_mb, records, size_mb * 1000 / records
-            )
-        )
+        print(f"\n{name} file: {size_mb:,.0f} MB, {records:,} records, {size_mb * 1000 / records:.1f} KB per record")
         row("(a) raw sequential read", size_mb, records, raw)
         row("(b) MXRecordIO read + unpack", size_mb, n_mx, mx_seconds)
-        row("(c) imgclf validate --no-decode", size_mb, records, structural, "peak RSS {:.0f} MB".format(rss))
+        row("(c) imgclf validate --no-decode", size_mb, records, structural, f"peak RSS {rss:.0f} MB")
         row("(d) imgclf validate (full decode, all cores)", size_mb, records, decode_seconds)
         row("(p) Pillow decode loop, 1 thread", size_mb * n_pil / records, n_pil, pil_seconds)
         decode_ratio = (records / decode_seconds) / (n_pil / pil_seconds)
@@ -185,13 +176,13 @@ def main() -> None:
             results.append(verdict("large: (c) MB/s vs (a) raw read", raw / structural, 0.5))
         else:
             results.append(verdict("small: (c) records/s vs (b) MXRecordIO loop", mx_seconds / structural, 2.0))
-        results.append(verdict("{}: (d) images/s vs (p) single-thread Pillow".format(name), decode_ratio, 1.6))
+        results.append(verdict(f"{name}: (d) images/s vs (p) single-thread Pillow", decode_ratio, 1.6))
         results.append(
             "{:<58} {:6.0f} MB  (target < 200 MB: {})".format(
                 name + ": (c) peak RSS", rss, "met" if rss < 200 else "NOT MET"
             )
         )
-    print("\nratios (cores: {})".format(os.cpu_count()))
+    print(f"\nratios (cores: {os.cpu_count()})")
     for line in results:
         print("  " + line)
 

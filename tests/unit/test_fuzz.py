@@ -141,7 +141,7 @@ def test_image_check_never_raises(noise: bytes, pos: int, blob: bytes) -> None:
     st.one_of(
         fuzz_text,
         st.lists(st.tuples(st.integers(-3, 10**12), st.integers(-3, 10**12)), max_size=8).map(
-            lambda rows: "".join("{}\t{}\n".format(k, o) for k, o in rows).encode()
+            lambda rows: "".join(f"{k}\t{o}\n" for k, o in rows).encode()
         ),
     )
 )

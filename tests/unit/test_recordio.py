@@ -197,4 +197,4 @@ def test_walk_and_scan_paths_agree_on_large_records(tmp_path, chunk) -> None:
         results.append((ids, [(e.code, e.location) for e in sink.errors]))
     assert results[0] == results[1]
     assert results[0][0] == [i for i in range(30) if i != 20]
-    assert results[0][1] == [("REC_BAD_MAGIC", "l.rec#record 20 @byte {}".format(offsets[20]))]
+    assert results[0][1] == [("REC_BAD_MAGIC", f"l.rec#record 20 @byte {offsets[20]}")]

@@ -109,7 +109,7 @@ def idx_duplicate_key(root: str) -> Case:
 
 
 def idx_empty_and_record_missing(root: str) -> Case:
-    path = write_rec(os.path.join(root, "d.rec"), [(0, jpeg())])
+    write_rec(os.path.join(root, "d.rec"), [(0, jpeg())])
     write_file(os.path.join(root, "d.idx"), "")
     write_file(os.path.join(root, "e.rec"), b"\0" * 7)
     return root, [], "REC_TRUNCATED", "e.rec#record 0 @byte 0"
@@ -262,7 +262,8 @@ CASES: List[Callable[[str], Case]] = [
     garbage_image_in_rec,
     zero_byte_image_in_rec,
     idx_disagrees,
-    idx_duplicate_key, idx_empty_and_record_missing,
+    idx_duplicate_key,
+    idx_empty_and_record_missing,
     duplicate_record_ids,
     empty_rec,
     lst_duplicate_index,
