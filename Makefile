@@ -22,20 +22,18 @@ $(VENV)/.ready: requirements/main.txt pyproject.toml
 	touch $@
 
 # A backend environment sees training_code/ through a .pth file, as the container sees
-# the script-mode source directory on its path.
-$(VENV_MXNET)/.ready: requirements/mxnet.txt
-	rm -rf $(VENV_MXNET)
-	$(PYTHON) -m venv $(VENV_MXNET)
-	$(VENV_MXNET)/bin/pip install $(PIP) -r requirements/mxnet.txt
-	echo "$(CURDIR)/training_code" > "$$($(VENV_MXNET)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/imgclf-training-code.pth"
-	touch $@
-
-$(VENV_TF)/.ready: requirements/tensorflow.txt
-	rm -rf $(VENV_TF)
-	$(PYTHON) -m venv $(VENV_TF)
-	$(VENV_TF)/bin/pip install $(PIP) -r requirements/tensorflow.txt
-	echo "$(CURDIR)/training_code" > "$$($(VENV_TF)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/imgclf-training-code.pth"
-	touch $@
+# the script-mode source directory on its path. $(call backend_env,DIR,LOCK) defines its rule.
+define backend_env
+$(1)/.ready: $(2)
+	rm -rf $(1)
+	$$(PYTHON) -m venv $(1)
+	$(1)/bin/pip install $$(PIP) -r $(2)
+	$(1)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' > $(1)/.site
+	echo "$$(CURDIR)/training_code" > "$$$$(cat $(1)/.site)/imgclf-training-code.pth"
+	touch $$@
+endef
+$(eval $(call backend_env,$(VENV_MXNET),requirements/mxnet.txt))
+$(eval $(call backend_env,$(VENV_TF),requirements/tensorflow.txt))
 
 env: $(VENV)/.ready $(VENV_MXNET)/.ready $(VENV_TF)/.ready
 
@@ -59,8 +57,14 @@ demo: env
 bench: env
 	$(VENV)/bin/python bench/validate_recordio.py
 
+# Re-resolve requirements/NAME.in into the lock requirements/NAME.txt (keeps its header line).
 lock:
-	@echo "Create the environments from requirements/*.in in fresh venvs and pip freeze into requirements/*.txt"
+	set -e; for name in main mxnet tensorflow; do \
+	  rm -rf .lock-venv; $(PYTHON) -m venv .lock-venv; \
+	  .lock-venv/bin/pip install $(PIP) -r requirements/$$name.in; \
+	  { head -n 1 requirements/$$name.txt; .lock-venv/bin/pip freeze | grep -v -i '^imgclf'; } > requirements/$$name.txt.new; \
+	  mv requirements/$$name.txt.new requirements/$$name.txt; \
+	done; rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) $(VENV_MXNET) $(VENV_TF) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV_MXNET) $(VENV_TF) $(DEMO_DIR) .lock-venv .pytest_cache .mypy_cache .ruff_cache

@@ -161,6 +161,12 @@ def lst_wrong_multi_hot(root: str) -> Case:
     return root, ["--multi-label"], "LABEL_NOT_MULTI_HOT", "train/train.lst:line 2"
 
 
+def non_utf8_file_name(root: str) -> Case:
+    folder_dataset(root, {"a": 2}, channels=("train",))
+    write_file(os.fsdecode(os.path.join(os.fsencode(root), b"train", b"a", b"\xff\xfe.jpg")), jpeg())
+    return root, [], "TEXT_ENCODING", "train/a/\\xff\\xfe.jpg"
+
+
 def truncated_png_file(root: str) -> Case:
     folder_dataset(root, {"a": 2, "b": 2}, channels=("train",))
     write_file(os.path.join(root, "train", "b", "broken.png"), png(64, 64)[:60])
@@ -271,6 +277,7 @@ CASES: List[Callable[[str], Case]] = [
     lst_path_traversal,
     lst_non_utf8_path,
     lst_in_separate_channel_out_of_range,
+    non_utf8_file_name,
     lst_wrong_multi_hot,
     truncated_png_file,
     corrupt_jpeg_file,

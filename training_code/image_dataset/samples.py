@@ -57,6 +57,21 @@ def resolve_path(base: str, relative: str, where: str, sink: IssueSink) -> Optio
     return posixpath.join(base, *parts) if base else "/".join(parts)
 
 
+def printable(path: str) -> str:
+    """A file name from the disk with undecodable bytes shown as ``\\xNN``."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def utf8_name(path: str, sink: IssueSink) -> bool:
+    """True if a file name from the disk is valid UTF-8 (S3 keys must be); reports it if not."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        sink.report("TEXT_ENCODING", "the file name is not valid UTF-8, so it cannot become an S3 key", printable(path))
+        return False
+    return True
+
+
 def parse_s3_uri(uri: str) -> Tuple[str, str]:
     bucket, _, key = uri[len("s3://") :].partition("/")
     return bucket, key

@@ -33,7 +33,7 @@ from .manifest import AUTO, ManifestReader
 from .recordio import location as record_location
 from .recordio import parse_idx, parse_idx_fast
 from .recordio_scan import ChunkReader, RecordBatch, RecordIOScanner
-from .samples import CLASS_ID, CLASS_IDS, MULTI_HOT, Sample, is_class_id
+from .samples import CLASS_ID, CLASS_IDS, MULTI_HOT, Sample, is_class_id, printable, utf8_name
 from .store import LocalStore, Store
 
 REPORT_VERSION = 1
@@ -525,12 +525,12 @@ class Validator:
             for class_dir in channel.files:
                 label = float(index[posixpath.basename(class_dir)])
                 for path in self.store.walk_files(class_dir):
-                    if posixpath.basename(path).startswith("."):
+                    if posixpath.basename(path).startswith(".") or not utf8_name(path, self.sink):
                         continue
                     if is_image_file(path):
                         yield Sample(path, (label,), CLASS_ID, path)
                     else:
-                        self.sink.report("FILE_EXTRA", "not a .jpg/.jpeg/.png image; ignored", path)
+                        self.sink.report("FILE_EXTRA", "not a .jpg/.jpeg/.png image; ignored", printable(path))
             return
         for path in channel.files:
             data = self.store.read(path)
@@ -627,14 +627,14 @@ class Validator:
                 for name in self.store.list_dir(channel.root):
                     path = posixpath.join(channel.root, name) if channel.root else name
                     if not self.store.is_dir(path) and is_image_file(path):
-                        self.sink.report("FILE_EXTRA", "image outside any class folder; ignored", path)
+                        self.sink.report("FILE_EXTRA", "image outside any class folder; ignored", printable(path))
             return
         extra = [
             p
             for p in self.store.walk_files(channel.root)
             if is_image_file(p) and p not in referenced and not posixpath.basename(p).startswith(".")
         ]
-        for path in extra[:20]:
+        for path in map(printable, extra[:20]):
             self.sink.report(
                 "FILE_EXTRA", "image not listed in {}; it will not be used".format(", ".join(channel.files)), path
             )
