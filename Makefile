@@ -14,10 +14,13 @@ help:
 	@echo "make test   lint, type-check and run every test (environments are created if missing)"
 	@echo "make bench  run the benchmarks in bench/"
 
-$(VENV)/.ready: requirements/main.txt pyproject.toml
+$(VENV)/.deps: requirements/main.txt
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP) -r requirements/main.txt
+	touch $@
+
+$(VENV)/.ready: $(VENV)/.deps pyproject.toml
 	$(VENV)/bin/pip install $(PIP) --no-deps -e .
 	touch $@
 

@@ -1,0 +1,70 @@
+"""evaluation.json, the same for both backends: accuracy, top-k accuracy, loss, then per-class
+precision/recall/F1 and the confusion matrix, computed from scores with numpy only."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+
+def single_label_report(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    label_names: Sequence[str],
+    loss: float,
+    top_k: Optional[int] = None,
+    best_epoch: Optional[int] = None,
+) -> Dict[str, Any]:
+    """Metrics of softmax ``scores`` (n, classes) against integer ``labels`` (n,)."""
+    n_classes = scores.shape[1]
+    predicted = scores.argmax(axis=1)
+    labels = labels.astype(np.int64)
+    confusion = np.zeros((n_classes, n_classes), np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
+    true_pos = np.diag(confusion).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.nan_to_num(true_pos / confusion.sum(axis=0))
+        recall = np.nan_to_num(true_pos / confusion.sum(axis=1))
+        f1 = np.nan_to_num(2 * precision * recall / (precision + recall))
+    k = top_k or min(5, n_classes)
+    top = np.argsort(-scores, axis=1)[:, :k]
+    report: Dict[str, Any] = {
+        "accuracy": float((predicted == labels).mean()) if len(labels) else 0.0,
+        "top_k_accuracy": float((top == labels[:, None]).any(axis=1).mean()) if len(labels) else 0.0,
+        "top_k": k,
+        "loss": float(loss),
+        "samples": int(len(labels)),
+        "label_names": list(label_names),
+        "per_class": [
+            {
+                "label": name,
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(confusion[i].sum()),
+            }
+            for i, name in enumerate(label_names)
+        ],
+        "confusion_matrix": confusion.tolist(),
+    }
+    if best_epoch is not None:
+        report["best_epoch"] = best_epoch
+    return report
+
+
+def write_evaluation(report: Dict[str, Any], *folders: str) -> None:
+    for folder in folders:
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, "evaluation.json")
+        with open(path + ".partial", "w") as f:
+            json.dump(report, f, indent=2)
+        os.replace(path + ".partial", path)
+
+
+def label_names_for(num_classes: int, names: Optional[List[str]]) -> List[str]:
+    if names and len(names) == num_classes:
+        return list(names)
+    return [str(i) for i in range(num_classes)]

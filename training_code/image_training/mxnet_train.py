@@ -1,0 +1,307 @@
+"""MXNet training with the contract of SageMaker's built-in image-classification algorithm:
+its hyperparameters, log lines, artifact names, and checkpoints that survive a spot
+interruption (the job resumes from the newest checkpoint in /opt/ml/checkpoints)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon
+
+from image_dataset.validate import ValidationOptions
+
+from . import mxnet_hyperparameters
+from .data import PreparedData, clean, prepare
+from .errors import ClientError
+from .evaluation import label_names_for, single_label_report, write_evaluation
+from .job import TrainingJob
+from .mxnet_models import resnet
+
+log = logging.getLogger("imgclf")
+ARTIFACT = "image-classification"
+MEAN_RGB = (123.68, 116.779, 103.939)  # ImageNet statistics, 0-255 scale; serving uses the same
+STD_RGB = (58.393, 57.12, 57.375)
+STATE_FILE = "checkpoint-state.json"
+
+
+def devices(job: TrainingJob) -> List[mx.Context]:
+    """Every visible GPU, else the CPU. IMGCLF_CPU_DEVICES=N splits batches over N CPU contexts
+    (the multi-device code path, exercised in tests)."""
+    gpus = mx.context.num_gpus() if job.num_gpus else 0
+    if gpus:
+        return [mx.gpu(i) for i in range(gpus)]
+    return [mx.cpu(i) for i in range(int(os.environ.get("IMGCLF_CPU_DEVICES", "1")))]
+
+
+def augmentation(kind: Optional[str]) -> Dict[str, Any]:
+    """ImageRecordIter options of the built-in's augmentation types and ranges."""
+    if kind is None:
+        return {}
+    options: Dict[str, Any] = {"rand_crop": True, "rand_mirror": True}
+    if kind in ("crop_color", "crop_color_transform"):
+        options.update(random_h=36, random_s=50, random_l=50)
+    if kind == "crop_color_transform":
+        options.update(max_rotate_angle=10, max_shear_ratio=0.1, max_aspect_ratio=0.25)
+    return options
+
+
+def record_iter(rec: str, idx: str, hp: Dict[str, Any], train: bool, label_width: int) -> mx.io.DataIter:
+    shape = tuple(hp["image_shape"])
+    options: Dict[str, Any] = dict(
+        path_imgrec=rec,
+        path_imgidx=idx,
+        data_shape=shape,
+        batch_size=hp["mini_batch_size"],
+        label_width=label_width,
+        shuffle=train,
+        round_batch=train,
+        preprocess_threads=max(1, (os.cpu_count() or 1)),
+        mean_r=MEAN_RGB[0], mean_g=MEAN_RGB[1], mean_b=MEAN_RGB[2],
+        std_r=STD_RGB[0], std_g=STD_RGB[1], std_b=STD_RGB[2],
+    )
+    if shape[0] == 1:
+        options.update(mean_r=MEAN_RGB[0], std_r=STD_RGB[0])
+    if hp["resize"]:
+        options["resize"] = hp["resize"]
+    if train:
+        options.update(augmentation(hp["augmentation_type"]))
+    return mx.io.ImageRecordIter(**options)
+
+
+def optimizer_params(hp: Dict[str, Any], batches_per_epoch: int) -> Tuple[str, Dict[str, Any]]:
+    """The optimizer and its arguments from the hyperparameters (one home for this mapping)."""
+    params: Dict[str, Any] = {"learning_rate": hp["learning_rate"], "wd": hp["weight_decay"]}
+    if hp["lr_scheduler_step"]:
+        params["lr_scheduler"] = mx.lr_scheduler.MultiFactorScheduler(
+            step=[max(1, e * batches_per_epoch) for e in hp["lr_scheduler_step"]],
+            factor=hp["lr_scheduler_factor"],
+            base_lr=hp["learning_rate"],
+        )
+    name = hp["optimizer"]
+    if name in ("sgd", "nag"):
+        params["momentum"] = hp["momentum"]
+    elif name == "adam":
+        params.update(beta1=hp["beta_1"], beta2=hp["beta_2"], epsilon=hp["eps"])
+    elif name == "rmsprop":
+        params.update(gamma1=hp["gamma"], epsilon=hp["eps"])
+    if hp["precision_dtype"] == "float16":
+        params["multi_precision"] = True
+    return name, params
+
+
+class TrainState(NamedTuple):
+    epoch: int  # epochs completed
+    best_accuracy: float
+    best_epoch: int
+    stale_epochs: int  # epochs since the last improvement
+
+
+class Checkpoints:
+    """Checkpoints in /opt/ml/checkpoints (synced to S3 by SageMaker): written atomically, so
+    a job killed at any moment resumes from the last complete one."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        os.makedirs(folder, exist_ok=True)
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.folder, name)
+
+    def load(self, net: gluon.Block, trainer: gluon.Trainer, contexts: Sequence[mx.Context]) -> Optional[TrainState]:
+        if not os.path.exists(self.path(STATE_FILE)):
+            return None
+        with open(self.path(STATE_FILE)) as f:
+            state = TrainState(**json.load(f))
+        net.load_parameters(self.path("last.params"), ctx=list(contexts))
+        trainer.load_states(self.path("last.states"))
+        return state
+
+    def save(self, state: TrainState, net: gluon.Block, trainer: gluon.Trainer, improved: bool) -> None:
+        def write(name: str, save: Any) -> None:
+            save(self.path(name + ".partial"))
+            os.replace(self.path(name + ".partial"), self.path(name))
+
+        write("last.params", net.save_parameters)
+        write("last.states", trainer.save_states)
+        if improved:
+            write("best.params", net.save_parameters)
+        with open(self.path(STATE_FILE + ".partial"), "w") as f:
+            json.dump(state._asdict(), f)
+        os.replace(self.path(STATE_FILE + ".partial"), self.path(STATE_FILE))
+
+
+def forward_batches(net: gluon.Block, batch: mx.io.DataBatch, contexts: Sequence[mx.Context], dtype: str) -> Tuple[List[mx.nd.NDArray], List[mx.nd.NDArray]]:
+    data = gluon.utils.split_and_load(batch.data[0].astype(dtype), contexts, even_split=False)
+    labels = gluon.utils.split_and_load(batch.label[0], contexts, even_split=False)
+    return data, labels
+
+
+def evaluate(
+    net: gluon.Block, data: mx.io.DataIter, samples: int, contexts: Sequence[mx.Context], dtype: str, loss_fn: gluon.loss.Loss
+) -> Tuple[np.ndarray, np.ndarray, float]:
+    """Scores (softmax), labels and mean loss over the first ``samples`` images of an iterator
+    (ImageRecordIter fills its last batch up without always saying so in ``pad``)."""
+    data.reset()
+    scores: List[np.ndarray] = []
+    labels: List[np.ndarray] = []
+    losses: List[np.ndarray] = []
+    for batch in data:
+        xs, ys = forward_batches(net, batch, contexts, dtype)
+        for x, y in zip(xs, ys):
+            out = net(x).astype("float32")
+            losses.append(loss_fn(out, y).asnumpy())
+            scores.append(mx.nd.softmax(out).asnumpy())
+            labels.append(y.asnumpy())
+    return np.concatenate(scores)[:samples], np.concatenate(labels)[:samples], float(np.concatenate(losses)[:samples].mean())
+
+
+def train(job: TrainingJob, hp: Dict[str, Any], data: PreparedData) -> Dict[str, Any]:
+    """The epoch loop; returns the evaluation of the best epoch."""
+    contexts = devices(job)
+    dtype = "float16" if hp["precision_dtype"] == "float16" else "float32"
+    num_classes = hp["num_classes"]
+    batches_per_epoch = max(1, math.ceil(hp["num_training_samples"] / hp["mini_batch_size"]))
+    train_iter = record_iter(data.train.rec, data.train.idx, hp, True, 1)
+    val_iter = record_iter(data.validation.rec, data.validation.idx, hp, False, 1)
+
+    net = resnet(hp["num_layers"], num_classes)
+    net.initialize(mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=2), ctx=contexts)
+    if dtype == "float16":
+        net.cast("float16")
+    net.hybridize(static_alloc=True, static_shape=True)
+    name, params = optimizer_params(hp, batches_per_epoch)
+    trainer = gluon.Trainer(net.collect_params(), name, params, kvstore=hp["kv_store"] or "device")
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    checkpoints = Checkpoints(job.checkpoint_dir)
+    state = checkpoints.load(net, trainer, contexts)
+    if state is not None:
+        log.info("Resuming from checkpoint after epoch %d", state.epoch - 1)
+    state = state or TrainState(0, -1.0, -1, 0)
+    top_k = hp["top_k"]
+    train_acc = mx.metric.Accuracy()
+    train_top = mx.metric.TopKAccuracy(top_k) if top_k and top_k > 1 else None
+
+    for epoch in range(state.epoch, hp["epochs"]):
+        start = time.time()
+        train_iter.reset()
+        train_acc.reset()
+        if train_top:
+            train_top.reset()
+        seen = 0
+        for i, batch in enumerate(train_iter):
+            xs, ys = forward_batches(net, batch, contexts, dtype)
+            with autograd.record():
+                outs = [net(x).astype("float32") for x in xs]
+                losses = [loss_fn(o, y) for o, y in zip(outs, ys)]
+            for loss in losses:
+                loss.backward()
+            trainer.step(batch.data[0].shape[0])
+            train_acc.update(ys, outs)
+            if train_top:
+                train_top.update(ys, outs)
+            seen += batch.data[0].shape[0]
+            if (i + 1) % 50 == 0:
+                log.info(
+                    "Epoch[%d] Batch [%d]\tSpeed: %.2f samples/sec\taccuracy=%f",
+                    epoch, i + 1, seen / max(1e-9, time.time() - start), train_acc.get()[1],
+                )
+        log.info("Epoch[%d] Train-accuracy=%f", epoch, train_acc.get()[1])
+        if train_top:
+            log.info("Epoch[%d] Train-top_k_accuracy_%d=%f", epoch, top_k, train_top.get()[1])
+        log.info("Epoch[%d] Time cost=%.3f", epoch, time.time() - start)
+        scores, labels, val_loss = evaluate(net, val_iter, data.validation.samples, contexts, dtype, loss_fn)
+        accuracy = float((scores.argmax(axis=1) == labels).mean())
+        log.info("Epoch[%d] Validation-accuracy=%f", epoch, accuracy)
+        if top_k and top_k > 1:
+            top = np.argsort(-scores, axis=1)[:, :top_k]
+            log.info("Epoch[%d] Validation-top_k_accuracy_%d=%f", epoch, top_k, float((top == labels[:, None]).any(axis=1).mean()))
+        improved = accuracy > state.best_accuracy * (1 + hp["early_stopping_tolerance"]) or state.best_epoch < 0
+        state = TrainState(
+            epoch + 1,
+            accuracy if improved else state.best_accuracy,
+            epoch if improved else state.best_epoch,
+            0 if improved else state.stale_epochs + 1,
+        )
+        checkpoints.save(state, net, trainer, improved)
+        if hp["checkpoint_frequency"] and (epoch + 1) % hp["checkpoint_frequency"] == 0:
+            net.export(os.path.join(job.model_dir, ARTIFACT), epoch=epoch + 1)
+        if (
+            hp["early_stopping"]
+            and epoch + 1 >= hp["early_stopping_min_epochs"]
+            and state.stale_epochs >= hp["early_stopping_patience"]
+        ):
+            log.info("Early stopping after epoch %d: no improvement for %d epochs", epoch, state.stale_epochs)
+            break
+
+    net.load_parameters(checkpoints.path("best.params"), ctx=contexts)
+    scores, labels, val_loss = evaluate(net, val_iter, data.validation.samples, contexts, dtype, loss_fn)
+    names = label_names_for(num_classes, data.label_names)
+    report = single_label_report(scores, labels, names, val_loss, top_k, best_epoch=state.best_epoch)
+    export(net, job.model_dir, state.best_epoch, hp, names, report)
+    return report
+
+
+def export(net: gluon.HybridBlock, model_dir: str, epoch: int, hp: Dict[str, Any], names: List[str], report: Dict[str, Any]) -> None:
+    """The artifact, named as the built-in names it: symbol, params of the best epoch, shapes."""
+    os.makedirs(model_dir, exist_ok=True)
+    net.export(os.path.join(model_dir, ARTIFACT), epoch=epoch)
+    shape = [hp["mini_batch_size"]] + list(hp["image_shape"])
+    with open(os.path.join(model_dir, "model-shapes.json"), "w") as f:
+        json.dump([{"shape": shape, "name": "data"}], f)
+    with open(os.path.join(model_dir, "labels.json"), "w") as f:
+        json.dump(names, f)
+    with open(os.path.join(model_dir, "hyperparameters.json"), "w") as f:
+        json.dump(hp, f, indent=2)
+    with open(os.path.join(model_dir, "preprocessing.json"), "w") as f:
+        json.dump({"mean_rgb": MEAN_RGB, "std_rgb": STD_RGB, "image_shape": hp["image_shape"], "resize": hp["resize"]}, f)
+    write_evaluation(report, model_dir)
+
+
+def check_against_data(hp: Dict[str, Any], data: PreparedData) -> None:
+    """num_classes and num_training_samples must describe the data, not silently differ."""
+    if data.num_classes > hp["num_classes"]:
+        raise ClientError("hyperparameter num_classes: {} but the labels reach class {}".format(hp["num_classes"], data.num_classes - 1))
+    if hp["num_training_samples"] != data.train.samples:
+        raise ClientError(
+            "hyperparameter num_training_samples: {} but the train channel holds {} samples".format(
+                hp["num_training_samples"], data.train.samples
+            )
+        )
+    if data.multi_label and not hp["multi_label"]:
+        raise ClientError("hyperparameter multi_label: 0 but the dataset's labels are multi-label")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    job = TrainingJob.from_environment(argv)
+    hp = mxnet_hyperparameters.parse(job.hyperparameters)
+    if hp["multi_label"]:
+        raise ClientError("hyperparameter multi_label: multi-label training is not available in this version yet")
+    if hp["use_pretrained_model"]:
+        raise ClientError("hyperparameter use_pretrained_model: transfer learning is not available in this version yet")
+    options = ValidationOptions(
+        num_classes=hp["num_classes"],
+        multi_label=bool(hp["multi_label"]),
+        image_shape=tuple(hp["image_shape"]),  # type: ignore[arg-type]
+        resize=hp["resize"],
+        mini_batch_size=hp["mini_batch_size"],
+    )
+    work_dir = tempfile.mkdtemp(prefix="imgclf-data-")
+    try:
+        data = prepare(job, options, work_dir)
+        if data.report["channels"]["train"]["format"] != "recordio" and not hp["resize"]:
+            raise ClientError("hyperparameter resize: required when the training data are images, as in the built-in algorithm")
+        check_against_data(hp, data)
+        report = train(job, hp, data)
+        write_evaluation(report, job.output_data_dir)
+        log.info("Best epoch %d: validation accuracy %.4f", report["best_epoch"], report["accuracy"])
+    finally:
+        clean(work_dir)
