@@ -35,7 +35,7 @@ class PreparedData(NamedTuple):
 def _dataset_root(job: TrainingJob) -> str:
     for name in ("train", "validation"):
         if name not in job.channels:
-            raise ClientError("the {} channel is missing: the job needs train and validation channels".format(name))
+            raise ClientError(f"the {name} channel is missing: the job needs train and validation channels")
     roots = {os.path.dirname(os.path.abspath(job.channels[name])) for name in ("train", "validation")}
     if len(roots) != 1:
         raise ClientError("the train and validation channels must share one parent folder")
@@ -47,7 +47,7 @@ def _raise_if_invalid(report: Dict[str, Any]) -> None:
         return
     shown = "; ".join("{} {}: {}".format(e["code"], e["location"], e["message"]) for e in report["errors"][:5])
     more = sum(report["counts"].values()) - min(5, len(report["errors"])) - len(report["warnings"])
-    raise ClientError("the dataset is invalid: {}{}".format(shown, " (and {} more)".format(more) if more > 0 else ""))
+    raise ClientError("the dataset is invalid: {}{}".format(shown, f" (and {more} more)" if more > 0 else ""))
 
 
 def _join_recordio(files: List[str], out_rec: str, out_idx: str) -> int:
@@ -64,7 +64,7 @@ def _join_recordio(files: List[str], out_rec: str, out_idx: str) -> int:
                         break
                     end = reader.offset
                     f.seek(start)
-                    idx.write("{}\t{}\n".format(count, rec.tell()))
+                    idx.write(f"{count}\t{rec.tell()}\n")
                     rec.write(f.read(end - start))
                     f.seek(end)
                     start = end

@@ -18,13 +18,13 @@ class ClientError(Exception):
 class HyperparameterError(ClientError):
     def __init__(self, name: str, message: str) -> None:
         self.name = name
-        super().__init__("hyperparameter {}: {}".format(name, message))
+        super().__init__(f"hyperparameter {name}: {message}")
 
 
 def failure_text(error: BaseException) -> str:
     if isinstance(error, (ClientError, DatasetError)):
-        return "ClientError: {}".format(error)
-    return "AlgorithmError: {}: {}".format(type(error).__name__, error)
+        return f"ClientError: {error}"
+    return f"AlgorithmError: {type(error).__name__}: {error}"
 
 
 def run_job(main: Callable[[], None], output_dir: str) -> int:
@@ -41,5 +41,5 @@ def run_job(main: Callable[[], None], output_dir: str) -> int:
         sys.stderr.write(text + "\n")
         os.makedirs(output_dir, exist_ok=True)
         with open(os.path.join(output_dir, "failure"), "w") as f:
-            f.write(text[:1024 * 1024])
+            f.write(text[: 1024 * 1024])
         return 1

@@ -102,16 +102,16 @@ class Schema:
         try:
             value = PARSERS[param.type](text)
         except (ValueError, TypeError, OverflowError):
-            raise HyperparameterError(param.name, "{!r} is not {}".format(text, EXPECTED[param.type])) from None
+            raise HyperparameterError(param.name, f"{text!r} is not {EXPECTED[param.type]}") from None
         if param.choices is not None and value not in param.choices:
             raise HyperparameterError(
                 param.name, "{!r} is not one of {}".format(text, ", ".join(str(c) for c in param.choices))
             )
         for number in value if isinstance(value, list) else [value]:
             if param.minimum is not None and isinstance(number, (int, float)) and number < param.minimum:
-                raise HyperparameterError(param.name, "{} is below the minimum {}".format(number, param.minimum))
+                raise HyperparameterError(param.name, f"{number} is below the minimum {param.minimum}")
             if param.maximum is not None and isinstance(number, (int, float)) and number > param.maximum:
-                raise HyperparameterError(param.name, "{} is above the maximum {}".format(number, param.maximum))
+                raise HyperparameterError(param.name, f"{number} is above the maximum {param.maximum}")
         return value
 
     def parse(self, raw: Mapping[str, Any]) -> Dict[str, Any]:
@@ -120,7 +120,10 @@ class Schema:
         unknown = sorted(k for k in raw if k not in self.params and not k.startswith(RESERVED_PREFIXES))
         if unknown:
             raise HyperparameterError(
-                unknown[0], "is not a hyperparameter of the {} backend (known: {})".format(self.backend, ", ".join(sorted(self.params)))
+                unknown[0],
+                "is not a hyperparameter of the {} backend (known: {})".format(
+                    self.backend, ", ".join(sorted(self.params))
+                ),
             )
         values: Dict[str, Any] = {}
         for name, param in self.params.items():

@@ -32,7 +32,7 @@ class TrainingJob(NamedTuple):
     num_gpus: int
 
     @classmethod
-    def from_environment(cls, argv: Optional[Sequence[str]] = None) -> "TrainingJob":
+    def from_environment(cls, argv: Optional[Sequence[str]] = None) -> TrainingJob:
         """Read the job as the container sees it: SM_* variables first, then the /opt/ml tree
         (SAGEMAKER_BASE_DIR moves it, as in the sagemaker-training toolkit)."""
         base = _base()
@@ -40,7 +40,9 @@ class TrainingJob(NamedTuple):
         data_config = _read_json(os.path.join(config, "inputdataconfig.json"), {})
         resources = _read_json(os.path.join(config, "resourceconfig.json"), {})
         data_root = os.path.join(base, "input", "data")
-        channels = {name: os.environ.get("SM_CHANNEL_" + name.upper(), os.path.join(data_root, name)) for name in data_config}
+        channels = {
+            name: os.environ.get("SM_CHANNEL_" + name.upper(), os.path.join(data_root, name)) for name in data_config
+        }
         for key, value in os.environ.items():  # channels that only the environment names
             if key.startswith("SM_CHANNEL_") and key[11:].lower() not in channels:
                 channels[key[11:].lower()] = value

@@ -29,7 +29,6 @@ for _depth in (20, 32, 44, 56, 110):
 def resnet(num_layers: int, num_classes: int) -> ResNetV2:
     """An uninitialised ResNet V2 of ``num_layers`` with ``num_classes`` outputs."""
     if num_layers not in _SPECS:
-        raise ValueError("no ResNet with {} layers; choose one of {}".format(num_layers, sorted(_SPECS)))
+        raise ValueError(f"no ResNet with {num_layers} layers; choose one of {sorted(_SPECS)}")
     block, layers, channels, thumbnail = _SPECS[num_layers]
     return ResNetV2(block, layers, channels, classes=num_classes, thumbnail=thumbnail)
-

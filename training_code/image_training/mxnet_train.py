@@ -14,9 +14,8 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import mxnet as mx
 import numpy as np
-from mxnet import autograd, gluon
-
 from image_dataset.validate import ValidationOptions
+from mxnet import autograd, gluon
 
 from . import mxnet_hyperparameters
 from .data import PreparedData, clean, prepare
@@ -64,8 +63,12 @@ def record_iter(rec: str, idx: str, hp: Dict[str, Any], train: bool, label_width
         shuffle=train,
         round_batch=train,
         preprocess_threads=max(1, (os.cpu_count() or 1)),
-        mean_r=MEAN_RGB[0], mean_g=MEAN_RGB[1], mean_b=MEAN_RGB[2],
-        std_r=STD_RGB[0], std_g=STD_RGB[1], std_b=STD_RGB[2],
+        mean_r=MEAN_RGB[0],
+        mean_g=MEAN_RGB[1],
+        mean_b=MEAN_RGB[2],
+        std_r=STD_RGB[0],
+        std_g=STD_RGB[1],
+        std_b=STD_RGB[2],
     )
     if shape[0] == 1:
         options.update(mean_r=MEAN_RGB[0], std_r=STD_RGB[0])
@@ -138,14 +141,21 @@ class Checkpoints:
         os.replace(self.path(STATE_FILE + ".partial"), self.path(STATE_FILE))
 
 
-def forward_batches(net: gluon.Block, batch: mx.io.DataBatch, contexts: Sequence[mx.Context], dtype: str) -> Tuple[List[mx.nd.NDArray], List[mx.nd.NDArray]]:
+def forward_batches(
+    net: gluon.Block, batch: mx.io.DataBatch, contexts: Sequence[mx.Context], dtype: str
+) -> Tuple[List[mx.nd.NDArray], List[mx.nd.NDArray]]:
     data = gluon.utils.split_and_load(batch.data[0].astype(dtype), contexts, even_split=False)
     labels = gluon.utils.split_and_load(batch.label[0], contexts, even_split=False)
     return data, labels
 
 
 def evaluate(
-    net: gluon.Block, data: mx.io.DataIter, samples: int, contexts: Sequence[mx.Context], dtype: str, loss_fn: gluon.loss.Loss
+    net: gluon.Block,
+    data: mx.io.DataIter,
+    samples: int,
+    contexts: Sequence[mx.Context],
+    dtype: str,
+    loss_fn: gluon.loss.Loss,
 ) -> Tuple[np.ndarray, np.ndarray, float]:
     """Scores (softmax), labels and mean loss over the first ``samples`` images of an iterator
     (ImageRecordIter fills its last batch up without always saying so in ``pad``)."""
@@ -160,7 +170,11 @@ def evaluate(
             losses.append(loss_fn(out, y).asnumpy())
             scores.append(mx.nd.softmax(out).asnumpy())
             labels.append(y.asnumpy())
-    return np.concatenate(scores)[:samples], np.concatenate(labels)[:samples], float(np.concatenate(losses)[:samples].mean())
+    return (
+        np.concatenate(scores)[:samples],
+        np.concatenate(labels)[:samples],
+        float(np.concatenate(losses)[:samples].mean()),
+    )
 
 
 def train(job: TrainingJob, hp: Dict[str, Any], data: PreparedData) -> Dict[str, Any]:
@@ -211,7 +225,10 @@ def train(job: TrainingJob, hp: Dict[str, Any], data: PreparedData) -> Dict[str,
             if (i + 1) % 50 == 0:
                 log.info(
                     "Epoch[%d] Batch [%d]\tSpeed: %.2f samples/sec\taccuracy=%f",
-                    epoch, i + 1, seen / max(1e-9, time.time() - start), train_acc.get()[1],
+                    epoch,
+                    i + 1,
+                    seen / max(1e-9, time.time() - start),
+                    train_acc.get()[1],
                 )
         log.info("Epoch[%d] Train-accuracy=%f", epoch, train_acc.get()[1])
         if train_top:
@@ -222,7 +239,12 @@ def train(job: TrainingJob, hp: Dict[str, Any], data: PreparedData) -> Dict[str,
         log.info("Epoch[%d] Validation-accuracy=%f", epoch, accuracy)
         if top_k and top_k > 1:
             top = np.argsort(-scores, axis=1)[:, :top_k]
-            log.info("Epoch[%d] Validation-top_k_accuracy_%d=%f", epoch, top_k, float((top == labels[:, None]).any(axis=1).mean()))
+            log.info(
+                "Epoch[%d] Validation-top_k_accuracy_%d=%f",
+                epoch,
+                top_k,
+                float((top == labels[:, None]).any(axis=1).mean()),
+            )
         improved = accuracy > state.best_accuracy * (1 + hp["early_stopping_tolerance"]) or state.best_epoch < 0
         state = TrainState(
             epoch + 1,
@@ -249,7 +271,9 @@ def train(job: TrainingJob, hp: Dict[str, Any], data: PreparedData) -> Dict[str,
     return report
 
 
-def export(net: gluon.HybridBlock, model_dir: str, epoch: int, hp: Dict[str, Any], names: List[str], report: Dict[str, Any]) -> None:
+def export(
+    net: gluon.HybridBlock, model_dir: str, epoch: int, hp: Dict[str, Any], names: List[str], report: Dict[str, Any]
+) -> None:
     """The artifact, named as the built-in names it: symbol, params of the best epoch, shapes."""
     os.makedirs(model_dir, exist_ok=True)
     net.export(os.path.join(model_dir, ARTIFACT), epoch=epoch)
@@ -261,14 +285,20 @@ def export(net: gluon.HybridBlock, model_dir: str, epoch: int, hp: Dict[str, Any
     with open(os.path.join(model_dir, "hyperparameters.json"), "w") as f:
         json.dump(hp, f, indent=2)
     with open(os.path.join(model_dir, "preprocessing.json"), "w") as f:
-        json.dump({"mean_rgb": MEAN_RGB, "std_rgb": STD_RGB, "image_shape": hp["image_shape"], "resize": hp["resize"]}, f)
+        json.dump(
+            {"mean_rgb": MEAN_RGB, "std_rgb": STD_RGB, "image_shape": hp["image_shape"], "resize": hp["resize"]}, f
+        )
     write_evaluation(report, model_dir)
 
 
 def check_against_data(hp: Dict[str, Any], data: PreparedData) -> None:
     """num_classes and num_training_samples must describe the data, not silently differ."""
     if data.num_classes > hp["num_classes"]:
-        raise ClientError("hyperparameter num_classes: {} but the labels reach class {}".format(hp["num_classes"], data.num_classes - 1))
+        raise ClientError(
+            "hyperparameter num_classes: {} but the labels reach class {}".format(
+                hp["num_classes"], data.num_classes - 1
+            )
+        )
     if hp["num_training_samples"] != data.train.samples:
         raise ClientError(
             "hyperparameter num_training_samples: {} but the train channel holds {} samples".format(
@@ -298,7 +328,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     try:
         data = prepare(job, options, work_dir)
         if data.report["channels"]["train"]["format"] != "recordio" and not hp["resize"]:
-            raise ClientError("hyperparameter resize: required when the training data are images, as in the built-in algorithm")
+            raise ClientError(
+                "hyperparameter resize: required when the training data are images, as in the built-in algorithm"
+            )
         check_against_data(hp, data)
         report = train(job, hp, data)
         write_evaluation(report, job.output_data_dir)

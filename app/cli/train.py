@@ -1,0 +1,94 @@
+"""``imgclf train``: one training job on this machine, with the SageMaker container contract."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Dict
+
+from app.local_sagemaker import BACKENDS, LocalTrainingJob, collect
+
+from .dataset import EXIT_FAILED, EXIT_OK, UsageError
+
+
+def key_value(text: str) -> tuple:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    return key.strip(), value.strip()
+
+
+def add_train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="run a training job locally, as SageMaker runs it",
+        description="Lay out a SageMaker job under OUTPUT/job, run the backend's training code in its own "
+        "environment through the sagemaker-training toolkit, and leave model.tar.gz, output.tar.gz, "
+        "evaluation.json and job.log in OUTPUT. Exit 0 trained, 1 the job failed (reason printed), 2 usage.",
+    )
+    p.add_argument("--backend", choices=sorted(BACKENDS), default="mxnet")
+    p.add_argument("--train", required=True, help="train channel: any dataset format (folder or file)")
+    p.add_argument("--validation", required=True, help="validation channel")
+    p.add_argument("--model", help="model channel: an earlier model.tar.gz (incremental training)")
+    p.add_argument("--pretrained", help="pretrained channel: ImageNet weights (transfer learning)")
+    p.add_argument(
+        "--hp", action="append", type=key_value, default=[], metavar="KEY=VALUE", help="hyperparameter (repeatable)"
+    )
+    p.add_argument(
+        "--hyperparameters", metavar="FILE.json", help="hyperparameters as a JSON object (values as strings)"
+    )
+    p.add_argument("--output", required=True, help="folder for the results")
+    p.add_argument("--checkpoint-dir", help="checkpoints (default OUTPUT/job/checkpoints); a rerun resumes from them")
+    p.set_defaults(run=run_train)
+
+
+def hyperparameters_from(args: argparse.Namespace) -> Dict[str, str]:
+    hps: Dict[str, str] = {}
+    if args.hyperparameters:
+        try:
+            with open(args.hyperparameters) as f:
+                loaded = json.load(f)
+        except (OSError, ValueError) as err:
+            raise UsageError(f"cannot read {args.hyperparameters}: {err}") from None
+        if not isinstance(loaded, dict):
+            raise UsageError(f"{args.hyperparameters} must hold a JSON object")
+        hps.update({str(k): v if isinstance(v, str) else json.dumps(v) for k, v in loaded.items()})
+    hps.update(dict(args.hp))
+    return hps
+
+
+def run_train(args: argparse.Namespace) -> int:
+    channels = {"train": args.train, "validation": args.validation}
+    if args.model:
+        channels["model"] = args.model
+    if args.pretrained:
+        channels["pretrained"] = args.pretrained
+    for name, path in channels.items():
+        if not os.path.exists(path):
+            raise UsageError(f"--{name} {path} does not exist")
+    job = LocalTrainingJob(
+        args.backend,
+        os.path.join(args.output, "job"),
+        channels,
+        hyperparameters_from(args),
+        checkpoint_dir=args.checkpoint_dir,
+    )
+    try:
+        result = job.run()
+    except FileNotFoundError as err:
+        raise UsageError(str(err)) from None
+    collect(result, args.output)
+    if result.exit_code != 0:
+        sys.stderr.write(f"training failed: {result.failure}\n")
+        return EXIT_FAILED
+    evaluation = result.evaluation or {}
+    print(
+        "validation accuracy {:.4f} (best epoch {}); model: {}".format(
+            evaluation.get("accuracy", float("nan")),
+            evaluation.get("best_epoch"),
+            os.path.join(args.output, "model.tar.gz"),
+        )
+    )
+    return EXIT_OK
