@@ -80,8 +80,15 @@ EXPECTED = {
 
 
 def _text(value: Any) -> str:
-    """SageMaker stores every value as a string; the toolkit may have JSON-decoded it."""
+    """SageMaker stores every value as a string (the SDK JSON-encodes them: '"sgd"'); the
+    toolkit may have decoded it already."""
     if isinstance(value, str):
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            try:
+                decoded = json.loads(value)
+            except ValueError:
+                return value
+            return decoded if isinstance(decoded, str) else value
         return value
     if isinstance(value, bool):
         return "1" if value else "0"

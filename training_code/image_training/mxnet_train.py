@@ -234,6 +234,7 @@ def train(job: TrainingJob, hp: Dict[str, Any], data: PreparedData) -> Dict[str,
         if train_top:
             log.info("Epoch[%d] Train-top_k_accuracy_%d=%f", epoch, top_k, train_top.get()[1])
         log.info("Epoch[%d] Time cost=%.3f", epoch, time.time() - start)
+        log.info("Epoch[%d] Learning-rate=%g Updates=%d", epoch, trainer.learning_rate, trainer._optimizer.num_update)
         scores, labels, val_loss = evaluate(net, val_iter, data.validation.samples, contexts, dtype, loss_fn)
         accuracy = float((scores.argmax(axis=1) == labels).mean())
         log.info("Epoch[%d] Validation-accuracy=%f", epoch, accuracy)

@@ -1,0 +1,157 @@
+"""Real MXNet training runs on the CPU through the local SageMaker runner (sagemaker-training
+toolkit in .venv-mxnet): it learns, it fails with a reason, and it resumes after a SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from app.local_sagemaker import LocalTrainingJob
+from app.sample_data import write_digits
+
+pytestmark = [pytest.mark.slow, pytest.mark.mxnet]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory) -> Path:
+    """Three classes of the embedded handwritten digits, 32x32 PNG folders."""
+    root = tmp_path_factory.mktemp("digits")
+    write_digits(str(root), classes=(0, 1, 2))
+    return root
+
+
+def hps(digits: Path, **extra: str) -> dict:
+    train = sum(1 for _ in (digits / "train").rglob("*.png"))
+    base = {
+        "num_classes": "3",
+        "num_training_samples": str(train),
+        "num_layers": "20",
+        "image_shape": "3,32,32",
+        "resize": "32",
+        "mini_batch_size": "32",
+        "learning_rate": "0.05",
+    }
+    base.update(extra)
+    return base
+
+
+def test_resnet20_learns_the_digits_and_writes_the_artifact(tmp_path, digits) -> None:
+    job = LocalTrainingJob(
+        "mxnet",
+        str(tmp_path / "job"),
+        {"train": str(digits / "train"), "validation": str(digits / "validation")},
+        hps(digits, epochs="6", top_k="2", optimizer="nag", lr_scheduler_step="4"),
+    )
+    result = job.run(echo=None)
+    log = result.log.read_text()
+    assert result.exit_code == 0, log[-3000:]
+    assert result.evaluation is not None and result.evaluation["accuracy"] > 0.8, log[-3000:]
+    assert re.search(r"Epoch\[5\] Train-accuracy=[0-9.]+", log)
+    assert re.search(r"Epoch\[5\] Validation-accuracy=[0-9.]+", log)
+    assert re.search(r"Epoch\[0\] Train-top_k_accuracy_2=[0-9.]+", log)
+    assert re.search(r"Epoch\[0\] Time cost=[0-9.]+", log)
+    assert "Epoch[4] Learning-rate=0.005" in log  # lr_scheduler_step 4, factor 0.1
+    with tarfile.open(result.model_tar) as tar:
+        names = set(tar.getnames())
+    best = result.evaluation["best_epoch"]
+    assert {
+        "image-classification-symbol.json",
+        f"image-classification-{best:04d}.params",
+        "model-shapes.json",
+        "labels.json",
+        "evaluation.json",
+        "hyperparameters.json",
+    } <= names
+    evaluation = result.evaluation
+    assert evaluation["label_names"] == ["0", "1", "2"] and len(evaluation["confusion_matrix"]) == 3
+    assert sum(map(sum, evaluation["confusion_matrix"])) == sum(1 for _ in (digits / "validation").rglob("*.png"))
+    with tarfile.open(result.output_tar) as tar:
+        assert {"evaluation.json", "validation-report.json"} <= set(tar.getnames())
+
+
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        ({"optimizer": "adagrad"}, "ClientError: hyperparameter optimizer"),
+        ({"num_training_samples": "7"}, "ClientError: hyperparameter num_training_samples"),
+        ({"resize": None}, "ClientError: hyperparameter resize"),
+        ({"num_classes": "2"}, "ClientError: the dataset is invalid: LABEL_OUT_OF_RANGE"),
+    ],
+)
+def test_bad_configuration_fails_before_training_with_a_client_error(tmp_path, digits, extra, expected) -> None:
+    values = hps(digits, epochs="1")
+    for key, value in extra.items():
+        if value is None:
+            values.pop(key)
+        else:
+            values[key] = value
+    job = LocalTrainingJob(
+        "mxnet",
+        str(tmp_path / "job"),
+        {"train": str(digits / "train"), "validation": str(digits / "validation")},
+        values,
+    )
+    result = job.run(echo=None)
+    assert result.exit_code == 1
+    assert result.failure is not None and result.failure.startswith(expected), result.failure
+    assert (tmp_path / "job" / "output" / "failure").read_text().startswith(expected)
+    assert "Epoch[0]" not in result.log.read_text()
+
+
+def test_sigkill_mid_training_then_resume(tmp_path, digits) -> None:
+    out, checkpoints = tmp_path / "out", tmp_path / "checkpoints"
+    args = [
+        sys.executable,
+        "-m",
+        "app.cli.main",
+        "train",
+        "--train",
+        str(digits / "train"),
+        "--validation",
+        str(digits / "validation"),
+        "--output",
+        str(out),
+        "--checkpoint-dir",
+        str(checkpoints),
+    ]
+    for key, value in hps(digits, epochs="6", lr_scheduler_step="3", optimizer="sgd").items():
+        args += ["--hp", f"{key}={value}"]
+    first_log = open(tmp_path / "first.log", "w")
+    proc = subprocess.Popen(args, cwd=str(ROOT), stdout=first_log, stderr=subprocess.STDOUT, start_new_session=True)
+    state = checkpoints / "checkpoint-state.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and json.loads(state.read_text())["epoch"] >= 2:
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole job, as a spot interruption would
+    proc.wait()
+    first_log.close()
+    done = json.loads(state.read_text())["epoch"]
+    assert 2 <= done < 6
+
+    rerun = subprocess.run(args, cwd=str(ROOT), capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    log = (out / "job.log").read_text()
+    assert f"Resuming from checkpoint after epoch {done - 1}" in log
+    epochs = [int(e) for e in re.findall(r"Epoch\[(\d+)\] Train-accuracy", log)]
+    assert epochs == list(range(done, 6))  # no epoch trained twice, none skipped
+    pattern = r"Epoch\[(\d+)\] Learning-rate=([0-9.e-]+) Updates=(\d+)"
+    before = {int(e): int(n) for e, _, n in re.findall(pattern, (tmp_path / "first.log").read_text())}
+    after = {int(e): (float(lr), int(n)) for e, lr, n in re.findall(pattern, log)}
+    batches = -(-int(hps(digits)["num_training_samples"]) // 32)
+    # the optimizer's state survived the kill: its update count goes on from the checkpoint
+    assert before[done - 1] < after[done][1] <= before[done - 1] + batches
+    # and the learning-rate schedule with it: 0.05 until epoch 3, then x0.1
+    assert all(lr == pytest.approx(0.05 if e < 3 else 0.005) for e, (lr, _) in after.items())
+    assert json.loads((out / "evaluation.json").read_text())["accuracy"] > 0.5
