@@ -92,3 +92,31 @@ def run_train(args: argparse.Namespace) -> int:
         )
     )
     return EXIT_OK
+
+
+def add_hyperparameters_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("hyperparameters", help="print a backend's hyperparameter schema")
+    p.add_argument("--backend", choices=sorted(BACKENDS), default="mxnet")
+    p.add_argument("--json", action="store_true", help="machine-readable schema")
+    p.set_defaults(run=run_hyperparameters)
+
+
+def schema_for(backend: str):  # type: ignore[no-untyped-def]
+    if backend == "mxnet":
+        from image_training.mxnet_hyperparameters import SCHEMA
+
+        return SCHEMA
+    raise UsageError("the {} backend has no hyperparameter schema yet".format(backend))
+
+
+def run_hyperparameters(args: argparse.Namespace) -> int:
+    schema = schema_for(args.backend)
+    if args.json:
+        json.dump(schema.as_json(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    for param in schema.params.values():
+        default = "required" if param.required else ("unset" if param.default is None else param.default)
+        choices = " ({})".format(" | ".join(map(str, param.choices))) if param.choices else ""
+        print("{:<28} {:<9} {:<14} {}{}".format(param.name, param.type, str(default), param.description, choices))
+    return EXIT_OK

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from image_training import mxnet_hyperparameters
@@ -118,3 +119,12 @@ def test_cli_args_keep_keys_exactly() -> None:
     }
     with pytest.raises(HyperparameterError):
         parse_cli_args(["--epochs"])
+
+
+def test_docs_list_every_hyperparameter_with_its_default() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "hyperparameters.md").read_text()
+    for param in mxnet_hyperparameters.SCHEMA.params.values():
+        row = next((line for line in docs.splitlines() if line.startswith("| `{}` |".format(param.name))), None)
+        assert row is not None, param.name
+        if param.default is not None and not isinstance(param.default, list):
+            assert "`{}`".format(param.default) in row, row

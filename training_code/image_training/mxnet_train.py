@@ -192,7 +192,8 @@ def train(job: TrainingJob, hp: Dict[str, Any], data: PreparedData) -> Dict[str,
         net.cast("float16")
     net.hybridize(static_alloc=True, static_shape=True)
     name, params = optimizer_params(hp, batches_per_epoch)
-    trainer = gluon.Trainer(net.collect_params(), name, params, kvstore=hp["kv_store"] or "device")
+    # kv_store matters across machines only; on one machine gradients are reduced on the devices
+    trainer = gluon.Trainer(net.collect_params(), name, params, kvstore="device")
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     checkpoints = Checkpoints(job.checkpoint_dir)
     state = checkpoints.load(net, trainer, contexts)
@@ -318,6 +319,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         raise ClientError("hyperparameter multi_label: multi-label training is not available in this version yet")
     if hp["use_pretrained_model"]:
         raise ClientError("hyperparameter use_pretrained_model: transfer learning is not available in this version yet")
+    if "model" in job.channels:
+        raise ClientError("the model channel: incremental training is not available in this version yet")
+    if len(job.hosts) > 1:
+        raise ClientError("training on {} instances is not available in this version yet: use one".format(len(job.hosts)))
     options = ValidationOptions(
         num_classes=hp["num_classes"],
         multi_label=bool(hp["multi_label"]),
