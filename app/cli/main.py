@@ -9,19 +9,21 @@ from typing import List, Optional
 from image_dataset.issues import DatasetError
 
 from .dataset import EXIT_FAILED, EXIT_USAGE, UsageError, add_pack_parser, add_validate_parser
+from .serve import add_serve_parsers
 from .train import add_hyperparameters_parser, add_train_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imgclf",
-        description="Image classification on SageMaker: validate and pack datasets, train models.",
+        description="Image classification on SageMaker: validate and pack datasets, train and serve models.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_validate_parser(sub)
     add_pack_parser(sub)
     add_train_parser(sub)
     add_hyperparameters_parser(sub)
+    add_serve_parsers(sub)
     sample = sub.add_parser("sample-data", help="write the embedded sample dataset (handwritten digits)")
     sample.add_argument("out_dir")
     sample.add_argument("--size", type=int, default=32, help="image side in pixels")

@@ -106,7 +106,7 @@ def schema_for(backend: str):  # type: ignore[no-untyped-def]
         from image_training.mxnet_hyperparameters import SCHEMA
 
         return SCHEMA
-    raise UsageError("the {} backend has no hyperparameter schema yet".format(backend))
+    raise UsageError(f"the {backend} backend has no hyperparameter schema yet")
 
 
 def run_hyperparameters(args: argparse.Namespace) -> int:
@@ -118,5 +118,5 @@ def run_hyperparameters(args: argparse.Namespace) -> int:
     for param in schema.params.values():
         default = "required" if param.required else ("unset" if param.default is None else param.default)
         choices = " ({})".format(" | ".join(map(str, param.choices))) if param.choices else ""
-        print("{:<28} {:<9} {:<14} {}{}".format(param.name, param.type, str(default), param.description, choices))
+        print(f"{param.name:<28} {param.type:<9} {str(default):<14} {param.description}{choices}")
     return EXIT_OK

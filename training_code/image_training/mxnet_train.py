@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import tempfile
 import time
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
@@ -273,10 +274,14 @@ def train(job: TrainingJob, hp: Dict[str, Any], data: PreparedData) -> Dict[str,
     return report
 
 
+INFERENCE_MODULES = ("__init__.py", "serving.py", "mxnet_inference.py")
+
+
 def export(
     net: gluon.HybridBlock, model_dir: str, epoch: int, hp: Dict[str, Any], names: List[str], report: Dict[str, Any]
 ) -> None:
-    """The artifact, named as the built-in names it: symbol, params of the best epoch, shapes."""
+    """The artifact, named as the built-in names it (symbol, params of the best epoch, shapes),
+    plus what serving needs: model-info.json and code/inference.py with its modules."""
     os.makedirs(model_dir, exist_ok=True)
     net.export(os.path.join(model_dir, ARTIFACT), epoch=epoch)
     shape = [hp["mini_batch_size"]] + list(hp["image_shape"])
@@ -286,9 +291,29 @@ def export(
         json.dump(names, f)
     with open(os.path.join(model_dir, "hyperparameters.json"), "w") as f:
         json.dump(hp, f, indent=2)
-    with open(os.path.join(model_dir, "preprocessing.json"), "w") as f:
-        json.dump(
-            {"mean_rgb": MEAN_RGB, "std_rgb": STD_RGB, "image_shape": hp["image_shape"], "resize": hp["resize"]}, f
+    info = {
+        "backend": "mxnet",
+        "symbol": f"{ARTIFACT}-symbol.json",
+        "params": f"{ARTIFACT}-{epoch:04d}.params",
+        "image_shape": hp["image_shape"],
+        "resize": hp["resize"],
+        "mean_rgb": MEAN_RGB,
+        "std_rgb": STD_RGB,
+        "labels": names,
+        "top_k": hp["top_k"] or min(5, len(names)),
+        "dtype": "float16" if hp["precision_dtype"] == "float16" else "float32",
+    }
+    with open(os.path.join(model_dir, "model-info.json"), "w") as f:
+        json.dump(info, f, indent=2)
+    code = os.path.join(model_dir, "code")
+    os.makedirs(os.path.join(code, "image_training"), exist_ok=True)
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in INFERENCE_MODULES:
+        shutil.copyfile(os.path.join(here, name), os.path.join(code, "image_training", name))
+    with open(os.path.join(code, "inference.py"), "w") as f:
+        f.write(
+            '"""SageMaker MXNet inference handlers of this model (imgclf)."""\n'
+            "from image_training.mxnet_inference import input_fn, model_fn, output_fn, predict_fn  # noqa: F401\n"
         )
     write_evaluation(report, model_dir)
 
@@ -322,7 +347,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if "model" in job.channels:
         raise ClientError("the model channel: incremental training is not available in this version yet")
     if len(job.hosts) > 1:
-        raise ClientError("training on {} instances is not available in this version yet: use one".format(len(job.hosts)))
+        raise ClientError(f"training on {len(job.hosts)} instances is not available in this version yet: use one")
     options = ValidationOptions(
         num_classes=hp["num_classes"],
         multi_label=bool(hp["multi_label"]),
