@@ -61,6 +61,13 @@ def make_handler(module, model):  # type: ignore[no-untyped-def]
                 self._error(411, "Content-Length is required")
                 return
             if length > MAX_BODY:
+                if length <= 16 * MAX_BODY:  # read it away, so that the client sees the answer
+                    remaining = length
+                    while remaining > 0:
+                        chunk = self.rfile.read(min(remaining, 1 << 20))
+                        if not chunk:
+                            break
+                        remaining -= len(chunk)
                 self.close_connection = True
                 self._error(413, f"the body is {length} bytes; the limit is {MAX_BODY}")
                 return

@@ -124,7 +124,7 @@ def test_cli_args_keep_keys_exactly() -> None:
 def test_docs_list_every_hyperparameter_with_its_default() -> None:
     docs = (Path(__file__).resolve().parents[2] / "docs" / "hyperparameters.md").read_text()
     for param in mxnet_hyperparameters.SCHEMA.params.values():
-        row = next((line for line in docs.splitlines() if line.startswith("| `{}` |".format(param.name))), None)
+        row = next((line for line in docs.splitlines() if line.startswith(f"| `{param.name}` |")), None)
         assert row is not None, param.name
         if param.default is not None and not isinstance(param.default, list):
-            assert "`{}`".format(param.default) in row, row
+            assert f"`{param.default}`" in row, row

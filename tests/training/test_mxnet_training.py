@@ -16,33 +16,10 @@ from pathlib import Path
 import pytest
 
 from app.local_sagemaker import LocalTrainingJob
-from app.sample_data import write_digits
+from tests.training.conftest import hps
 
 pytestmark = [pytest.mark.slow, pytest.mark.mxnet]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory) -> Path:
-    """Three classes of the embedded handwritten digits, 32x32 PNG folders."""
-    root = tmp_path_factory.mktemp("digits")
-    write_digits(str(root), classes=(0, 1, 2))
-    return root
-
-
-def hps(digits: Path, **extra: str) -> dict:
-    train = sum(1 for _ in (digits / "train").rglob("*.png"))
-    base = {
-        "num_classes": "3",
-        "num_training_samples": str(train),
-        "num_layers": "20",
-        "image_shape": "3,32,32",
-        "resize": "32",
-        "mini_batch_size": "32",
-        "learning_rate": "0.05",
-    }
-    base.update(extra)
-    return base
 
 
 def test_resnet20_learns_the_digits_and_writes_the_artifact(tmp_path, digits) -> None:

@@ -124,10 +124,8 @@ def resize_shorter(image: np.ndarray, size: int) -> np.ndarray:
     except ImportError:
         from PIL import Image
 
-        mode = "RGB" if image.shape[2] == 3 else "L"
-        pil = Image.fromarray(image if mode == "RGB" else image[:, :, 0], mode).resize(
-            (new_w, new_h), Image.Resampling.BILINEAR
-        )
+        bilinear = getattr(Image, "Resampling", Image).BILINEAR  # Pillow < 9.1 has no Resampling
+        pil = Image.fromarray(image if image.shape[2] == 3 else image[:, :, 0]).resize((new_w, new_h), bilinear)
         array = np.asarray(pil)
         return array if array.ndim == 3 else array[:, :, None]
 

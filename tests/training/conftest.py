@@ -1,0 +1,33 @@
+"""Shared data for training tests: three classes of the embedded handwritten digits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.sample_data import write_digits
+
+
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory) -> Path:
+    """Three classes of the embedded handwritten digits as 32x32 PNG folders."""
+    root = tmp_path_factory.mktemp("digits")
+    write_digits(str(root), classes=(0, 1, 2))
+    return root
+
+
+def hps(digits: Path, **extra: str) -> dict:
+    """Hyperparameters of a small, fast CIFAR-style ResNet-20 run on ``digits``."""
+    train = sum(1 for _ in (digits / "train").rglob("*.png"))
+    base = {
+        "num_classes": "3",
+        "num_training_samples": str(train),
+        "num_layers": "20",
+        "image_shape": "3,32,32",
+        "resize": "32",
+        "mini_batch_size": "32",
+        "learning_rate": "0.05",
+    }
+    base.update(extra)
+    return base
