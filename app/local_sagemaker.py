@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TRAINING_CODE = ROOT / "training_code"
 CONTAINER_ENTRY = Path(__file__).resolve().with_name("container_entry.py")
 HOST = "algo-1"
+SELF_CONTAINED = (".rec", ".tar.gz", ".params")  # files that make a channel alone
 
 
 class Backend(NamedTuple):
@@ -46,16 +47,16 @@ class JobResult(NamedTuple):
 
 def place_channel(source: str, destination: Path) -> None:
     """Put a dataset path where SageMaker would download the channel: a folder becomes the
-    channel; a .rec file comes with its .idx; another file (.lst, manifest, annotations.json)
-    brings the folder its image paths are relative to."""
+    channel; a .rec file comes with its .idx; a model.tar.gz or .params file comes alone; another
+    file (.lst, manifest, annotations.json) brings the folder its image paths are relative to."""
     path = Path(source).resolve()
     if path.is_dir():
         destination.symlink_to(path, target_is_directory=True)
-    elif path.suffix.lower() == ".rec":
+    elif path.name.lower().endswith(SELF_CONTAINED):
         destination.mkdir()
         (destination / path.name).symlink_to(path)
         idx = path.with_suffix(".idx")
-        if idx.exists():
+        if path.suffix.lower() == ".rec" and idx.exists():
             (destination / idx.name).symlink_to(idx)
     else:
         destination.symlink_to(path.parent, target_is_directory=True)

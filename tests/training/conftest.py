@@ -31,3 +31,10 @@ def hps(digits: Path, **extra: str) -> dict:
     }
     base.update(extra)
     return base
+
+
+@pytest.fixture(scope="session")
+def in_mxnet():
+    from tests.interop.conftest import runner
+
+    return runner(".venv-mxnet")

@@ -132,3 +132,57 @@ def test_sigkill_mid_training_then_resume(tmp_path, digits) -> None:
     # and the learning-rate schedule with it: 0.05 until epoch 3, then x0.1
     assert all(lr == pytest.approx(0.05 if e < 3 else 0.005) for e, (lr, _) in after.items())
     assert json.loads((out / "evaluation.json").read_text())["accuracy"] > 0.5
+
+
+def test_incremental_training_continues_an_earlier_model(tmp_path, digits) -> None:
+    channels = {"train": str(digits / "train"), "validation": str(digits / "validation")}
+    first = LocalTrainingJob("mxnet", str(tmp_path / "first"), channels, hps(digits, epochs="4")).run(echo=None)
+    assert first.exit_code == 0 and first.model_tar is not None and first.evaluation is not None
+    second = LocalTrainingJob(
+        "mxnet", str(tmp_path / "second"), {**channels, "model": str(first.model_tar)}, hps(digits, epochs="1", learning_rate="0.001")
+    ).run(echo=None)
+    log = second.log.read_text()
+    assert second.exit_code == 0, log[-2000:]
+    assert "Incremental training from image-classification-" in log
+    # one gentle epoch on top of the earlier weights: nowhere near a fresh start
+    assert second.evaluation is not None and second.evaluation["accuracy"] >= first.evaluation["accuracy"] - 0.1
+    mismatch = LocalTrainingJob(
+        "mxnet", str(tmp_path / "third"), {**channels, "model": str(first.model_tar)}, hps(digits, epochs="1", num_layers="32")
+    ).run(echo=None)
+    assert mismatch.exit_code == 1
+    assert mismatch.failure == "ClientError: hyperparameter num_layers: 32 but the model in the model channel was trained with 20"
+
+
+MAKE_PRETRAINED = """
+import sys
+import mxnet as mx
+from mxnet.gluon.model_zoo.vision import get_resnet
+net = get_resnet(2, int(sys.argv[2]))
+net.initialize(mx.init.Xavier())
+net(mx.nd.zeros((1, 3, 224, 224)))
+net.save_parameters(sys.argv[1])
+"""
+
+
+def test_transfer_learning_from_the_pretrained_channel(tmp_path, in_mxnet) -> None:
+    from tests.builders import folder_dataset
+
+    data = folder_dataset(str(tmp_path / "data"), {"ant": 6, "bee": 6}, size=40)
+    weights = tmp_path / "pretrained" / "resnet18_v2.params"
+    weights.parent.mkdir()
+    in_mxnet(MAKE_PRETRAINED, str(weights), "18")
+    values = {
+        "num_classes": "2", "num_training_samples": "12", "num_layers": "18", "use_pretrained_model": "1",
+        "image_shape": "3,224,224", "resize": "224", "epochs": "1", "mini_batch_size": "6", "learning_rate": "0.01",
+    }
+    channels = {"train": data + "/train", "validation": data + "/validation", "pretrained": str(weights.parent)}
+    result = LocalTrainingJob("mxnet", str(tmp_path / "job"), channels, values).run(echo=None)
+    log = result.log.read_text()
+    assert result.exit_code == 0, log[-3000:]
+    assert "Transfer learning from resnet18_v2.params" in log
+    assert result.evaluation is not None and result.evaluation["label_names"] == ["ant", "bee"]
+    # weights of another depth are refused with the reason
+    in_mxnet(MAKE_PRETRAINED, str(weights), "34")
+    wrong = LocalTrainingJob("mxnet", str(tmp_path / "job2"), channels, values).run(echo=None)
+    assert wrong.exit_code == 1
+    assert wrong.failure is not None and wrong.failure.startswith("ClientError: the pretrained channel's resnet18_v2.params is not ImageNet ResNet-18")

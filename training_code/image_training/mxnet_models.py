@@ -32,3 +32,37 @@ def resnet(num_layers: int, num_classes: int) -> ResNetV2:
         raise ValueError(f"no ResNet with {num_layers} layers; choose one of {sorted(_SPECS)}")
     block, layers, channels, thumbnail = _SPECS[num_layers]
     return ResNetV2(block, layers, channels, classes=num_classes, thumbnail=thumbnail)
+
+
+def with_new_output(net: ResNetV2, num_classes: int) -> ResNetV2:
+    """Swap the classifier for a new, uninitialised one with ``num_classes`` outputs (transfer
+    learning: the rest of the network keeps its weights and is fine-tuned)."""
+    from mxnet.gluon import nn
+
+    with net.name_scope():
+        net.output = nn.Dense(num_classes)
+    return net
+
+
+def load_exported(net: ResNetV2, params_file: str, ctx: Any) -> None:
+    """Load a .params file written by ``HybridBlock.export`` (names like
+    ``arg:resnetv20_conv0_weight``) into ``net``, whatever prefix either network got."""
+    import mxnet as mx
+
+    saved = {}
+    for key, value in mx.nd.load(params_file).items():
+        name = key.split(":", 1)[1] if key[:4] in ("arg:", "aux:") else key
+        saved[name.split("_", 1)[1] if "_" in name else name] = value
+    params = net.collect_params()
+    ours = {
+        name[len(net.prefix) :] if name.startswith(net.prefix) else name.split("_", 1)[1]: p
+        for name, p in params.items()
+    }
+    missing = sorted(set(ours) - set(saved))
+    if missing:
+        raise ValueError(f"the saved model lacks {len(missing)} parameters, e.g. {missing[:3]}")
+    for name, param in ours.items():
+        known = tuple(param.shape or ())
+        if len(known) == len(saved[name].shape) and any(k and k != s for k, s in zip(known, saved[name].shape)):
+            raise ValueError(f"parameter {name} has shape {saved[name].shape} in the saved model, {param.shape} here")
+        param._load_init(saved[name], ctx)

@@ -9,6 +9,7 @@ import logging
 import math
 import os
 import shutil
+import tarfile
 import tempfile
 import time
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
@@ -17,13 +18,14 @@ import mxnet as mx
 import numpy as np
 from image_dataset.validate import ValidationOptions
 from mxnet import autograd, gluon
+from mxnet.gluon.model_zoo.vision import get_resnet
 
 from . import mxnet_hyperparameters
 from .data import PreparedData, clean, prepare
 from .errors import ClientError
 from .evaluation import label_names_for, single_label_report, write_evaluation
 from .job import TrainingJob
-from .mxnet_models import resnet
+from .mxnet_models import load_exported, resnet, with_new_output
 
 log = logging.getLogger("imgclf")
 ARTIFACT = "image-classification"
@@ -178,6 +180,86 @@ def evaluate(
     )
 
 
+INITIALIZER = mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=2)
+
+
+def _single_file(folder: str, suffixes: Tuple[str, ...], what: str) -> str:
+    found = sorted(
+        os.path.join(root, name)
+        for root, _, names in os.walk(folder, followlinks=True)
+        for name in names
+        if name.endswith(suffixes)
+    )
+    if len(found) != 1:
+        raise ClientError(
+            "the {} channel must hold one {} file, found {}".format(what, " or ".join(suffixes), len(found))
+        )
+    return found[0]
+
+
+def earlier_model(channel: str) -> str:
+    """The folder of the model in the model channel (a model.tar.gz, or its contents)."""
+    if os.path.exists(os.path.join(channel, "model-info.json")):
+        return channel
+    archive = _single_file(channel, (".tar.gz",), "model")
+    target = tempfile.mkdtemp(prefix="imgclf-model-")
+    with tarfile.open(archive) as tar:
+        tar.extractall(target, members=[m for m in tar.getmembers() if m.isfile() and not m.name.startswith("/") and ".." not in m.name.split("/")])
+    if not os.path.exists(os.path.join(target, "model-info.json")):
+        raise ClientError(
+            f"the model channel's {os.path.basename(archive)} is not a model trained by imgclf (no model-info.json)"
+        )
+    return target
+
+
+def build_network(job: TrainingJob, hp: Dict[str, Any], contexts: Sequence[mx.Context]) -> gluon.HybridBlock:
+    """A new network, an earlier model to continue (model channel), or ImageNet weights with a
+    new output layer (use_pretrained_model: pretrained channel, else the Gluon model zoo)."""
+    depth, classes = hp["num_layers"], hp["num_classes"]
+    if "model" in job.channels:
+        folder = earlier_model(job.channels["model"])
+        with open(os.path.join(folder, "hyperparameters.json")) as f:
+            before = json.load(f)
+        for name in ("num_layers", "image_shape", "num_classes"):
+            if before.get(name) != hp[name]:
+                raise ClientError(
+                    f"hyperparameter {name}: {hp[name]} but the model in the model channel was trained with {before.get(name)}"
+                )
+        with open(os.path.join(folder, "model-info.json")) as f:
+            info = json.load(f)
+        net = resnet(depth, classes)
+        load_exported(net, os.path.join(folder, info["params"]), contexts)
+        log.info("Incremental training from %s", info["params"])
+        return net
+    if hp["use_pretrained_model"]:
+        if "pretrained" in job.channels:
+            weights = _single_file(job.channels["pretrained"], (".params",), "pretrained")
+            net = resnet(depth, 1000)
+            try:
+                net.load_parameters(weights, ctx=list(contexts))
+            except (mx.base.MXNetError, AssertionError, ValueError) as err:
+                raise ClientError(
+                    f"the pretrained channel's {os.path.basename(weights)} is not ImageNet ResNet-{depth} V2 weights: {str(err).splitlines()[0]}"
+                ) from None
+            log.info("Transfer learning from %s", os.path.basename(weights))
+        else:
+            try:
+                net = get_resnet(
+                    2, depth, pretrained=True, ctx=list(contexts), root=tempfile.mkdtemp(prefix="imgclf-zoo-")
+                )
+            except Exception as err:  # noqa: BLE001 - no internet under network isolation
+                raise ClientError(
+                    f"cannot download ImageNet weights for ResNet-{depth} ({err}); put them in the pretrained channel"
+                ) from None
+            log.info("Transfer learning from the Gluon model zoo's resnet%d_v2", depth)
+        with_new_output(net, classes)
+        net.output.initialize(INITIALIZER, ctx=list(contexts))
+        return net
+    net = resnet(depth, classes)
+    net.initialize(INITIALIZER, ctx=list(contexts))
+    return net
+
+
 def train(job: TrainingJob, hp: Dict[str, Any], data: PreparedData) -> Dict[str, Any]:
     """The epoch loop; returns the evaluation of the best epoch."""
     contexts = devices(job)
@@ -187,8 +269,8 @@ def train(job: TrainingJob, hp: Dict[str, Any], data: PreparedData) -> Dict[str,
     train_iter = record_iter(data.train.rec, data.train.idx, hp, True, 1)
     val_iter = record_iter(data.validation.rec, data.validation.idx, hp, False, 1)
 
-    net = resnet(hp["num_layers"], num_classes)
-    net.initialize(mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=2), ctx=contexts)
+    log.info("Training ResNet-%d on %s", hp["num_layers"], ", ".join(str(c) for c in contexts))
+    net = build_network(job, hp, contexts)
     if dtype == "float16":
         net.cast("float16")
     net.hybridize(static_alloc=True, static_shape=True)
@@ -342,10 +424,6 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     hp = mxnet_hyperparameters.parse(job.hyperparameters)
     if hp["multi_label"]:
         raise ClientError("hyperparameter multi_label: multi-label training is not available in this version yet")
-    if hp["use_pretrained_model"]:
-        raise ClientError("hyperparameter use_pretrained_model: transfer learning is not available in this version yet")
-    if "model" in job.channels:
-        raise ClientError("the model channel: incremental training is not available in this version yet")
     if len(job.hosts) > 1:
         raise ClientError(f"training on {len(job.hosts)} instances is not available in this version yet: use one")
     options = ValidationOptions(
