@@ -99,6 +99,7 @@ def main() -> int:
     args = parser.parse_args()
     module = load_handlers(args.model_dir)
     model = module.model_fn(args.model_dir)
+    ThreadingHTTPServer.request_queue_size = 128  # bursts of clients wait instead of being refused
     server = ThreadingHTTPServer((args.host, args.port), make_handler(module, model))
     server.daemon_threads = True
     print(f"serving {args.model_dir} on http://{args.host}:{server.server_address[1]}", flush=True)

@@ -43,7 +43,7 @@ def test_resnet20_learns_the_digits_and_writes_the_artifact(tmp_path, digits) ->
     best = result.evaluation["best_epoch"]
     assert {
         "image-classification-symbol.json",
-        f"image-classification-{best:04d}.params",
+        f"image-classification-{best + 1:04d}.params",
         "model-shapes.json",
         "labels.json",
         "evaluation.json",
@@ -139,7 +139,10 @@ def test_incremental_training_continues_an_earlier_model(tmp_path, digits) -> No
     first = LocalTrainingJob("mxnet", str(tmp_path / "first"), channels, hps(digits, epochs="4")).run(echo=None)
     assert first.exit_code == 0 and first.model_tar is not None and first.evaluation is not None
     second = LocalTrainingJob(
-        "mxnet", str(tmp_path / "second"), {**channels, "model": str(first.model_tar)}, hps(digits, epochs="1", learning_rate="0.001")
+        "mxnet",
+        str(tmp_path / "second"),
+        {**channels, "model": str(first.model_tar)},
+        hps(digits, epochs="1", learning_rate="0.001"),
     ).run(echo=None)
     log = second.log.read_text()
     assert second.exit_code == 0, log[-2000:]
@@ -147,10 +150,16 @@ def test_incremental_training_continues_an_earlier_model(tmp_path, digits) -> No
     # one gentle epoch on top of the earlier weights: nowhere near a fresh start
     assert second.evaluation is not None and second.evaluation["accuracy"] >= first.evaluation["accuracy"] - 0.1
     mismatch = LocalTrainingJob(
-        "mxnet", str(tmp_path / "third"), {**channels, "model": str(first.model_tar)}, hps(digits, epochs="1", num_layers="32")
+        "mxnet",
+        str(tmp_path / "third"),
+        {**channels, "model": str(first.model_tar)},
+        hps(digits, epochs="1", num_layers="32"),
     ).run(echo=None)
     assert mismatch.exit_code == 1
-    assert mismatch.failure == "ClientError: hyperparameter num_layers: 32 but the model in the model channel was trained with 20"
+    assert (
+        mismatch.failure
+        == "ClientError: hyperparameter num_layers: 32 but the model in the model channel was trained with 20"
+    )
 
 
 MAKE_PRETRAINED = """
@@ -172,8 +181,15 @@ def test_transfer_learning_from_the_pretrained_channel(tmp_path, in_mxnet) -> No
     weights.parent.mkdir()
     in_mxnet(MAKE_PRETRAINED, str(weights), "18")
     values = {
-        "num_classes": "2", "num_training_samples": "12", "num_layers": "18", "use_pretrained_model": "1",
-        "image_shape": "3,224,224", "resize": "224", "epochs": "1", "mini_batch_size": "6", "learning_rate": "0.01",
+        "num_classes": "2",
+        "num_training_samples": "12",
+        "num_layers": "18",
+        "use_pretrained_model": "1",
+        "image_shape": "3,224,224",
+        "resize": "224",
+        "epochs": "1",
+        "mini_batch_size": "6",
+        "learning_rate": "0.01",
     }
     channels = {"train": data + "/train", "validation": data + "/validation", "pretrained": str(weights.parent)}
     result = LocalTrainingJob("mxnet", str(tmp_path / "job"), channels, values).run(echo=None)
@@ -185,4 +201,34 @@ def test_transfer_learning_from_the_pretrained_channel(tmp_path, in_mxnet) -> No
     in_mxnet(MAKE_PRETRAINED, str(weights), "34")
     wrong = LocalTrainingJob("mxnet", str(tmp_path / "job2"), channels, values).run(echo=None)
     assert wrong.exit_code == 1
-    assert wrong.failure is not None and wrong.failure.startswith("ClientError: the pretrained channel's resnet18_v2.params is not ImageNet ResNet-18")
+    assert wrong.failure is not None and wrong.failure.startswith(
+        "ClientError: the pretrained channel's resnet18_v2.params is not ImageNet ResNet-18"
+    )
+
+
+def test_two_devices_early_stopping_and_checkpoint_frequency(tmp_path, digits) -> None:
+    values = hps(
+        digits,
+        epochs="6",
+        early_stopping="1",
+        early_stopping_min_epochs="2",
+        early_stopping_patience="1",
+        early_stopping_tolerance="1.0",
+        checkpoint_frequency="1",
+    )
+    job = LocalTrainingJob(
+        "mxnet",
+        str(tmp_path / "job"),
+        {"train": str(digits / "train"), "validation": str(digits / "validation")},
+        values,
+        extra_env={"IMGCLF_CPU_DEVICES": "2"},
+    )
+    result = job.run(echo=None)
+    log = result.log.read_text()
+    assert result.exit_code == 0, log[-2000:]
+    assert "on cpu(0), cpu(1)" in log  # batches split over two contexts, gradients reduced
+    # tolerance 1.0 asks for a doubled accuracy: no epoch after the first improves
+    assert "Early stopping after epoch 1" in log and "Epoch[2]" not in log
+    with tarfile.open(result.model_tar) as tar:
+        names = set(tar.getnames())
+    assert {"image-classification-0001.params", "image-classification-0002.params"} <= names

@@ -204,7 +204,14 @@ def earlier_model(channel: str) -> str:
     archive = _single_file(channel, (".tar.gz",), "model")
     target = tempfile.mkdtemp(prefix="imgclf-model-")
     with tarfile.open(archive) as tar:
-        tar.extractall(target, members=[m for m in tar.getmembers() if m.isfile() and not m.name.startswith("/") and ".." not in m.name.split("/")])
+        tar.extractall(
+            target,
+            members=[
+                m
+                for m in tar.getmembers()
+                if m.isfile() and not m.name.startswith("/") and ".." not in m.name.split("/")
+            ],
+        )
     if not os.path.exists(os.path.join(target, "model-info.json")):
         raise ClientError(
             f"the model channel's {os.path.basename(archive)} is not a model trained by imgclf (no model-info.json)"
@@ -360,11 +367,17 @@ INFERENCE_MODULES = ("__init__.py", "serving.py", "mxnet_inference.py")
 
 
 def export(
-    net: gluon.HybridBlock, model_dir: str, epoch: int, hp: Dict[str, Any], names: List[str], report: Dict[str, Any]
+    net: gluon.HybridBlock,
+    model_dir: str,
+    best_epoch: int,
+    hp: Dict[str, Any],
+    names: List[str],
+    report: Dict[str, Any],
 ) -> None:
-    """The artifact, named as the built-in names it (symbol, params of the best epoch, shapes),
-    plus what serving needs: model-info.json and code/inference.py with its modules."""
+    """The artifact, named as the built-in names it (symbol, params numbered by epochs trained,
+    shapes), plus what serving needs: model-info.json and code/inference.py with its modules."""
     os.makedirs(model_dir, exist_ok=True)
+    epoch = best_epoch + 1  # Epoch[k] in the log is the (k+1)-th epoch
     net.export(os.path.join(model_dir, ARTIFACT), epoch=epoch)
     shape = [hp["mini_batch_size"]] + list(hp["image_shape"])
     with open(os.path.join(model_dir, "model-shapes.json"), "w") as f:
