@@ -232,3 +232,53 @@ def test_two_devices_early_stopping_and_checkpoint_frequency(tmp_path, digits) -
     with tarfile.open(result.model_tar) as tar:
         names = set(tar.getnames())
     assert {"image-classification-0001.params", "image-classification-0002.params"} <= names
+
+
+def test_multi_label_training_with_weighted_loss_and_serving(tmp_path) -> None:
+    """Colour channels as labels: an image is 'red' and/or 'blue'; learnable in a few epochs."""
+    import io
+
+    from PIL import Image
+
+    from app.local_serving import ModelServer, invoke
+    from tests.builders import write_file
+
+    root = tmp_path / "data"
+    entries = {"train": [], "validation": []}
+    for channel, count in (("train", 48), ("validation", 16)):
+        for i in range(count):
+            red, blue = i % 2, (i // 2) % 2
+            image = Image.new("RGB", (32, 32), (230 * red + (i * 3) % 20, 40, 230 * blue + (i * 5) % 20))
+            out = io.BytesIO()
+            image.save(out, format="PNG")
+            write_file(str(root / channel / f"img{i}.png"), out.getvalue())
+            entries[channel].append(
+                {"path": f"img{i}.png", "label": [name for name, on in (("red", red), ("blue", blue)) if on]}
+            )
+    for channel, images in entries.items():
+        write_file(str(root / channel / "annotations.json"), json.dumps({"labels": ["red", "blue"], "images": images}))
+    values = {
+        "num_classes": "2",
+        "num_training_samples": "48",
+        "num_layers": "20",
+        "image_shape": "3,32,32",
+        "resize": "32",
+        "multi_label": "1",
+        "use_weighted_loss": "1",
+        "epochs": "8",
+        "mini_batch_size": "16",
+        "learning_rate": "0.05",
+    }
+    result = LocalTrainingJob(
+        "mxnet", str(tmp_path / "job"), {"train": str(root / "train"), "validation": str(root / "validation")}, values
+    ).run(echo=None)
+    assert result.exit_code == 0, result.log.read_text()[-3000:]
+    evaluation = result.evaluation
+    assert evaluation is not None and evaluation["multi_label"] is True and evaluation["label_names"] == ["red", "blue"]
+    assert evaluation["accuracy"] > 0.8 and {c["label"] for c in evaluation["per_class"]} == {"red", "blue"}
+    purple = io.BytesIO()
+    Image.new("RGB", (32, 32), (235, 40, 235)).save(purple, format="PNG")
+    with ModelServer(str(result.model_tar)) as server:
+        status, _, body = invoke(server.url, purple.getvalue(), "image/png")
+    answer = json.loads(body)
+    assert status == 200 and sorted(answer["predicted_labels"]) == ["blue", "red"]

@@ -68,3 +68,65 @@ def label_names_for(num_classes: int, names: Optional[List[str]]) -> List[str]:
     if names and len(names) == num_classes:
         return list(names)
     return [str(i) for i in range(num_classes)]
+
+
+def top_k_hits(scores: np.ndarray, labels: np.ndarray, k: int, multi_label: bool) -> np.ndarray:
+    """Per sample: is a true class among the k highest scores."""
+    top = np.argsort(-scores, axis=1)[:, :k]
+    if multi_label:
+        return np.take_along_axis(labels, top, axis=1).max(axis=1) > 0
+    return (top == labels.astype(np.int64)[:, None]).any(axis=1)
+
+
+def multi_label_accuracy(scores: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> float:
+    """Share of (sample, class) decisions that are right at ``threshold``."""
+    return float(((scores >= threshold) == (labels > 0.5)).mean()) if len(labels) else 0.0
+
+
+def multi_label_report(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    label_names: Sequence[str],
+    loss: float,
+    top_k: Optional[int] = None,
+    best_epoch: Optional[int] = None,
+    threshold: float = 0.5,
+) -> Dict[str, Any]:
+    """Metrics of sigmoid ``scores`` (n, classes) against multi-hot ``labels`` (n, classes)."""
+    predicted = scores >= threshold
+    truth = labels > 0.5
+    tp = (predicted & truth).sum(axis=0).astype(np.float64)
+    fp = (predicted & ~truth).sum(axis=0).astype(np.float64)
+    fn = (~predicted & truth).sum(axis=0).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.nan_to_num(tp / (tp + fp))
+        recall = np.nan_to_num(tp / (tp + fn))
+        f1 = np.nan_to_num(2 * precision * recall / (precision + recall))
+    k = top_k or min(5, scores.shape[1])
+    report: Dict[str, Any] = {
+        "accuracy": multi_label_accuracy(scores, labels, threshold),
+        "subset_accuracy": float((predicted == truth).all(axis=1).mean()) if len(labels) else 0.0,
+        "top_k_accuracy": float(top_k_hits(scores, labels, k, True).mean()) if len(labels) else 0.0,
+        "top_k": k,
+        "loss": float(loss),
+        "samples": int(len(labels)),
+        "multi_label": True,
+        "threshold": threshold,
+        "label_names": list(label_names),
+        "per_class": [
+            {
+                "label": name,
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(truth[:, i].sum()),
+                "true_positives": int(tp[i]),
+                "false_positives": int(fp[i]),
+                "false_negatives": int(fn[i]),
+            }
+            for i, name in enumerate(label_names)
+        ],
+    }
+    if best_epoch is not None:
+        report["best_epoch"] = best_epoch
+    return report

@@ -38,14 +38,16 @@ def predict_fn(data: np.ndarray, model: Dict[str, Any]) -> List[float]:
     import mxnet as mx
 
     out = model["net"](mx.nd.array(data, ctx=model["ctx"], dtype=model["info"].get("dtype", "float32")))
-    return mx.nd.softmax(out.astype("float32")).asnumpy()[0].tolist()
+    out = out.astype("float32")
+    scores = mx.nd.sigmoid(out) if model["info"].get("multi_label") else mx.nd.softmax(out)
+    return scores.asnumpy()[0].tolist()
 
 
 def output_fn(
     prediction: List[float], accept: Optional[str], model: Optional[Dict[str, Any]] = None
 ) -> Tuple[str, str]:
     info = (model or _LOADED)["info"]
-    return render(prediction, info["labels"], response_type(accept), info.get("top_k") or 5)
+    return render(prediction, info["labels"], response_type(accept), info.get("top_k") or 5, bool(info.get("multi_label")))
 
 
 _LOADED: Dict[str, Any] = {}

@@ -23,7 +23,14 @@ from mxnet.gluon.model_zoo.vision import get_resnet
 from . import mxnet_hyperparameters
 from .data import PreparedData, clean, prepare
 from .errors import ClientError
-from .evaluation import label_names_for, single_label_report, write_evaluation
+from .evaluation import (
+    label_names_for,
+    multi_label_accuracy,
+    multi_label_report,
+    single_label_report,
+    top_k_hits,
+    write_evaluation,
+)
 from .job import TrainingJob
 from .mxnet_models import load_exported, resnet, with_new_output
 
@@ -153,14 +160,9 @@ def forward_batches(
 
 
 def evaluate(
-    net: gluon.Block,
-    data: mx.io.DataIter,
-    samples: int,
-    contexts: Sequence[mx.Context],
-    dtype: str,
-    loss_fn: gluon.loss.Loss,
+    net: gluon.Block, data: mx.io.DataIter, samples: int, contexts: Sequence[mx.Context], dtype: str, task: Task
 ) -> Tuple[np.ndarray, np.ndarray, float]:
-    """Scores (softmax), labels and mean loss over the first ``samples`` images of an iterator
+    """Probabilities, labels and mean loss over the first ``samples`` images of an iterator
     (ImageRecordIter fills its last batch up without always saying so in ``pad``)."""
     data.reset()
     scores: List[np.ndarray] = []
@@ -170,8 +172,8 @@ def evaluate(
         xs, ys = forward_batches(net, batch, contexts, dtype)
         for x, y in zip(xs, ys):
             out = net(x).astype("float32")
-            losses.append(loss_fn(out, y).asnumpy())
-            scores.append(mx.nd.softmax(out).asnumpy())
+            losses.append(task.batch_loss(out, y).asnumpy())
+            scores.append(task.probabilities(out))
             labels.append(y.asnumpy())
     return (
         np.concatenate(scores)[:samples],
@@ -267,14 +269,57 @@ def build_network(job: TrainingJob, hp: Dict[str, Any], contexts: Sequence[mx.Co
     return net
 
 
+class Task:
+    """What differs between single-label (softmax) and multi-label (sigmoid, multi-hot) training."""
+
+    def __init__(self, hp: Dict[str, Any], class_counts: Dict[str, int], train_samples: int) -> None:
+        self.multi_label = bool(hp["multi_label"])
+        self.num_classes = hp["num_classes"]
+        self.label_width = self.num_classes if self.multi_label else 1
+        if not self.multi_label:
+            self.loss: gluon.loss.Loss = gluon.loss.SoftmaxCrossEntropyLoss()
+            self.pos_weight = None
+            return
+        self.loss = gluon.loss.SigmoidBinaryCrossEntropyLoss()
+        self.pos_weight = None
+        if hp["use_weighted_loss"]:
+            # each class's positives weigh as much as its negatives: (negatives / positives)
+            counts = np.array([max(1, class_counts.get(str(c), 0)) for c in range(self.num_classes)], np.float32)
+            self.pos_weight = ((train_samples - counts).clip(min=1) / counts).reshape(1, -1)
+
+    def batch_loss(self, out: mx.nd.NDArray, y: mx.nd.NDArray) -> mx.nd.NDArray:
+        if self.pos_weight is None:
+            return self.loss(out, y)
+        return self.loss(out, y, None, mx.nd.array(self.pos_weight, ctx=out.context))
+
+    def probabilities(self, out: mx.nd.NDArray) -> np.ndarray:
+        return (mx.nd.sigmoid(out) if self.multi_label else mx.nd.softmax(out)).asnumpy()
+
+    def accuracy(self, scores: np.ndarray, labels: np.ndarray) -> float:
+        if self.multi_label:
+            return multi_label_accuracy(scores, labels)
+        return float((scores.argmax(axis=1) == labels).mean()) if len(labels) else 0.0
+
+    def top_k_accuracy(self, scores: np.ndarray, labels: np.ndarray, k: int) -> float:
+        return float(top_k_hits(scores, labels, k, self.multi_label).mean()) if len(labels) else 0.0
+
+    def report(
+        self, scores: np.ndarray, labels: np.ndarray, names: List[str], loss: float, top_k: Optional[int], best: int
+    ) -> Dict[str, Any]:
+        if self.multi_label:
+            return multi_label_report(scores, labels, names, loss, top_k, best_epoch=best)
+        return single_label_report(scores, labels, names, loss, top_k, best_epoch=best)
+
+
 def train(job: TrainingJob, hp: Dict[str, Any], data: PreparedData) -> Dict[str, Any]:
     """The epoch loop; returns the evaluation of the best epoch."""
     contexts = devices(job)
     dtype = "float16" if hp["precision_dtype"] == "float16" else "float32"
     num_classes = hp["num_classes"]
     batches_per_epoch = max(1, math.ceil(hp["num_training_samples"] / hp["mini_batch_size"]))
-    train_iter = record_iter(data.train.rec, data.train.idx, hp, True, 1)
-    val_iter = record_iter(data.validation.rec, data.validation.idx, hp, False, 1)
+    task = Task(hp, data.report["channels"]["train"]["class_counts"], data.train.samples)
+    train_iter = record_iter(data.train.rec, data.train.idx, hp, True, task.label_width)
+    val_iter = record_iter(data.validation.rec, data.validation.idx, hp, False, task.label_width)
 
     log.info("Training ResNet-%d on %s", hp["num_layers"], ", ".join(str(c) for c in contexts))
     net = build_network(job, hp, contexts)
@@ -284,58 +329,50 @@ def train(job: TrainingJob, hp: Dict[str, Any], data: PreparedData) -> Dict[str,
     name, params = optimizer_params(hp, batches_per_epoch)
     # kv_store matters across machines only; on one machine gradients are reduced on the devices
     trainer = gluon.Trainer(net.collect_params(), name, params, kvstore="device")
-    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     checkpoints = Checkpoints(job.checkpoint_dir)
     state = checkpoints.load(net, trainer, contexts)
     if state is not None:
         log.info("Resuming from checkpoint after epoch %d", state.epoch - 1)
     state = state or TrainState(0, -1.0, -1, 0)
     top_k = hp["top_k"]
-    train_acc = mx.metric.Accuracy()
-    train_top = mx.metric.TopKAccuracy(top_k) if top_k and top_k > 1 else None
 
     for epoch in range(state.epoch, hp["epochs"]):
         start = time.time()
         train_iter.reset()
-        train_acc.reset()
-        if train_top:
-            train_top.reset()
-        seen = 0
+        seen, correct, top_correct = 0, 0.0, 0.0
         for i, batch in enumerate(train_iter):
             xs, ys = forward_batches(net, batch, contexts, dtype)
             with autograd.record():
                 outs = [net(x).astype("float32") for x in xs]
-                losses = [loss_fn(o, y) for o, y in zip(outs, ys)]
+                losses = [task.batch_loss(o, y) for o, y in zip(outs, ys)]
             for loss in losses:
                 loss.backward()
             trainer.step(batch.data[0].shape[0])
-            train_acc.update(ys, outs)
-            if train_top:
-                train_top.update(ys, outs)
-            seen += batch.data[0].shape[0]
+            for out, y in zip(outs, ys):
+                scores, labels = task.probabilities(out), y.asnumpy()
+                correct += task.accuracy(scores, labels) * len(labels)
+                if top_k and top_k > 1:
+                    top_correct += task.top_k_accuracy(scores, labels, top_k) * len(labels)
+                seen += len(labels)
             if (i + 1) % 50 == 0:
                 log.info(
                     "Epoch[%d] Batch [%d]\tSpeed: %.2f samples/sec\taccuracy=%f",
                     epoch,
                     i + 1,
                     seen / max(1e-9, time.time() - start),
-                    train_acc.get()[1],
+                    correct / max(1, seen),
                 )
-        log.info("Epoch[%d] Train-accuracy=%f", epoch, train_acc.get()[1])
-        if train_top:
-            log.info("Epoch[%d] Train-top_k_accuracy_%d=%f", epoch, top_k, train_top.get()[1])
+        log.info("Epoch[%d] Train-accuracy=%f", epoch, correct / max(1, seen))
+        if top_k and top_k > 1:
+            log.info("Epoch[%d] Train-top_k_accuracy_%d=%f", epoch, top_k, top_correct / max(1, seen))
         log.info("Epoch[%d] Time cost=%.3f", epoch, time.time() - start)
         log.info("Epoch[%d] Learning-rate=%g Updates=%d", epoch, trainer.learning_rate, trainer._optimizer.num_update)
-        scores, labels, val_loss = evaluate(net, val_iter, data.validation.samples, contexts, dtype, loss_fn)
-        accuracy = float((scores.argmax(axis=1) == labels).mean())
+        scores, labels, val_loss = evaluate(net, val_iter, data.validation.samples, contexts, dtype, task)
+        accuracy = task.accuracy(scores, labels)
         log.info("Epoch[%d] Validation-accuracy=%f", epoch, accuracy)
         if top_k and top_k > 1:
-            top = np.argsort(-scores, axis=1)[:, :top_k]
             log.info(
-                "Epoch[%d] Validation-top_k_accuracy_%d=%f",
-                epoch,
-                top_k,
-                float((top == labels[:, None]).any(axis=1).mean()),
+                "Epoch[%d] Validation-top_k_accuracy_%d=%f", epoch, top_k, task.top_k_accuracy(scores, labels, top_k)
             )
         improved = accuracy > state.best_accuracy * (1 + hp["early_stopping_tolerance"]) or state.best_epoch < 0
         state = TrainState(
@@ -356,9 +393,9 @@ def train(job: TrainingJob, hp: Dict[str, Any], data: PreparedData) -> Dict[str,
             break
 
     net.load_parameters(checkpoints.path("best.params"), ctx=contexts)
-    scores, labels, val_loss = evaluate(net, val_iter, data.validation.samples, contexts, dtype, loss_fn)
+    scores, labels, val_loss = evaluate(net, val_iter, data.validation.samples, contexts, dtype, task)
     names = label_names_for(num_classes, data.label_names)
-    report = single_label_report(scores, labels, names, val_loss, top_k, best_epoch=state.best_epoch)
+    report = task.report(scores, labels, names, val_loss, top_k, state.best_epoch)
     export(net, job.model_dir, state.best_epoch, hp, names, report)
     return report
 
@@ -397,6 +434,7 @@ def export(
         "labels": names,
         "top_k": hp["top_k"] or min(5, len(names)),
         "dtype": "float16" if hp["precision_dtype"] == "float16" else "float32",
+        "multi_label": bool(hp["multi_label"]),
     }
     with open(os.path.join(model_dir, "model-info.json"), "w") as f:
         json.dump(info, f, indent=2)
@@ -435,8 +473,6 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     job = TrainingJob.from_environment(argv)
     hp = mxnet_hyperparameters.parse(job.hyperparameters)
-    if hp["multi_label"]:
-        raise ClientError("hyperparameter multi_label: multi-label training is not available in this version yet")
     if len(job.hosts) > 1:
         raise ClientError(f"training on {len(job.hosts)} instances is not available in this version yet: use one")
     options = ValidationOptions(

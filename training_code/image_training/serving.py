@@ -148,8 +148,11 @@ def preprocess(
     return normalised.astype(np.float32).transpose(2, 0, 1)[None]
 
 
-def render(probabilities: Sequence[float], labels: List[str], accept: str, top_k: int = 5) -> Tuple[str, str]:
-    """(body, content type) of a prediction in the requested format."""
+def render(
+    probabilities: Sequence[float], labels: List[str], accept: str, top_k: int = 5, multi_label: bool = False
+) -> Tuple[str, str]:
+    """(body, content type) of a prediction in the requested format. Multi-label models give
+    independent probabilities; the verbose answer then also lists every label at 0.5 or more."""
     probs = [float(p) for p in probabilities]
     if accept == JSON:
         return json.dumps(probs), JSON
@@ -162,4 +165,6 @@ def render(probabilities: Sequence[float], labels: List[str], accept: str, top_k
         "predicted_label": labels[order[0]],
         "top_k": [{"label": labels[i], "probability": probs[i]} for i in order],
     }
+    if multi_label:
+        body["predicted_labels"] = [labels[i] for i, p in enumerate(probs) if p >= 0.5]
     return json.dumps(body), VERBOSE
