@@ -59,6 +59,7 @@ demo: env
 
 bench: env
 	$(VENV)/bin/python bench/validate_recordio.py
+	$(VENV_MXNET)/bin/python bench/mxnet_backend.py
 
 # Re-resolve requirements/NAME.in into the lock requirements/NAME.txt (keeps its header line).
 lock:

@@ -9,6 +9,7 @@ import argparse
 import importlib.util
 import json
 import os
+import socket
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,13 +35,18 @@ def make_handler(module, model):  # type: ignore[no-untyped-def]
         def log_message(self, format, *args):  # noqa: A002 - the base class's signature
             pass
 
+        def setup(self):  # type: ignore[no-untyped-def]
+            super().setup()
+            # answers are small: send them at once instead of waiting on the client's ACK (Nagle)
+            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
         def _send(self, status, body, content_type="application/json"):  # type: ignore[no-untyped-def]
             data = body.encode("utf-8") if isinstance(body, str) else body
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self._headers_buffer.append(b"\r\n" + data)  # headers and body in one write
+            self.flush_headers()
 
         def _error(self, status, message):  # type: ignore[no-untyped-def]
             self._send(status, json.dumps({"error": message}))

@@ -47,7 +47,9 @@ def output_fn(
     prediction: List[float], accept: Optional[str], model: Optional[Dict[str, Any]] = None
 ) -> Tuple[str, str]:
     info = (model or _LOADED)["info"]
-    return render(prediction, info["labels"], response_type(accept), info.get("top_k") or 5, bool(info.get("multi_label")))
+    return render(
+        prediction, info["labels"], response_type(accept), info.get("top_k") or 5, bool(info.get("multi_label"))
+    )
 
 
 _LOADED: Dict[str, Any] = {}

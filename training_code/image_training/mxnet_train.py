@@ -154,7 +154,7 @@ class Checkpoints:
 def forward_batches(
     net: gluon.Block, batch: mx.io.DataBatch, contexts: Sequence[mx.Context], dtype: str
 ) -> Tuple[List[mx.nd.NDArray], List[mx.nd.NDArray]]:
-    data = gluon.utils.split_and_load(batch.data[0].astype(dtype), contexts, even_split=False)
+    data = gluon.utils.split_and_load(batch.data[0].astype(dtype, copy=False), contexts, even_split=False)
     labels = gluon.utils.split_and_load(batch.label[0], contexts, even_split=False)
     return data, labels
 
@@ -311,6 +311,34 @@ class Task:
         return single_label_report(scores, labels, names, loss, top_k, best_epoch=best)
 
 
+def train_step(
+    net: gluon.Block,
+    trainer: gluon.Trainer,
+    task: Task,
+    batch: mx.io.DataBatch,
+    contexts: Sequence[mx.Context],
+    dtype: str,
+    top_k: Optional[int],
+) -> Tuple[float, float, int]:
+    """One optimisation step on a batch split over ``contexts``; returns the batch's correct
+    predictions, top-k hits and size, for the epoch's training accuracy."""
+    xs, ys = forward_batches(net, batch, contexts, dtype)
+    with autograd.record():
+        outs = [net(x).astype("float32") for x in xs]
+        losses = [task.batch_loss(o, y) for o, y in zip(outs, ys)]
+    for loss in losses:
+        loss.backward()
+    trainer.step(batch.data[0].shape[0])
+    correct, top_correct, seen = 0.0, 0.0, 0
+    for out, y in zip(outs, ys):
+        scores, labels = task.probabilities(out), y.asnumpy()
+        correct += task.accuracy(scores, labels) * len(labels)
+        if top_k and top_k > 1:
+            top_correct += task.top_k_accuracy(scores, labels, top_k) * len(labels)
+        seen += len(labels)
+    return correct, top_correct, seen
+
+
 def train(job: TrainingJob, hp: Dict[str, Any], data: PreparedData) -> Dict[str, Any]:
     """The epoch loop; returns the evaluation of the best epoch."""
     contexts = devices(job)
@@ -341,19 +369,8 @@ def train(job: TrainingJob, hp: Dict[str, Any], data: PreparedData) -> Dict[str,
         train_iter.reset()
         seen, correct, top_correct = 0, 0.0, 0.0
         for i, batch in enumerate(train_iter):
-            xs, ys = forward_batches(net, batch, contexts, dtype)
-            with autograd.record():
-                outs = [net(x).astype("float32") for x in xs]
-                losses = [task.batch_loss(o, y) for o, y in zip(outs, ys)]
-            for loss in losses:
-                loss.backward()
-            trainer.step(batch.data[0].shape[0])
-            for out, y in zip(outs, ys):
-                scores, labels = task.probabilities(out), y.asnumpy()
-                correct += task.accuracy(scores, labels) * len(labels)
-                if top_k and top_k > 1:
-                    top_correct += task.top_k_accuracy(scores, labels, top_k) * len(labels)
-                seen += len(labels)
+            hits, top_hits, n = train_step(net, trainer, task, batch, contexts, dtype, top_k)
+            correct, top_correct, seen = correct + hits, top_correct + top_hits, seen + n
             if (i + 1) % 50 == 0:
                 log.info(
                     "Epoch[%d] Batch [%d]\tSpeed: %.2f samples/sec\taccuracy=%f",
