@@ -45,7 +45,7 @@ def make_handler(module, model):  # type: ignore[no-untyped-def]
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
-            self._headers_buffer.append(b"\r\n" + data)  # headers and body in one write
+            self._headers_buffer.append(b"\r\n" + data)  # type: ignore[attr-defined]  # one write
             self.flush_headers()
 
         def _error(self, status, message):  # type: ignore[no-untyped-def]
