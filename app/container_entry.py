@@ -9,11 +9,41 @@ import os
 import sys
 
 
+def start_parameter_servers(env) -> None:  # type: ignore[no-untyped-def]
+    """What the AWS MXNet container does for ``sagemaker_parameter_server_enabled``: the first
+    host runs the scheduler, every host a server, and the training script joins as a worker."""
+    import subprocess
+
+    hosts = list(env.hosts)
+    role_env = {
+        "DMLC_NUM_WORKER": str(len(hosts)),
+        "DMLC_NUM_SERVER": str(len(hosts)),
+        "DMLC_PS_ROOT_URI": "127.0.0.1",  # the local hosts are processes on this machine
+        "DMLC_PS_ROOT_PORT": str(env.hyperparameters.get("_ps_port", "8000")),
+        "DMLC_NODE_HOST": "127.0.0.1",
+        "PS_VERBOSE": str(env.hyperparameters.get("_ps_verbose", "0")),
+    }
+    roles = (["scheduler"] if env.current_host == hosts[0] else []) + ["server"]
+    for role in roles:  # their output goes to a file: they must not hold the job log's pipe open
+        with open(f"parameter-{role}.log", "w") as log:
+            subprocess.Popen(
+                [sys.executable, "-c", "import mxnet"],
+                env=dict(os.environ, DMLC_ROLE=role, **role_env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+    os.environ.update(role_env, DMLC_ROLE="worker")
+
+
 def main() -> int:
     os.environ.setdefault("SM_STUDIO_LOCAL_MODE", "true")  # hosts are local processes: no DNS wait
     from sagemaker_training import entry_point, environment, errors, runner
 
     env = environment.Environment()
+    if os.environ.get("IMGCLF_FRAMEWORK") == "mxnet" and env.additional_framework_parameters.get(
+        "sagemaker_parameter_server_enabled"
+    ):
+        start_parameter_servers(env)
     try:
         entry_point.run(
             uri=env.module_dir,

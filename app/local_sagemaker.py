@@ -4,19 +4,22 @@ its start-up, and model.tar.gz / output.tar.gz packed the way SageMaker packs th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
+import threading
+import time
 from pathlib import Path
 from typing import IO, Any, Dict, List, NamedTuple, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING_CODE = ROOT / "training_code"
 CONTAINER_ENTRY = Path(__file__).resolve().with_name("container_entry.py")
-HOST = "algo-1"
 SELF_CONTAINED = (".rec", ".tar.gz", ".params")  # files that make a channel alone
 
 
@@ -63,7 +66,9 @@ def place_channel(source: str, destination: Path) -> None:
 
 
 class LocalTrainingJob:
-    """One training job in ``work_dir``, laid out as /opt/ml is in the container."""
+    """One training job in ``work_dir``, laid out as /opt/ml is in the container. With
+    ``instance_count`` > 1, each host gets its own tree (``work_dir/algo-N``) and container, all
+    on this machine; MXNet jobs then train through parameter servers, as in SageMaker."""
 
     def __init__(
         self,
@@ -73,92 +78,135 @@ class LocalTrainingJob:
         hyperparameters: Dict[str, Any],
         checkpoint_dir: Optional[str] = None,
         extra_env: Optional[Dict[str, str]] = None,
+        instance_count: int = 1,
+        max_runtime: Optional[float] = None,
     ) -> None:
         self.backend = BACKENDS[backend]
-        self.base = Path(work_dir).resolve()
+        self.root = Path(work_dir).resolve()
+        self.hosts = [f"algo-{i + 1}" for i in range(instance_count)]
         self.channels = channels
         self.hyperparameters = {k: v if isinstance(v, str) else json.dumps(v) for k, v in hyperparameters.items()}
-        self.checkpoint_dir = Path(checkpoint_dir).resolve() if checkpoint_dir else self.base / "checkpoints"
+        self.checkpoint_dir = Path(checkpoint_dir).resolve() if checkpoint_dir else self.root / "checkpoints"
         self.extra_env = extra_env or {}
+        self.max_runtime = max_runtime  # seconds, as the job's StoppingCondition
 
-    def layout(self) -> None:
-        """Write the tree. Hyperparameters are strings, as SageMaker stores them."""
+    def host_dir(self, host: str) -> Path:
+        return self.root if len(self.hosts) == 1 else self.root / host
+
+    def layout(self, host: str) -> None:
+        """Write one host's tree. Hyperparameters are strings, as SageMaker stores them."""
+        base = self.host_dir(host)
         for folder in ("input/config", "input/data", "model", "output/data", "code"):
-            path = self.base / folder
+            path = base / folder
             if path.exists() and folder in ("model", "output/data", "code", "input/data"):
                 shutil.rmtree(path)
             path.mkdir(parents=True, exist_ok=True)
-        failure = self.base / "output" / "failure"
+        failure = base / "output" / "failure"
         if failure.exists():
             failure.unlink()
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         for name, source in self.channels.items():
-            place_channel(source, self.base / "input" / "data" / name)
+            place_channel(source, base / "input" / "data" / name)
         hps = dict(self.hyperparameters)
         hps["sagemaker_program"] = json.dumps(self.backend.program)
         hps["sagemaker_submit_directory"] = json.dumps(str(TRAINING_CODE))
-        config = self.base / "input" / "config"
+        if len(self.hosts) > 1 and self.backend.name == "mxnet":
+            hps.setdefault("sagemaker_parameter_server_enabled", "true")
+        config = base / "input" / "config"
         (config / "hyperparameters.json").write_text(json.dumps(hps, indent=2))
+        channel_config = {
+            "TrainingInputMode": "File",
+            "S3DistributionType": "FullyReplicated",
+            "RecordWrapperType": "None",
+        }
         (config / "inputdataconfig.json").write_text(
-            json.dumps(
-                {
-                    name: {
-                        "TrainingInputMode": "File",
-                        "S3DistributionType": "FullyReplicated",
-                        "RecordWrapperType": "None",
-                    }
-                    for name in self.channels
-                },
-                indent=2,
-            )
+            json.dumps({name: channel_config for name in self.channels}, indent=2)
         )
-        (config / "resourceconfig.json").write_text(
-            json.dumps({"current_host": HOST, "hosts": [HOST], "network_interface_name": "lo"}, indent=2)
-        )
+        resources = {"current_host": host, "hosts": self.hosts, "network_interface_name": "lo"}
+        (config / "resourceconfig.json").write_text(json.dumps(resources, indent=2))
 
-    def run(self, echo: Optional[IO[str]] = sys.stdout) -> JobResult:
-        """Start the backend's interpreter, stream its log, then pack the results."""
-        if not self.backend.python.exists():
-            raise FileNotFoundError(f"{self.backend.python.parent.parent} is missing: run `make env`")
-        self.layout()
+    def _start(self, host: str) -> subprocess.Popen:
         env = dict(os.environ)
         env.update(
-            SAGEMAKER_BASE_DIR=str(self.base),
-            IMGCLF_CHECKPOINT_DIR=str(self.checkpoint_dir),
+            SAGEMAKER_BASE_DIR=str(self.host_dir(host)),
+            IMGCLF_CHECKPOINT_DIR=str(self.checkpoint_dir),  # shared, as the S3 checkpoint prefix is
+            IMGCLF_FRAMEWORK=self.backend.name,
             PYTHONUNBUFFERED="1",
             SM_STUDIO_LOCAL_MODE="true",
         )
         env.update(self.extra_env)
         env.pop("PYTHONPATH", None)
-        log_path = self.base / "job.log"
-        with open(log_path, "w") as log, subprocess.Popen(
+        return subprocess.Popen(
             [str(self.backend.python), str(CONTAINER_ENTRY)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             env=env,
-            cwd=str(self.base),
-        ) as proc:
-            assert proc.stdout is not None
+            cwd=str(self.host_dir(host)),
+            start_new_session=True,  # the container and its parameter servers end together
+        )
+
+    def _pump(self, host: str, proc: subprocess.Popen, echo: Optional[IO[str]]) -> None:
+        assert proc.stdout is not None
+        with open(self.host_dir(host) / "job.log", "w") as log:
             for line in proc.stdout:
                 log.write(line)
                 if echo is not None:
                     echo.write(line)
                     echo.flush()
-            code = proc.wait()
-        return self._result(code, log_path)
 
-    def _result(self, code: int, log_path: Path) -> JobResult:
-        failure_file = self.base / "output" / "failure"
+    def run(self, echo: Optional[IO[str]] = sys.stdout) -> JobResult:
+        """Start one container per host, stream their logs (the first host's to ``echo``), and
+        pack the first host's results, as SageMaker keeps the model of algo-1."""
+        if not self.backend.python.exists():
+            raise FileNotFoundError(f"{self.backend.python.parent.parent} is missing: run `make env`")
+        for host in self.hosts:
+            self.layout(host)
+        processes = {host: self._start(host) for host in self.hosts}
+        pumps = [
+            threading.Thread(target=self._pump, args=(host, proc, echo if host == self.hosts[0] else None))
+            for host, proc in processes.items()
+        ]
+        for pump in pumps:
+            pump.start()
+        deadline = None if self.max_runtime is None else time.monotonic() + self.max_runtime
+        codes: Dict[str, int] = {}
+        timed_out = False
+        while len(codes) < len(processes):
+            for host, proc in processes.items():
+                if host not in codes and proc.poll() is not None:
+                    codes[host] = proc.returncode
+            if deadline is not None and time.monotonic() > deadline and len(codes) < len(processes):
+                timed_out = True
+                break
+            time.sleep(0.05)
+        for proc in processes.values():  # what is still running, and parameter servers left behind
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        for host, proc in processes.items():
+            codes.setdefault(host, proc.wait())
+        for pump in pumps:
+            pump.join()
+        if timed_out:
+            failure = f"AlgorithmError: the job exceeded its maximum runtime of {self.max_runtime or 0:g} seconds"
+            result = self._result(self.hosts[0], 1)
+            return result._replace(failure=failure)
+        failed = next((host for host in self.hosts if codes[host] != 0), None)
+        return self._result(failed or self.hosts[0], codes[failed or self.hosts[0]])
+
+    def _result(self, host: str, code: int) -> JobResult:
+        base = self.host_dir(host)
+        log_path = base / "job.log"
+        failure_file = base / "output" / "failure"
         failure = failure_file.read_text().strip() if failure_file.exists() else None
         if code != 0 and failure is None:
-            failure = f"AlgorithmError: the training process exited with code {code} (see {log_path})"
+            failure = f"AlgorithmError: the training process on {host} exited with code {code} (see {log_path})"
         model_tar = output_tar = None
         evaluation = None
         if code == 0:
-            model_tar = self._tar(self.base / "model", self.base / "output" / "model.tar.gz")
-            output_tar = self._tar(self.base / "output" / "data", self.base / "output" / "output.tar.gz")
-            evaluation_file = self.base / "model" / "evaluation.json"
+            model_tar = self._tar(base / "model", base / "output" / "model.tar.gz")
+            output_tar = self._tar(base / "output" / "data", base / "output" / "output.tar.gz")
+            evaluation_file = base / "model" / "evaluation.json"
             if evaluation_file.exists():
                 evaluation = json.loads(evaluation_file.read_text())
         return JobResult(0 if code == 0 else 1, failure, model_tar, output_tar, evaluation, log_path)

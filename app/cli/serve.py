@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 
 from app.local_serving import ModelServer, content_type_of, invoke
@@ -35,6 +36,11 @@ def run_serve(args: argparse.Namespace) -> int:
     except (OSError, ValueError, RuntimeError) as err:
         raise UsageError(str(err)) from None
     print(f"endpoint: {url} (POST /invocations, GET /ping); Ctrl-C stops it", flush=True)
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # so that the server process is stopped with us
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         assert server._proc is not None
         server._proc.wait()

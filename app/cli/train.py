@@ -10,7 +10,7 @@ from typing import Dict
 
 from app.local_sagemaker import BACKENDS, LocalTrainingJob, collect
 
-from .dataset import EXIT_FAILED, EXIT_OK, UsageError
+from .dataset import EXIT_FAILED, EXIT_OK, UsageError, positive_int
 
 
 def key_value(text: str) -> tuple:
@@ -41,6 +41,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--output", required=True, help="folder for the results")
     p.add_argument("--checkpoint-dir", help="checkpoints (default OUTPUT/job/checkpoints); a rerun resumes from them")
+    p.add_argument("--instance-count", type=positive_int, default=1, help="hosts, each a container on this machine")
+    p.add_argument("--max-runtime", type=positive_int, help="seconds before the job is stopped, as MaxRuntimeInSeconds")
     p.set_defaults(run=run_train)
 
 
@@ -74,6 +76,8 @@ def run_train(args: argparse.Namespace) -> int:
         channels,
         hyperparameters_from(args),
         checkpoint_dir=args.checkpoint_dir,
+        instance_count=args.instance_count,
+        max_runtime=args.max_runtime,
     )
     try:
         result = job.run()

@@ -282,3 +282,35 @@ def test_multi_label_training_with_weighted_loss_and_serving(tmp_path) -> None:
         status, _, body = invoke(server.url, purple.getvalue(), "image/png")
     answer = json.loads(body)
     assert status == 200 and sorted(answer["predicted_labels"]) == ["blue", "red"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_two_instances_train_with_dist_sync_through_parameter_servers(tmp_path, digits) -> None:
+    values = hps(digits, epochs="3", kv_store="dist_sync", _ps_port=str(free_port()), early_stopping="1",
+                 early_stopping_min_epochs="2", early_stopping_patience="1", early_stopping_tolerance="1.0")
+    job = LocalTrainingJob(
+        "mxnet", str(tmp_path / "job"), {"train": str(digits / "train"), "validation": str(digits / "validation")}, values,
+        instance_count=2,
+        max_runtime=240,
+    )
+    result = job.run(echo=None)
+    chief = result.log.read_text()
+    other = (tmp_path / "job" / "algo-2" / "job.log").read_text()
+    assert result.exit_code == 0, chief[-2000:] + other[-2000:]
+    assert "as worker 0 of 2 (dist_sync)" in chief and "as worker 1 of 2 (dist_sync)" in other
+    # each worker trains on half of the data: half the batches per epoch
+    train = int(values["num_training_samples"])
+    updates = int(re.search(r"Epoch\[0\] Learning-rate=\S+ Updates=(\d+)", chief).group(1))
+    assert updates == -(-(train // 2) // 32) or updates == -(-train // 64) or updates == -(-(train - train // 2) // 32)
+    # the chief's early-stopping decision reached the other worker: both stop after epoch 1
+    assert "Early stopping after epoch 1" in chief and "Early stopping after epoch 1" in other
+    assert "Epoch[2]" not in other
+    assert result.evaluation is not None and result.model_tar is not None
+    assert not (tmp_path / "job" / "algo-2" / "model" / "model-info.json").exists()

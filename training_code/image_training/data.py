@@ -100,7 +100,8 @@ def prepare(job: TrainingJob, options: ValidationOptions, work_dir: str) -> Prep
     for name in ("train", "validation"):
         if name in index.channels:
             samples = index.channels[name][1]
-            items = plan(samples, num_classes, PackOptions(shuffle=False))
+            # shuffled as im2rec does: readers shard and shuffle in chunks of the file
+            items = plan(samples, num_classes, PackOptions(shuffle=name == "train"))
             prefix = os.path.join(work_dir, name)
             write_pack(prefix, items, lambda p: os.path.join(root, p), lambda s: s.path, PackOptions(pass_through=True))
             channels[name] = ChannelData(prefix + ".rec", prefix + ".idx", len(items))

@@ -62,7 +62,10 @@ def augmentation(kind: Optional[str]) -> Dict[str, Any]:
     return options
 
 
-def record_iter(rec: str, idx: str, hp: Dict[str, Any], train: bool, label_width: int) -> mx.io.DataIter:
+def record_iter(
+    rec: str, idx: str, hp: Dict[str, Any], train: bool, label_width: int, part: Tuple[int, int] = (0, 1)
+) -> mx.io.DataIter:
+    """ImageRecordIter with the backend's options; ``part`` = (this worker, workers) shards it."""
     shape = tuple(hp["image_shape"])
     options: Dict[str, Any] = dict(
         path_imgrec=rec,
@@ -73,6 +76,8 @@ def record_iter(rec: str, idx: str, hp: Dict[str, Any], train: bool, label_width
         shuffle=train,
         round_batch=train,
         preprocess_threads=max(1, (os.cpu_count() or 1)),
+        part_index=part[0],
+        num_parts=part[1],
         mean_r=MEAN_RGB[0],
         mean_g=MEAN_RGB[1],
         mean_b=MEAN_RGB[2],
@@ -311,6 +316,41 @@ class Task:
         return single_label_report(scores, labels, names, loss, top_k, best_epoch=best)
 
 
+CONTROL_KEY = 1 << 30  # a kvstore key no parameter uses
+
+
+def distribution(job: TrainingJob, hp: Dict[str, Any]) -> Tuple[Any, int, int]:
+    """(kvstore, this worker's rank, workers). One machine: reduce on the devices. Several
+    machines: the kv_store (dist_sync unless set) through the parameter servers that the
+    container started (sagemaker_parameter_server_enabled)."""
+    if len(job.hosts) == 1:
+        return "device", 0, 1
+    if os.environ.get("DMLC_ROLE") != "worker":
+        raise ClientError(
+            f"training on {len(job.hosts)} instances needs the parameter servers: set the hyperparameter "
+            "sagemaker_parameter_server_enabled to true"
+        )
+    if hp["kv_store"] == "dist_async" and hp["early_stopping"]:
+        raise ClientError(
+            "hyperparameter early_stopping: not available with kv_store dist_async (workers do not wait for each other)"
+        )
+    kvstore = mx.kv.create(hp["kv_store"] or "dist_sync")
+    return kvstore, kvstore.rank, kvstore.num_workers
+
+
+def agree(trainer: gluon.Trainer, decision: bool, workers: int) -> bool:
+    """The chief's decision, for every worker (through the synchronous kvstore)."""
+    kvstore = trainer._kvstore
+    value = mx.nd.array([1.0 if decision else 0.0])
+    if not getattr(trainer, "_imgclf_control", False):
+        kvstore.init(CONTROL_KEY, mx.nd.zeros(1))
+        trainer._imgclf_control = True  # type: ignore[attr-defined]
+    kvstore.push(CONTROL_KEY, value)
+    out = mx.nd.zeros(1)
+    kvstore.pull(CONTROL_KEY, out=out)
+    return bool(out.asscalar() > 0)
+
+
 def train_step(
     net: gluon.Block,
     trainer: gluon.Trainer,
@@ -319,16 +359,18 @@ def train_step(
     contexts: Sequence[mx.Context],
     dtype: str,
     top_k: Optional[int],
+    workers: int = 1,
 ) -> Tuple[float, float, int]:
     """One optimisation step on a batch split over ``contexts``; returns the batch's correct
-    predictions, top-k hits and size, for the epoch's training accuracy."""
+    predictions, top-k hits and size, for the epoch's training accuracy. Gradients summed over
+    ``workers`` are averaged over all their samples."""
     xs, ys = forward_batches(net, batch, contexts, dtype)
     with autograd.record():
         outs = [net(x).astype("float32") for x in xs]
         losses = [task.batch_loss(o, y) for o, y in zip(outs, ys)]
     for loss in losses:
         loss.backward()
-    trainer.step(batch.data[0].shape[0])
+    trainer.step(batch.data[0].shape[0] * workers)
     correct, top_correct, seen = 0.0, 0.0, 0
     for out, y in zip(outs, ys):
         scores, labels = task.probabilities(out), y.asnumpy()
@@ -344,19 +386,34 @@ def train(job: TrainingJob, hp: Dict[str, Any], data: PreparedData) -> Dict[str,
     contexts = devices(job)
     dtype = "float16" if hp["precision_dtype"] == "float16" else "float32"
     num_classes = hp["num_classes"]
-    batches_per_epoch = max(1, math.ceil(hp["num_training_samples"] / hp["mini_batch_size"]))
+    kvstore, rank, workers = distribution(job, hp)
+    batches_per_epoch = max(1, math.ceil(hp["num_training_samples"] / (hp["mini_batch_size"] * workers)))
     task = Task(hp, data.report["channels"]["train"]["class_counts"], data.train.samples)
-    train_iter = record_iter(data.train.rec, data.train.idx, hp, True, task.label_width)
+    train_iter = record_iter(data.train.rec, data.train.idx, hp, True, task.label_width, (rank, workers))
     val_iter = record_iter(data.validation.rec, data.validation.idx, hp, False, task.label_width)
+    chief = job.current_host == job.hosts[0]  # SageMaker keeps the model of the first host
 
-    log.info("Training ResNet-%d on %s", hp["num_layers"], ", ".join(str(c) for c in contexts))
+    log.info(
+        "Training ResNet-%d on %s%s",
+        hp["num_layers"],
+        ", ".join(str(c) for c in contexts),
+        " as worker {} of {} ({})".format(rank, workers, hp["kv_store"] or "dist_sync") if workers > 1 else "",
+    )
     net = build_network(job, hp, contexts)
     if dtype == "float16":
         net.cast("float16")
     net.hybridize(static_alloc=True, static_shape=True)
     name, params = optimizer_params(hp, batches_per_epoch)
-    # kv_store matters across machines only; on one machine gradients are reduced on the devices
-    trainer = gluon.Trainer(net.collect_params(), name, params, kvstore="device")
+    # on one machine gradients are reduced on the devices; across machines through the
+    # parameter servers: dist_sync updates on the workers (so optimizer state can be
+    # checkpointed), dist_async on the servers
+    trainer = gluon.Trainer(
+        net.collect_params(),
+        name,
+        params,
+        kvstore=kvstore,
+        update_on_kvstore=(hp["kv_store"] == "dist_async") if workers > 1 else None,
+    )
     checkpoints = Checkpoints(job.checkpoint_dir)
     state = checkpoints.load(net, trainer, contexts)
     if state is not None:
@@ -369,7 +426,7 @@ def train(job: TrainingJob, hp: Dict[str, Any], data: PreparedData) -> Dict[str,
         train_iter.reset()
         seen, correct, top_correct = 0, 0.0, 0.0
         for i, batch in enumerate(train_iter):
-            hits, top_hits, n = train_step(net, trainer, task, batch, contexts, dtype, top_k)
+            hits, top_hits, n = train_step(net, trainer, task, batch, contexts, dtype, top_k, workers)
             correct, top_correct, seen = correct + hits, top_correct + top_hits, seen + n
             if (i + 1) % 50 == 0:
                 log.info(
@@ -384,31 +441,40 @@ def train(job: TrainingJob, hp: Dict[str, Any], data: PreparedData) -> Dict[str,
             log.info("Epoch[%d] Train-top_k_accuracy_%d=%f", epoch, top_k, top_correct / max(1, seen))
         log.info("Epoch[%d] Time cost=%.3f", epoch, time.time() - start)
         log.info("Epoch[%d] Learning-rate=%g Updates=%d", epoch, trainer.learning_rate, trainer._optimizer.num_update)
-        scores, labels, val_loss = evaluate(net, val_iter, data.validation.samples, contexts, dtype, task)
-        accuracy = task.accuracy(scores, labels)
-        log.info("Epoch[%d] Validation-accuracy=%f", epoch, accuracy)
-        if top_k and top_k > 1:
-            log.info(
-                "Epoch[%d] Validation-top_k_accuracy_%d=%f", epoch, top_k, task.top_k_accuracy(scores, labels, top_k)
+        if chief:
+            scores, labels, val_loss = evaluate(net, val_iter, data.validation.samples, contexts, dtype, task)
+            accuracy = task.accuracy(scores, labels)
+            log.info("Epoch[%d] Validation-accuracy=%f", epoch, accuracy)
+            if top_k and top_k > 1:
+                log.info(
+                    "Epoch[%d] Validation-top_k_accuracy_%d=%f",
+                    epoch,
+                    top_k,
+                    task.top_k_accuracy(scores, labels, top_k),
+                )
+            improved = accuracy > state.best_accuracy * (1 + hp["early_stopping_tolerance"]) or state.best_epoch < 0
+            state = TrainState(
+                epoch + 1,
+                accuracy if improved else state.best_accuracy,
+                epoch if improved else state.best_epoch,
+                0 if improved else state.stale_epochs + 1,
             )
-        improved = accuracy > state.best_accuracy * (1 + hp["early_stopping_tolerance"]) or state.best_epoch < 0
-        state = TrainState(
-            epoch + 1,
-            accuracy if improved else state.best_accuracy,
-            epoch if improved else state.best_epoch,
-            0 if improved else state.stale_epochs + 1,
-        )
-        checkpoints.save(state, net, trainer, improved)
-        if hp["checkpoint_frequency"] and (epoch + 1) % hp["checkpoint_frequency"] == 0:
-            net.export(os.path.join(job.model_dir, ARTIFACT), epoch=epoch + 1)
-        if (
+            checkpoints.save(state, net, trainer, improved)
+            if hp["checkpoint_frequency"] and (epoch + 1) % hp["checkpoint_frequency"] == 0:
+                net.export(os.path.join(job.model_dir, ARTIFACT), epoch=epoch + 1)
+        stop = (
             hp["early_stopping"]
             and epoch + 1 >= hp["early_stopping_min_epochs"]
             and state.stale_epochs >= hp["early_stopping_patience"]
-        ):
+        )
+        if workers > 1:
+            stop = agree(trainer, chief and stop, workers)
+        if stop:
             log.info("Early stopping after epoch %d: no improvement for %d epochs", epoch, state.stale_epochs)
             break
 
+    if not chief:
+        return {}
     net.load_parameters(checkpoints.path("best.params"), ctx=contexts)
     scores, labels, val_loss = evaluate(net, val_iter, data.validation.samples, contexts, dtype, task)
     names = label_names_for(num_classes, data.label_names)
@@ -490,8 +556,6 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     job = TrainingJob.from_environment(argv)
     hp = mxnet_hyperparameters.parse(job.hyperparameters)
-    if len(job.hosts) > 1:
-        raise ClientError(f"training on {len(job.hosts)} instances is not available in this version yet: use one")
     options = ValidationOptions(
         num_classes=hp["num_classes"],
         multi_label=bool(hp["multi_label"]),
@@ -508,7 +572,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             )
         check_against_data(hp, data)
         report = train(job, hp, data)
-        write_evaluation(report, job.output_data_dir)
-        log.info("Best epoch %d: validation accuracy %.4f", report["best_epoch"], report["accuracy"])
+        if report:  # the chief's; other workers leave no model, as SageMaker keeps algo-1's
+            write_evaluation(report, job.output_data_dir)
+            log.info("Best epoch %d: validation accuracy %.4f", report["best_epoch"], report["accuracy"])
     finally:
         clean(work_dir)
