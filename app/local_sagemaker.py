@@ -146,6 +146,15 @@ class LocalTrainingJob:
             start_new_session=True,  # the container and its parameter servers end together
         )
 
+    def container_pids(self) -> List[int]:
+        """Process groups of the running containers (written when each starts)."""
+        pids = []
+        for host in self.hosts:
+            pid_file = self.host_dir(host) / "container.pid"
+            if pid_file.exists():
+                pids.append(int(pid_file.read_text()))
+        return pids
+
     def _pump(self, host: str, proc: subprocess.Popen, echo: Optional[IO[str]]) -> None:
         assert proc.stdout is not None
         with open(self.host_dir(host) / "job.log", "w") as log:
@@ -163,6 +172,8 @@ class LocalTrainingJob:
         for host in self.hosts:
             self.layout(host)
         processes = {host: self._start(host) for host in self.hosts}
+        for host, proc in processes.items():
+            (self.host_dir(host) / "container.pid").write_text(str(proc.pid))
         pumps = [
             threading.Thread(target=self._pump, args=(host, proc, echo if host == self.hosts[0] else None))
             for host, proc in processes.items()
@@ -172,17 +183,19 @@ class LocalTrainingJob:
         deadline = None if self.max_runtime is None else time.monotonic() + self.max_runtime
         codes: Dict[str, int] = {}
         timed_out = False
-        while len(codes) < len(processes):
-            for host, proc in processes.items():
-                if host not in codes and proc.poll() is not None:
-                    codes[host] = proc.returncode
-            if deadline is not None and time.monotonic() > deadline and len(codes) < len(processes):
-                timed_out = True
-                break
-            time.sleep(0.05)
-        for proc in processes.values():  # what is still running, and parameter servers left behind
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            while len(codes) < len(processes):
+                for host, proc in processes.items():
+                    if host not in codes and proc.poll() is not None:
+                        codes[host] = proc.returncode
+                if deadline is not None and time.monotonic() > deadline and len(codes) < len(processes):
+                    timed_out = True
+                    break
+                time.sleep(0.05)
+        finally:  # also on Ctrl-C: each container is a process group of its own, stop them all
+            for proc in processes.values():
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
         for host, proc in processes.items():
             codes.setdefault(host, proc.wait())
         for pump in pumps:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from typing import Dict
 
@@ -79,6 +80,11 @@ def run_train(args: argparse.Namespace) -> int:
         instance_count=args.instance_count,
         max_runtime=args.max_runtime,
     )
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # the job's containers are stopped with us
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         result = job.run()
     except FileNotFoundError as err:
