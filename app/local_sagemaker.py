@@ -65,6 +65,17 @@ def place_channel(source: str, destination: Path) -> None:
         destination.symlink_to(path.parent, target_is_directory=True)
 
 
+def stream_channel(source: str, fifo: Path) -> None:
+    """Pipe mode: write a channel's RecordIO files into its FIFO, as SageMaker streams them
+    from S3 (the first epoch's stream; the training code keeps a copy for later epochs)."""
+    path = Path(source)
+    files = sorted(path.rglob("*.rec")) if path.is_dir() else [path]
+    with contextlib.suppress(BrokenPipeError), open(fifo, "wb") as out:
+        for file in files:
+            with open(file, "rb") as f:
+                shutil.copyfileobj(f, out, 1 << 20)
+
+
 class LocalTrainingJob:
     """One training job in ``work_dir``, laid out as /opt/ml is in the container. With
     ``instance_count`` > 1, each host gets its own tree (``work_dir/algo-N``) and container, all
@@ -80,6 +91,7 @@ class LocalTrainingJob:
         extra_env: Optional[Dict[str, str]] = None,
         instance_count: int = 1,
         max_runtime: Optional[float] = None,
+        input_mode: str = "File",
     ) -> None:
         self.backend = BACKENDS[backend]
         self.root = Path(work_dir).resolve()
@@ -89,6 +101,7 @@ class LocalTrainingJob:
         self.checkpoint_dir = Path(checkpoint_dir).resolve() if checkpoint_dir else self.root / "checkpoints"
         self.extra_env = extra_env or {}
         self.max_runtime = max_runtime  # seconds, as the job's StoppingCondition
+        self.input_mode = input_mode  # of the train and validation channels: File, FastFile or Pipe
 
     def host_dir(self, host: str) -> Path:
         return self.root if len(self.hosts) == 1 else self.root / host
@@ -106,7 +119,12 @@ class LocalTrainingJob:
             failure.unlink()
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         for name, source in self.channels.items():
-            place_channel(source, base / "input" / "data" / name)
+            if self.mode(name) == "Pipe":
+                fifo = base / "input" / "data" / (name + "_0")
+                os.mkfifo(str(fifo))
+                threading.Thread(target=stream_channel, args=(source, fifo), daemon=True).start()
+            else:
+                place_channel(source, base / "input" / "data" / name)
         hps = dict(self.hyperparameters)
         hps["sagemaker_program"] = json.dumps(self.backend.program)
         hps["sagemaker_submit_directory"] = json.dumps(str(TRAINING_CODE))
@@ -115,15 +133,19 @@ class LocalTrainingJob:
         config = base / "input" / "config"
         (config / "hyperparameters.json").write_text(json.dumps(hps, indent=2))
         channel_config = {
-            "TrainingInputMode": "File",
-            "S3DistributionType": "FullyReplicated",
-            "RecordWrapperType": "None",
+            name: {
+                "TrainingInputMode": self.mode(name),
+                "S3DistributionType": "FullyReplicated",
+                "RecordWrapperType": "None",
+            }
+            for name in self.channels
         }
-        (config / "inputdataconfig.json").write_text(
-            json.dumps({name: channel_config for name in self.channels}, indent=2)
-        )
+        (config / "inputdataconfig.json").write_text(json.dumps(channel_config, indent=2))
         resources = {"current_host": host, "hosts": self.hosts, "network_interface_name": "lo"}
         (config / "resourceconfig.json").write_text(json.dumps(resources, indent=2))
+
+    def mode(self, channel: str) -> str:
+        return self.input_mode if channel in ("train", "validation") else "File"
 
     def _start(self, host: str) -> subprocess.Popen:
         env = dict(os.environ)

@@ -44,6 +44,12 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-dir", help="checkpoints (default OUTPUT/job/checkpoints); a rerun resumes from them")
     p.add_argument("--instance-count", type=positive_int, default=1, help="hosts, each a container on this machine")
     p.add_argument("--max-runtime", type=positive_int, help="seconds before the job is stopped, as MaxRuntimeInSeconds")
+    p.add_argument(
+        "--input-mode",
+        choices=("File", "FastFile", "Pipe"),
+        default="File",
+        help="how the train and validation channels reach the job (Pipe: RecordIO streams)",
+    )
     p.set_defaults(run=run_train)
 
 
@@ -79,6 +85,7 @@ def run_train(args: argparse.Namespace) -> int:
         checkpoint_dir=args.checkpoint_dir,
         instance_count=args.instance_count,
         max_runtime=args.max_runtime,
+        input_mode=args.input_mode,
     )
 
     def stop(signum: int, frame: object) -> None:

@@ -333,3 +333,27 @@ def test_two_instances_train_with_dist_sync_through_parameter_servers(tmp_path, 
     assert "Epoch[2]" not in other
     assert result.evaluation is not None and result.model_tar is not None
     assert not (tmp_path / "job" / "algo-2" / "model" / "model-info.json").exists()
+
+
+@pytest.mark.parametrize("mode", ["Pipe", "FastFile"])
+def test_recordio_channels_in_pipe_and_fastfile_modes(tmp_path, digits, cli, mode) -> None:
+    for channel in ("train", "validation"):
+        code, _, err = cli("pack", str(digits / channel), str(tmp_path / channel), "--no-shuffle")
+        assert code == 0, err
+    values = hps(digits, epochs="2")
+    job = LocalTrainingJob(
+        "mxnet",
+        str(tmp_path / "job"),
+        {"train": str(tmp_path / "train.rec"), "validation": str(tmp_path / "validation.rec")},
+        values,
+        input_mode=mode,
+        max_runtime=240,
+    )
+    result = job.run(echo=None)
+    assert result.exit_code == 0, result.log.read_text()[-2000:]
+    config = json.loads((tmp_path / "job" / "input" / "config" / "inputdataconfig.json").read_text())
+    assert config["train"]["TrainingInputMode"] == mode
+    assert (tmp_path / "job" / "input" / "data" / "train_0").exists() == (mode == "Pipe")
+    assert result.evaluation is not None and result.evaluation["samples"] == sum(
+        1 for _ in (digits / "validation").rglob("*.png")
+    )

@@ -32,14 +32,46 @@ class PreparedData(NamedTuple):
     report: Dict[str, Any]
 
 
-def _dataset_root(job: TrainingJob) -> str:
-    for name in ("train", "validation"):
+CHANNELS = ("train", "validation")
+
+
+def spool_pipe(fifo: str, target: str) -> int:
+    """Copy the first epoch's stream of a Pipe-mode channel to a file; returns its size.
+    Later epochs read the copy, so the training input stays one seekable RecordIO file."""
+    if not os.path.exists(fifo):
+        raise ClientError(f"the Pipe-mode channel's stream {fifo} does not exist")
+    size = 0
+    with open(fifo, "rb") as stream, open(target + ".partial", "wb") as out:
+        while True:
+            chunk = stream.read(8 << 20)
+            if not chunk:
+                break
+            out.write(chunk)
+            size += len(chunk)
+    os.replace(target + ".partial", target)
+    return size
+
+
+def dataset_root(job: TrainingJob, work_dir: str) -> str:
+    """A folder whose train/ and validation/ are the job's channels. File and FastFile channels
+    are used where they are; Pipe-mode channels (RecordIO streams) are spooled first."""
+    for name in CHANNELS:
         if name not in job.channels:
             raise ClientError(f"the {name} channel is missing: the job needs train and validation channels")
-    roots = {os.path.dirname(os.path.abspath(job.channels[name])) for name in ("train", "validation")}
-    if len(roots) != 1:
-        raise ClientError("the train and validation channels must share one parent folder")
-    return roots.pop()
+    piped = [name for name in CHANNELS if job.input_modes.get(name) == "Pipe"]
+    roots = {os.path.dirname(os.path.abspath(job.channels[name])) for name in CHANNELS}
+    if not piped and len(roots) == 1:
+        return roots.pop()
+    root = os.path.join(work_dir, "channels")
+    for name in CHANNELS:
+        folder = os.path.join(root, name)
+        if name in piped:
+            os.makedirs(folder, exist_ok=True)
+            spool_pipe(job.channels[name] + "_0", os.path.join(folder, name + ".rec"))
+        else:
+            os.makedirs(root, exist_ok=True)
+            os.symlink(os.path.abspath(job.channels[name]), folder)
+    return root
 
 
 def _raise_if_invalid(report: Dict[str, Any]) -> None:
@@ -88,13 +120,13 @@ def _recordio_channel(files: List[str], work_dir: str, name: str) -> ChannelData
 def prepare(job: TrainingJob, options: ValidationOptions, work_dir: str) -> PreparedData:
     """Validate the channels (the report is kept in output/data), then make one RecordIO file
     per channel."""
-    root = _dataset_root(job)
+    os.makedirs(work_dir, exist_ok=True)
+    root = dataset_root(job, work_dir)
     index = load_index(root, options)
     os.makedirs(job.output_data_dir, exist_ok=True)
     with open(os.path.join(job.output_data_dir, "validation-report.json"), "w") as f:
         json.dump(index.report, f, indent=2)
     _raise_if_invalid(index.report)
-    os.makedirs(work_dir, exist_ok=True)
     channels: Dict[str, ChannelData] = {}
     num_classes = options.num_classes or index.num_classes or 0
     for name in ("train", "validation"):
