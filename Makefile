@@ -51,11 +51,7 @@ test-fast: env
 	$(VENV)/bin/python -m pytest tests -m "not slow"
 
 demo: env
-	$(VENV)/bin/imgclf sample-data $(DEMO_DIR)/digits
-	$(VENV)/bin/imgclf validate $(DEMO_DIR)/digits --image-shape 3,32,32
-	$(VENV)/bin/imgclf pack $(DEMO_DIR)/digits/train $(DEMO_DIR)/digits-train
-	$(VENV)/bin/imgclf validate $(DEMO_DIR)/digits-train.rec --image-shape 3,32,32
-	@echo "demo data in $(DEMO_DIR)/: a folder-per-class dataset and its RecordIO pack"
+	$(VENV)/bin/imgclf demo --work $(DEMO_DIR)
 
 bench: env
 	$(VENV)/bin/python bench/validate_recordio.py

@@ -9,7 +9,7 @@ import os
 import shutil
 from typing import Any, Dict, List, NamedTuple, Optional
 
-from image_dataset.pack import PackOptions, plan, write_pack
+from image_dataset.pack import pack_channel
 from image_dataset.recordio import RecordIOReader
 from image_dataset.validate import ValidationOptions, load_index
 
@@ -131,12 +131,10 @@ def prepare(job: TrainingJob, options: ValidationOptions, work_dir: str) -> Prep
     num_classes = options.num_classes or index.num_classes or 0
     for name in ("train", "validation"):
         if name in index.channels:
-            samples = index.channels[name][1]
-            # shuffled as im2rec does: readers shard and shuffle in chunks of the file
-            items = plan(samples, num_classes, PackOptions(shuffle=name == "train"))
             prefix = os.path.join(work_dir, name)
-            write_pack(prefix, items, lambda p: os.path.join(root, p), lambda s: s.path, PackOptions(pass_through=True))
-            channels[name] = ChannelData(prefix + ".rec", prefix + ".idx", len(items))
+            # shuffled as im2rec does: readers shard and shuffle in chunks of the file
+            packed = pack_channel(index.channels[name][1], num_classes, prefix, root, shuffle=name == "train")
+            channels[name] = ChannelData(prefix + ".rec", prefix + ".idx", packed.records)
         else:
             files = sorted(os.path.join(root, f) for f in index.report["channels"][name]["files"])
             channels[name] = _recordio_channel(files, work_dir, name)

@@ -1,0 +1,177 @@
+"""``imgclf pipeline run`` and ``imgclf demo``: the cloud workflow, on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+from app.pipeline.run import EXIT_DEPLOYED, PipelineRun, RunResult
+
+from .dataset import UsageError
+from .train import key_value
+
+EPOCH = re.compile(r"Epoch\[(\d+)\] Validation-accuracy=([0-9.]+)")
+
+
+class EpochLog:
+    """The training log as a progress display: a bar on a terminal, one line an epoch otherwise."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+        self.bar = None
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(
+                TextColumn("training"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self.task = self.bar.add_task("", total=epochs)
+            self.bar.start()
+
+    def write(self, text: str) -> int:
+        for epoch, accuracy in EPOCH.findall(text):
+            if self.bar is not None:
+                self.bar.update(self.task, completed=int(epoch) + 1, description=f"validation accuracy {accuracy}")
+            else:
+                print(f"  epoch {int(epoch) + 1}/{self.epochs}: validation accuracy {accuracy}", flush=True)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def add_pipeline_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pipeline", help="run the training pipeline on this machine")
+    runs = p.add_subparsers(dest="pipeline_command", required=True, metavar="COMMAND")
+    r = runs.add_parser(
+        "run",
+        help="validate -> pack -> train -> gate -> register -> deploy -> classify",
+        description="Exit codes: 0 deployed, 3 the gate rejected the model (registered as rejected, nothing "
+        "deployed), 1 a step failed, 2 usage.",
+    )
+    r.add_argument("dataset", help="dataset root (train/ and validation/ in any format)")
+    _common(r)
+    r.set_defaults(run=run_pipeline)
+    d = sub.add_parser("demo", help="the whole pipeline on the embedded handwritten digits (or --dataset)")
+    d.add_argument("--dataset", help="your own dataset root instead of the embedded digits")
+    d.add_argument("--fast", action="store_true", help="a few epochs only (for tests)")
+    _common(d)
+    d.set_defaults(run=run_demo)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=("mxnet",), default="mxnet")
+    p.add_argument("--hp", action="append", type=key_value, default=[], metavar="KEY=VALUE")
+    p.add_argument("--work", default=".imgclf", help="registry, jobs and reports (default .imgclf)")
+    p.add_argument("--threshold", type=float, default=0.9, help="accuracy the gate requires (default 0.9)")
+    p.add_argument(
+        "--max-regression",
+        type=float,
+        default=0.0,
+        help="accuracy a new model may lose against the approved one and still pass (default 0)",
+    )
+    p.add_argument("--port", type=int, default=0, help="the endpoint's port (default: any free port)")
+    p.add_argument(
+        "--serve",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep the endpoint running until Ctrl-C (default: when stdin is a terminal)",
+    )
+
+
+def _execute(dataset: str, args: argparse.Namespace, overrides: dict) -> int:
+    if not Path(dataset).is_dir():
+        raise UsageError(f"{dataset} is not a dataset folder")
+    epochs = int(overrides.get("epochs", 20))
+    progress = EpochLog(epochs)
+    try:
+        result = PipelineRun(
+            dataset,
+            args.work,
+            args.backend,
+            overrides,
+            args.threshold,
+            args.port,
+            log=progress,  # type: ignore[arg-type]
+            max_regression=args.max_regression,
+        ).run()
+    finally:
+        progress.close()
+    _summary(result)
+    serve = sys.stdin.isatty() if args.serve is None else args.serve
+    if result.endpoint is not None:
+        if serve:
+            print(
+                f"\nThe endpoint is serving at {result.endpoint.url} (POST /invocations, GET /ping). Ctrl-C stops it.",
+                flush=True,
+            )
+            signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+        result.endpoint.stop()
+    return result.exit_code
+
+
+def _summary(result: RunResult) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    summary = result.summary
+    table = Table(title=f"imgclf pipeline run {result.execution}")
+    table.add_column("step")
+    table.add_column("status")
+    table.add_column("detail", overflow="fold")
+    for step in summary["steps"]:
+        table.add_row(step["step"], step["status"], step["detail"])
+    console = Console(width=120)
+    console.print(table)
+    evaluation = summary.get("evaluation")
+    if evaluation:
+        console.print(
+            "validation accuracy {:.4f}, top-{} accuracy {:.4f}".format(
+                evaluation["accuracy"], evaluation.get("top_k"), evaluation.get("top_k_accuracy", 0.0)
+            )
+        )
+    console.print(f"report: {result.report}")
+    if result.endpoint is not None:
+        console.print(f"endpoint: {result.endpoint.url}")
+    outcome = {0: "deployed", 1: "a step failed", 3: "the gate rejected the model"}[result.exit_code]
+    console.print(f"result: {outcome}")
+
+
+def run_pipeline(args: argparse.Namespace) -> int:
+    return _execute(args.dataset, args, dict(args.hp))
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    dataset: Optional[str] = args.dataset
+    if dataset is None:
+        from app.sample_data import write_digits
+
+        dataset = str(Path(args.work) / "digits")
+        if not (Path(dataset) / "train").exists():
+            count = write_digits(dataset)
+            print(f"wrote the embedded dataset: {count} handwritten digits (scikit-learn) to {dataset}")
+    overrides = {"epochs": "3", "lr_scheduler_step": "2"} if args.fast else {}
+    overrides.update(dict(args.hp))
+    code = _execute(dataset, args, overrides)
+    return code if code in (EXIT_DEPLOYED, 1, 3) else 1

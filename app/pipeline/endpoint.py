@@ -1,0 +1,109 @@
+"""A local endpoint with SageMaker's blue/green deployment: a stable front end forwards to the
+live model server; a new model is started beside it (green), checked, and only then takes the
+traffic, after which the old one (blue) stops. A failed check rolls back: blue keeps serving."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import NamedTuple, Optional
+from urllib.parse import urlparse
+
+from app.local_serving import ModelServer, invoke
+
+
+class Deployment(NamedTuple):
+    switched: bool
+    reason: str
+
+
+class LocalEndpoint:
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+        self._lock = threading.Lock()
+        self.live: Optional[ModelServer] = None
+        self.live_version: Optional[int] = None
+        endpoint = self
+
+        class FrontEnd(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                pass
+
+            def _forward(self, method: str) -> None:
+                with endpoint._lock:
+                    target = endpoint.live.url if endpoint.live else None
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) if method == "POST" else None
+                if target is None:
+                    self._answer(503, b'{"error": "no model is deployed"}', "application/json")
+                    return
+                parsed = urlparse(target)
+                connection = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=60)
+                headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "accept")}
+                try:
+                    connection.request(method, self.path, body=body, headers=headers)
+                    response = connection.getresponse()
+                    self._answer(
+                        response.status, response.read(), response.getheader("Content-Type") or "application/json"
+                    )
+                except OSError as err:
+                    self._answer(502, json.dumps({"error": f"model server: {err}"}).encode(), "application/json")
+                finally:
+                    connection.close()
+
+            def _answer(self, status: int, body: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:  # noqa: N802
+                self._forward("GET")
+
+            def do_POST(self) -> None:  # noqa: N802
+                self._forward("POST")
+
+        self._server = ThreadingHTTPServer((host, port), FrontEnd)
+        self._server.daemon_threads = True
+        self.url = f"http://{host}:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def deploy(self, model: str, version: int, canary: bytes, canary_type: str) -> Deployment:
+        """Blue/green: start and check the new model, switch, stop the old one; or roll back."""
+        green = ModelServer(model)
+        try:
+            green.start()
+        except (RuntimeError, OSError, ValueError) as err:
+            green.stop()
+            return Deployment(False, f"the new model did not start: {str(err).splitlines()[0]}")
+        status, _, body = invoke(green.url, canary, canary_type, "application/json")
+        problem = None
+        if status != 200:
+            problem = f"the new model answered the canary request with HTTP {status}"
+        else:
+            try:
+                probabilities = json.loads(body)
+                if not probabilities or not all(isinstance(p, float) and 0.0 <= p <= 1.0 for p in probabilities):
+                    problem = "the new model's answer is not a list of probabilities"
+            except ValueError:
+                problem = "the new model's answer is not JSON"
+        if problem:
+            green.stop()
+            return Deployment(False, problem)
+        with self._lock:
+            blue, self.live, self.live_version = self.live, green, version
+        if blue is not None:
+            blue.stop()
+        return Deployment(True, f"version {version} is live")
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        with self._lock:
+            live, self.live = self.live, None
+        if live is not None:
+            live.stop()
