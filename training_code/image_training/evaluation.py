@@ -10,6 +10,30 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 
+def per_class(
+    names: Sequence[str], tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, **extra: np.ndarray
+) -> List[Dict[str, Any]]:
+    """Precision, recall, F1 and support of each class from its true/false positives and
+    false negatives (0 where undefined)."""
+    tp, fp, fn = (np.asarray(a, np.float64) for a in (tp, fp, fn))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.nan_to_num(tp / (tp + fp))
+        recall = np.nan_to_num(tp / (tp + fn))
+        f1 = np.nan_to_num(2 * precision * recall / (precision + recall))
+    rows = []
+    for i, name in enumerate(names):
+        row: Dict[str, Any] = {
+            "label": name,
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(tp[i] + fn[i]),
+        }
+        row.update({key: int(values[i]) for key, values in extra.items()})
+        rows.append(row)
+    return rows
+
+
 def single_label_report(
     scores: np.ndarray,
     labels: np.ndarray,
@@ -24,11 +48,7 @@ def single_label_report(
     labels = labels.astype(np.int64)
     confusion = np.zeros((n_classes, n_classes), np.int64)
     np.add.at(confusion, (labels, predicted), 1)
-    true_pos = np.diag(confusion).astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.nan_to_num(true_pos / confusion.sum(axis=0))
-        recall = np.nan_to_num(true_pos / confusion.sum(axis=1))
-        f1 = np.nan_to_num(2 * precision * recall / (precision + recall))
+    true_pos = np.diag(confusion)
     k = top_k or min(5, n_classes)
     top = np.argsort(-scores, axis=1)[:, :k]
     report: Dict[str, Any] = {
@@ -38,16 +58,9 @@ def single_label_report(
         "loss": float(loss),
         "samples": int(len(labels)),
         "label_names": list(label_names),
-        "per_class": [
-            {
-                "label": name,
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(confusion[i].sum()),
-            }
-            for i, name in enumerate(label_names)
-        ],
+        "per_class": per_class(
+            label_names, true_pos, confusion.sum(axis=0) - true_pos, confusion.sum(axis=1) - true_pos
+        ),
         "confusion_matrix": confusion.tolist(),
     }
     if best_epoch is not None:
@@ -95,13 +108,9 @@ def multi_label_report(
     """Metrics of sigmoid ``scores`` (n, classes) against multi-hot ``labels`` (n, classes)."""
     predicted = scores >= threshold
     truth = labels > 0.5
-    tp = (predicted & truth).sum(axis=0).astype(np.float64)
-    fp = (predicted & ~truth).sum(axis=0).astype(np.float64)
-    fn = (~predicted & truth).sum(axis=0).astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.nan_to_num(tp / (tp + fp))
-        recall = np.nan_to_num(tp / (tp + fn))
-        f1 = np.nan_to_num(2 * precision * recall / (precision + recall))
+    tp = (predicted & truth).sum(axis=0)
+    fp = (predicted & ~truth).sum(axis=0)
+    fn = (~predicted & truth).sum(axis=0)
     k = top_k or min(5, scores.shape[1])
     report: Dict[str, Any] = {
         "accuracy": multi_label_accuracy(scores, labels, threshold),
@@ -113,19 +122,7 @@ def multi_label_report(
         "multi_label": True,
         "threshold": threshold,
         "label_names": list(label_names),
-        "per_class": [
-            {
-                "label": name,
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(truth[:, i].sum()),
-                "true_positives": int(tp[i]),
-                "false_positives": int(fp[i]),
-                "false_negatives": int(fn[i]),
-            }
-            for i, name in enumerate(label_names)
-        ],
+        "per_class": per_class(label_names, tp, fp, fn, true_positives=tp, false_positives=fp, false_negatives=fn),
     }
     if best_epoch is not None:
         report["best_epoch"] = best_epoch
