@@ -28,6 +28,9 @@ sys.path.insert(0, str(ROOT / "training_code"))
 
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
+from mxnet import autograd, gluon  # noqa: E402
+from PIL import Image  # noqa: E402
+
 from image_dataset.recordio import RecordIOWriter, pack  # noqa: E402
 from image_training import mxnet_hyperparameters  # noqa: E402
 from image_training.mxnet_models import resnet  # noqa: E402
@@ -42,8 +45,6 @@ from image_training.mxnet_train import (  # noqa: E402
     train_step,
 )
 from image_training.serving import preprocess  # noqa: E402
-from mxnet import autograd, gluon  # noqa: E402
-from PIL import Image  # noqa: E402
 
 
 def photo(side: int, seed: int) -> bytes:

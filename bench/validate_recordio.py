@@ -26,8 +26,9 @@ import time
 from typing import Dict, List, Tuple
 
 import numpy as np
-from image_dataset.recordio import RecordIOReader, RecordIOWriter, pack, unpack
 from PIL import Image, ImageFilter
+
+from image_dataset.recordio import RecordIOReader, RecordIOWriter, pack, unpack
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join(ROOT, ".bench")

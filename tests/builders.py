@@ -9,9 +9,10 @@ import struct
 import zlib
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
+from PIL import Image
+
 from image_dataset.lst import format_lst_line
 from image_dataset.recordio import MAGIC_BYTES, RecordIOWriter, pack
-from PIL import Image
 
 Label = Union[float, Sequence[float]]
 

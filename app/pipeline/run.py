@@ -10,13 +10,12 @@ import re
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, List, NamedTuple, Optional
 
+from app.local_sagemaker import LocalTrainingJob, collect
+from app.local_serving import content_type_of, invoke
 from image_dataset.layout import RECORDIO
 from image_dataset.pack import pack_channel
 from image_dataset.recordio import RecordIOReader, unpack
 from image_dataset.validate import ValidationOptions, load_index
-
-from app.local_sagemaker import LocalTrainingJob, collect
-from app.local_serving import content_type_of, invoke
 
 from .endpoint import LocalEndpoint
 from .gate import decide

@@ -7,10 +7,10 @@ import json
 import os
 
 import pytest
+
 from image_dataset.issues import CollectingSink
 from image_dataset.recordio import RecordIOReader, frame, pack, unpack
 from image_dataset.recordio_scan import RecordIOScanner
-
 from tests.builders import folder_dataset, jpeg, magic_payload, write_file
 
 pytestmark = pytest.mark.mxnet

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from image_training import mxnet_hyperparameters
 from image_training.errors import HyperparameterError
 from image_training.hyperparameters import parse_cli_args

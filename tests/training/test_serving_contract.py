@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from image_training.serving import (
     JSON,
     JSONLINES,
@@ -17,7 +18,6 @@ from image_training.serving import (
     render,
     response_type,
 )
-
 from tests.builders import jpeg, png, png_bomb
 
 MEAN, STD = (123.68, 116.779, 103.939), (58.393, 57.12, 57.375)

@@ -8,9 +8,9 @@ from importlib import resources
 
 import jsonschema
 import pytest
+
 from image_dataset.issues import CODES
 from image_dataset.recordio import IndexedRecordIO, unpack
-
 from tests.builders import folder_dataset, jpeg, lst_dataset, manifest_lines, noisy_jpeg, png, write_file, write_rec
 from tests.conftest import codes
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from image_dataset.annotations import AnnotationsFile, dumps_annotations
 from image_dataset.issues import CollectingSink, DatasetError, IssueSink
 from image_dataset.lst import format_lst_line, parse_lst

@@ -9,6 +9,7 @@ import json
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from image_dataset.annotations import AnnotationsFile
 from image_dataset.images import check_image
 from image_dataset.issues import CollectingSink, DatasetError, IssueSink
@@ -16,7 +17,6 @@ from image_dataset.lst import parse_lst
 from image_dataset.manifest import ManifestReader
 from image_dataset.recordio import MAGIC_BYTES, RecordIOReader, frame, pack, parse_idx, parse_idx_fast, unpack
 from image_dataset.recordio_scan import RecordIOScanner
-
 from tests.builders import jpeg
 
 FUZZ = settings(

@@ -7,6 +7,7 @@ import struct
 
 import numpy as np
 import pytest
+
 from image_dataset.issues import CollectingSink, DatasetError, IssueSink
 from image_dataset.recordio import (
     MAGIC,
@@ -19,7 +20,6 @@ from image_dataset.recordio import (
     unpack,
 )
 from image_dataset.recordio_scan import RecordIOScanner, find_record_start
-
 from tests.builders import jpeg, magic_payload, noisy_jpeg, write_rec
 
 

@@ -9,8 +9,8 @@ import struct
 from typing import Callable, List, Tuple
 
 import pytest
-from image_dataset.recordio import RecordIOReader, frame, pack
 
+from image_dataset.recordio import RecordIOReader, frame, pack
 from tests.builders import (
     folder_dataset,
     jpeg,

@@ -16,9 +16,10 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import mxnet as mx
 import numpy as np
-from image_dataset.validate import ValidationOptions
 from mxnet import autograd, gluon
 from mxnet.gluon.model_zoo.vision import get_resnet
+
+from image_dataset.validate import ValidationOptions
 
 from . import mxnet_hyperparameters
 from .data import PreparedData, clean, prepare
