@@ -63,6 +63,7 @@ def test_resnet20_learns_the_digits_and_writes_the_artifact(tmp_path, digits) ->
         ({"num_training_samples": "7"}, "ClientError: hyperparameter num_training_samples"),
         ({"resize": None}, "ClientError: hyperparameter resize"),
         ({"num_classes": "2"}, "ClientError: the dataset is invalid: LABEL_OUT_OF_RANGE"),
+        ({"precision_dtype": "float16"}, "ClientError: hyperparameter precision_dtype: float16 needs a GPU"),
     ],
 )
 def test_bad_configuration_fails_before_training_with_a_client_error(tmp_path, digits, extra, expected) -> None:

@@ -386,6 +386,8 @@ def train(job: TrainingJob, hp: Dict[str, Any], data: PreparedData) -> Dict[str,
     """The epoch loop; returns the evaluation of the best epoch."""
     contexts = devices(job)
     dtype = "float16" if hp["precision_dtype"] == "float16" else "float32"
+    if dtype == "float16" and contexts[0].device_type != "gpu":
+        raise ClientError("hyperparameter precision_dtype: float16 needs a GPU instance (ml.p3, ml.g5); this one has none")
     num_classes = hp["num_classes"]
     kvstore, rank, workers = distribution(job, hp)
     batches_per_epoch = max(1, math.ceil(hp["num_training_samples"] / (hp["mini_batch_size"] * workers)))
