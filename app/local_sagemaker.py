@@ -203,13 +203,17 @@ class LocalTrainingJob:
         for pump in pumps:
             pump.start()
         deadline = None if self.max_runtime is None else time.monotonic() + self.max_runtime
-        codes: Dict[str, int] = {}
+        codes: Dict[str, int] = {}  # in the order the hosts exited
+        failed: Optional[str] = None  # the first host that failed by itself
         timed_out = False
         try:
             while len(codes) < len(processes):
                 for host, proc in processes.items():
                     if host not in codes and proc.poll() is not None:
                         codes[host] = proc.returncode
+                failed = next((host for host, code in codes.items() if code != 0), None)
+                if failed is not None:  # one host failed: SageMaker stops the whole job
+                    break
                 if deadline is not None and time.monotonic() > deadline and len(codes) < len(processes):
                     timed_out = True
                     break
@@ -226,7 +230,6 @@ class LocalTrainingJob:
             failure = f"AlgorithmError: the job exceeded its maximum runtime of {self.max_runtime or 0:g} seconds"
             result = self._result(self.hosts[0], 1)
             return result._replace(failure=failure)
-        failed = next((host for host in self.hosts if codes[host] != 0), None)
         return self._result(failed or self.hosts[0], codes[failed or self.hosts[0]])
 
     def _result(self, host: str, code: int) -> JobResult:

@@ -358,3 +358,29 @@ def test_recordio_channels_in_pipe_and_fastfile_modes(tmp_path, digits, cli, mod
     assert result.evaluation is not None and result.evaluation["samples"] == sum(
         1 for _ in (digits / "validation").rglob("*.png")
     )
+
+
+def test_two_instances_with_dist_async(tmp_path, digits) -> None:
+    values = hps(digits, epochs="2", kv_store="dist_async", _ps_port=str(free_port()))
+    job = LocalTrainingJob(
+        "mxnet",
+        str(tmp_path / "job"),
+        {"train": str(digits / "train"), "validation": str(digits / "validation")},
+        values,
+        instance_count=2,
+        max_runtime=240,
+    )
+    result = job.run(echo=None)
+    logs = result.log.read_text() + (tmp_path / "job" / "algo-2" / "job.log").read_text()
+    assert result.exit_code == 0, logs[-3000:]
+    assert logs.count("of 2 (dist_async)") == 2
+    assert result.evaluation is not None and result.evaluation["accuracy"] > 1 / 3  # above chance on 3 classes
+    early = LocalTrainingJob(
+        "mxnet",
+        str(tmp_path / "job2"),
+        {"train": str(digits / "train"), "validation": str(digits / "validation")},
+        {**values, "early_stopping": "1", "_ps_port": str(free_port())},
+        instance_count=2,
+        max_runtime=240,
+    ).run(echo=None)
+    assert early.exit_code == 1 and early.failure is not None and "early_stopping" in early.failure

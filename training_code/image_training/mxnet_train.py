@@ -140,7 +140,10 @@ class Checkpoints:
         with open(self.path(STATE_FILE)) as f:
             state = TrainState(**json.load(f))
         net.load_parameters(self.path("last.params"), ctx=list(contexts))
-        trainer.load_states(self.path("last.states"))
+        if os.path.exists(self.path("last.states")) and not trainer._update_on_kvstore:
+            trainer.load_states(self.path("last.states"))
+        else:
+            log.info("Resuming without optimizer state: it lives on the parameter servers (dist_async)")
         return state
 
     def save(self, state: TrainState, net: gluon.Block, trainer: gluon.Trainer, improved: bool) -> None:
@@ -149,7 +152,8 @@ class Checkpoints:
             os.replace(self.path(name + ".partial"), self.path(name))
 
         write("last.params", net.save_parameters)
-        write("last.states", trainer.save_states)
+        if not trainer._update_on_kvstore:  # dist_async keeps the optimizer on the servers
+            write("last.states", trainer.save_states)
         if improved:
             write("best.params", net.save_parameters)
         with open(self.path(STATE_FILE + ".partial"), "w") as f:
@@ -387,7 +391,9 @@ def train(job: TrainingJob, hp: Dict[str, Any], data: PreparedData) -> Dict[str,
     contexts = devices(job)
     dtype = "float16" if hp["precision_dtype"] == "float16" else "float32"
     if dtype == "float16" and contexts[0].device_type != "gpu":
-        raise ClientError("hyperparameter precision_dtype: float16 needs a GPU instance (ml.p3, ml.g5); this one has none")
+        raise ClientError(
+            "hyperparameter precision_dtype: float16 needs a GPU instance (ml.p3, ml.g5); this one has none"
+        )
     num_classes = hp["num_classes"]
     kvstore, rank, workers = distribution(job, hp)
     batches_per_epoch = max(1, math.ceil(hp["num_training_samples"] / (hp["mini_batch_size"] * workers)))
@@ -478,7 +484,10 @@ def train(job: TrainingJob, hp: Dict[str, Any], data: PreparedData) -> Dict[str,
 
     if not chief:
         return {}
-    net.load_parameters(checkpoints.path("best.params"), ctx=contexts)
+    # the best epoch, in a network detached from the trainer (a distributed kvstore cannot be reset)
+    net = resnet(hp["num_layers"], num_classes)
+    net.load_parameters(checkpoints.path("best.params"), ctx=contexts, cast_dtype=True)
+    net.hybridize(static_alloc=True, static_shape=True)
     scores, labels, val_loss = evaluate(net, val_iter, data.validation.samples, contexts, dtype, task)
     names = label_names_for(num_classes, data.label_names)
     report = task.report(scores, labels, names, val_loss, top_k, state.best_epoch)
