@@ -7,7 +7,7 @@ relative to the dataset root, then ``:line N`` or ``#record N @byte B``.
 
 from __future__ import annotations
 
-from typing import Dict, List, NamedTuple, Optional
+from typing import Dict, List, NamedTuple
 
 ERROR = "error"
 WARNING = "warning"
@@ -156,9 +156,3 @@ class CollectingSink(IssueSink):
         """How many problems of each code were counted but not kept."""
         return {code: n - self.limit_per_code for code, n in sorted(self.counts.items()) if n > self.limit_per_code}
 
-
-def first_error(issues: List[Issue]) -> Optional[Issue]:
-    for issue in issues:
-        if issue.severity == ERROR:
-            return issue
-    return None

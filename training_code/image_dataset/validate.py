@@ -518,7 +518,8 @@ class Validator:
         self._handle(self.pool.drain())
 
     # -- list formats ---------------------------------------------------------------------
-    def _samples(self, channel: Channel) -> Iterator[Sample]:
+    def samples(self, channel: Channel) -> Iterator[Sample]:
+        """The samples a list-format channel declares (problems go to the validator's sink)."""
         o = self.options
         if channel.format == FOLDERS:
             index = {name: i for i, name in enumerate(self.label_names or [])}
@@ -579,7 +580,7 @@ class Validator:
         referenced: Set[str] = set()
         keys: Dict[int, str] = {}
         pending: List[Tuple[str, str]] = []
-        for sample in self._samples(channel):
+        for sample in self.samples(channel):
             if sample.key is not None:
                 if sample.key in keys:
                     self.sink.report(
@@ -755,7 +756,7 @@ def load_index(
         validator.sink = IssueSink()  # raise on anything unexpected from here on
         for name, stats in validator.stats.items():
             if stats.channel.format != RECORDIO:
-                channels[name] = (stats.channel, list(validator._samples(stats.channel)))
+                channels[name] = (stats.channel, list(validator.samples(stats.channel)))
     num_classes = report["num_classes"]
     return DatasetIndex(
         validator.store, report, channels, validator.label_names, num_classes if isinstance(num_classes, int) else None
