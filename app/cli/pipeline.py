@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from app.pipeline.report import TF_LINE
 from app.pipeline.run import EXIT_DEPLOYED, PipelineRun, RunResult
 
 from .dataset import UsageError
@@ -41,11 +42,13 @@ class EpochLog:
             self.bar.start()
 
     def write(self, text: str) -> int:
-        for epoch, accuracy in EPOCH.findall(text):
+        found = [(int(e), a) for e, a in EPOCH.findall(text)]
+        found += [(int(e) - 1, v) for e, _, v in TF_LINE.findall(text)]
+        for epoch, accuracy in found:
             if self.bar is not None:
-                self.bar.update(self.task, completed=int(epoch) + 1, description=f"validation accuracy {accuracy}")
+                self.bar.update(self.task, completed=epoch + 1, description=f"validation accuracy {accuracy}")
             else:
-                print(f"  epoch {int(epoch) + 1}/{self.epochs}: validation accuracy {accuracy}", flush=True)
+                print(f"  epoch {epoch + 1}/{self.epochs}: validation accuracy {accuracy}", flush=True)
         return len(text)
 
     def flush(self) -> None:
@@ -76,7 +79,7 @@ def add_pipeline_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", choices=("mxnet",), default="mxnet")
+    p.add_argument("--backend", choices=("mxnet", "tensorflow"), default="mxnet")
     p.add_argument("--hp", action="append", type=key_value, default=[], metavar="KEY=VALUE")
     p.add_argument("--work", default=".imgclf", help="registry, jobs and reports (default .imgclf)")
     p.add_argument("--threshold", type=float, default=0.9, help="accuracy the gate requires (default 0.9)")
@@ -98,7 +101,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _execute(dataset: str, args: argparse.Namespace, overrides: dict) -> int:
     if not Path(dataset).is_dir():
         raise UsageError(f"{dataset} is not a dataset folder")
-    epochs = int(overrides.get("epochs", 20))
+    from app.pipeline.run import DEFAULT_HYPERPARAMETERS
+
+    epochs = int(overrides.get("epochs", DEFAULT_HYPERPARAMETERS[args.backend]["epochs"]))
     progress = EpochLog(epochs)
     try:
         result = PipelineRun(
@@ -171,7 +176,8 @@ def run_demo(args: argparse.Namespace) -> int:
         if not (Path(dataset) / "train").exists():
             count = write_digits(dataset)
             print(f"wrote the embedded dataset: {count} handwritten digits (scikit-learn) to {dataset}")
-    overrides = {"epochs": "3", "lr_scheduler_step": "2"} if args.fast else {}
+    fast = {"mxnet": {"epochs": "3", "lr_scheduler_step": "2"}, "tensorflow": {"epochs": "3"}}
+    overrides = dict(fast[args.backend]) if args.fast else {}
     overrides.update(dict(args.hp))
     code = _execute(dataset, args, overrides)
     return code if code in (EXIT_DEPLOYED, 1, 3) else 1

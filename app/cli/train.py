@@ -123,7 +123,9 @@ def schema_for(backend: str):  # type: ignore[no-untyped-def]
         from image_training.mxnet_hyperparameters import SCHEMA
 
         return SCHEMA
-    raise UsageError(f"the {backend} backend has no hyperparameter schema yet")
+    from image_training.tf_hyperparameters import SCHEMA as TF_SCHEMA
+
+    return TF_SCHEMA
 
 
 def run_hyperparameters(args: argparse.Namespace) -> int:

@@ -13,14 +13,18 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 from PIL import Image, ImageDraw
 
-EPOCH_LINE = re.compile(r"Epoch\[(\d+)\] (Train|Validation)-accuracy=([0-9.]+)")
+MXNET_LINE = re.compile(r"Epoch\[(\d+)\] (Train|Validation)-accuracy=([0-9.]+)")
+TF_LINE = re.compile(r"^Epoch (\d+)/\d+ .*?- accuracy: ([0-9.]+).*?- val_accuracy: ([0-9.]+)", re.MULTILINE)
 
 
 def curves_from_log(log: str) -> Dict[str, List[Tuple[int, float]]]:
-    """Accuracy per epoch, from the built-in algorithm's log lines."""
+    """Accuracy per epoch (from 0), from either backend's log lines."""
     curves: Dict[str, List[Tuple[int, float]]] = {"Train": [], "Validation": []}
-    for epoch, kind, value in EPOCH_LINE.findall(log):
+    for epoch, kind, value in MXNET_LINE.findall(log):
         curves[kind].append((int(epoch), float(value)))
+    for epoch, train, validation in TF_LINE.findall(log):
+        curves["Train"].append((int(epoch) - 1, float(train)))
+        curves["Validation"].append((int(epoch) - 1, float(validation)))
     return curves
 
 

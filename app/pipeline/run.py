@@ -33,7 +33,15 @@ DEFAULT_HYPERPARAMETERS = {
         "mini_batch_size": "32",
         "learning_rate": "0.05",
         "lr_scheduler_step": "12,17",
-    }
+    },
+    # MobileNetV2 from scratch at 32x32 (no ImageNet download needed)
+    "tensorflow": {
+        "model_name": "mobilenet_v2",
+        "use_pretrained_model": "0",
+        "image_size": "32",
+        "epochs": "15",
+        "batch_size": "32",
+    },
 }
 NAME_CHARS = re.compile(r"[^A-Za-z0-9-]")
 
@@ -98,17 +106,23 @@ class PipelineRun:
         hps = dict(DEFAULT_HYPERPARAMETERS.get(self.backend, {}))
         hps.update(self.overrides)
         hps.setdefault("num_classes", str(report["num_classes"]))
-        hps["num_training_samples"] = str(report["channels"]["train"]["samples"])
+        if self.backend == "mxnet":
+            hps["num_training_samples"] = str(report["channels"]["train"]["samples"])
         return hps
 
     def run(self) -> RunResult:
         version = dataset_version(self.dataset)
         defaults = dict(DEFAULT_HYPERPARAMETERS.get(self.backend, {}), **self.overrides)
-        shape = [int(v) for v in defaults.get("image_shape", "3,224,224").split(",")]
+        if "image_size" in defaults:  # TensorFlow: every image is resized to image_size
+            shape = [3, int(defaults["image_size"]), int(defaults["image_size"])]
+            resize: Optional[int] = shape[1]
+        else:
+            shape = [int(v) for v in defaults.get("image_shape", "3,224,224").split(",")]
+            resize = int(defaults["resize"]) if "resize" in defaults else None
         options = ValidationOptions(
             image_shape=tuple(shape),  # type: ignore[arg-type]
-            resize=int(defaults["resize"]) if "resize" in defaults else None,
-            mini_batch_size=int(defaults.get("mini_batch_size", 32)),
+            resize=resize,
+            mini_batch_size=int(defaults.get("mini_batch_size", defaults.get("batch_size", 32))),
         )
         index = load_index(str(self.dataset), options)
         report = index.report

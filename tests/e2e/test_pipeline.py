@@ -113,3 +113,14 @@ def test_invalid_dataset_fails_with_exit_1(tmp_path, cli) -> None:
     (root / "train" / "0" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     code, out, _ = cli("pipeline", "run", str(root), "--work", str(tmp_path / "work"), "--no-serve")
     assert code == 1 and "IMG_" in out
+
+
+@pytest.mark.tensorflow
+def test_demo_with_the_tensorflow_backend(tmp_path, cli) -> None:
+    work = tmp_path / "tf"
+    code, out, err = cli("demo", "--backend", "tensorflow", "--work", str(work), *FAST)
+    assert code == 0, out + err
+    registry = ModelRegistry(str(work / "registry"), "image-classification")
+    assert registry.deployed()["version"] == 1
+    report = next((work / "runs").iterdir()) / "report.html"
+    assert "backend <b>tensorflow</b>" in report.read_text()

@@ -155,4 +155,3 @@ class CollectingSink(IssueSink):
     def suppressed(self) -> Dict[str, int]:
         """How many problems of each code were counted but not kept."""
         return {code: n - self.limit_per_code for code, n in sorted(self.counts.items()) if n > self.limit_per_code}
-
