@@ -38,3 +38,10 @@ def in_mxnet():
     from tests.interop.conftest import runner
 
     return runner(".venv-mxnet")
+
+
+@pytest.fixture(scope="session")
+def in_tensorflow():
+    from tests.interop.conftest import runner
+
+    return runner(".venv-tf")

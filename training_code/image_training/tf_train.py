@@ -57,7 +57,23 @@ def dataset(rec: str, hp: Dict[str, Any], num_classes: int, train: bool) -> tf.d
     if train:
         data = data.shuffle(2048, reshuffle_each_iteration=True)
     data = data.map(lambda x, y: (preprocess(x), tf.one_hot(y, num_classes)), num_parallel_calls=tf.data.AUTOTUNE)
-    return data.batch(hp["batch_size"]).prefetch(tf.data.AUTOTUNE)
+    data = data.batch(hp["batch_size"])
+    if train and hp["augmentation"]:
+        augment = augmentation(hp)
+        data = data.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return data.prefetch(tf.data.AUTOTUNE)
+
+
+def augmentation(hp: Dict[str, Any]) -> tf.keras.Sequential:
+    """The TF algorithm's augmentation: random flip, rotation and zoom of training batches."""
+    layers: List[tf.keras.layers.Layer] = []
+    if hp["augmentation_random_flip"] != "None":
+        layers.append(tf.keras.layers.RandomFlip(hp["augmentation_random_flip"]))
+    if hp["augmentation_random_rotation"] > 0:
+        layers.append(tf.keras.layers.RandomRotation(hp["augmentation_random_rotation"]))
+    if hp["augmentation_random_zoom"] > 0:
+        layers.append(tf.keras.layers.RandomZoom(hp["augmentation_random_zoom"]))
+    return tf.keras.Sequential(layers)
 
 
 def optimizer(hp: Dict[str, Any]) -> tf.keras.optimizers.Optimizer:
