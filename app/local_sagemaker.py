@@ -182,6 +182,7 @@ class LocalTrainingJob:
         with open(self.host_dir(host) / "job.log", "w") as log:
             for line in proc.stdout:
                 log.write(line)
+                log.flush()  # the log can be followed while the job runs
                 if echo is not None:
                     echo.write(line)
                     echo.flush()

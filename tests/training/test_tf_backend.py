@@ -97,3 +97,62 @@ def test_tf_unsupported_or_invalid_fails_before_training(tmp_path, digits, raw, 
     ).run(echo=None)
     assert result.exit_code == 1 and result.failure is not None
     assert result.failure.startswith("ClientError: hyperparameter " + expected)
+
+
+@pytest.mark.slow
+@pytest.mark.tensorflow
+def test_tf_sigkill_mid_training_then_resume(tmp_path, digits) -> None:
+    import contextlib
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    out, checkpoints = tmp_path / "out", tmp_path / "checkpoints"
+    args = [
+        sys.executable,
+        "-m",
+        "app.cli.main",
+        "train",
+        "--backend",
+        "tensorflow",
+        "--train",
+        str(digits / "train"),
+        "--validation",
+        str(digits / "validation"),
+        "--output",
+        str(out),
+        "--checkpoint-dir",
+        str(checkpoints),
+    ]
+    for key, value in {"use_pretrained_model": "0", "image_size": "32", "epochs": "5"}.items():
+        args += ["--hp", f"{key}={value}"]
+    first_log = open(tmp_path / "first.log", "w")
+    proc = subprocess.Popen(args, cwd=str(root), stdout=first_log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        done = re.findall(
+            r"^Epoch (\d+)/5 - ",
+            (out / "job" / "job.log").read_text() if (out / "job" / "job.log").exists() else "",
+            re.M,
+        )
+        if len(done) >= 2:
+            break
+        time.sleep(0.2)
+    container = int((out / "job" / "container.pid").read_text())
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole job, as a spot interruption would
+    with contextlib.suppress(ProcessLookupError):  # it may already have died on its broken pipe
+        os.killpg(container, signal.SIGKILL)
+    proc.wait()
+    first_log.close()
+    time.sleep(1)
+    finished = len(re.findall(r"^Epoch (\d+)/5 - ", (out / "job" / "job.log").read_text(), re.M))
+    assert 2 <= finished < 5
+
+    rerun = subprocess.run(args, cwd=str(root), capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    epochs = [int(e) for e in re.findall(r"^Epoch (\d+)/5 - ", (out / "job.log").read_text(), re.M)]
+    assert epochs == list(range(finished + 1, 6))  # continued after the last completed epoch
