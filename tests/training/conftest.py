@@ -45,3 +45,42 @@ def in_tensorflow():
     from tests.interop.conftest import runner
 
     return runner(".venv-tf")
+
+
+def train_command(backend: str, digits: Path, out: Path, checkpoints: Path, hyperparameters: dict) -> list:
+    """``imgclf train`` as a separate process, so that a test can kill it like a spot interruption."""
+    import sys
+
+    args = [
+        sys.executable,
+        "-m",
+        "app.cli.main",
+        "train",
+        "--backend",
+        backend,
+        "--train",
+        str(digits / "train"),
+        "--validation",
+        str(digits / "validation"),
+        "--output",
+        str(out),
+        "--checkpoint-dir",
+        str(checkpoints),
+    ]
+    for key, value in hyperparameters.items():
+        args += ["--hp", f"{key}={value}"]
+    return args
+
+
+def kill_job(proc, out: Path) -> None:
+    """SIGKILL the whole job, as a spot interruption would: the CLI and the container it started
+    (which may already have died on its broken log pipe)."""
+    import contextlib
+    import os
+    import signal
+
+    container = int((out / "job" / "container.pid").read_text())
+    os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(container, signal.SIGKILL)
+    proc.wait()

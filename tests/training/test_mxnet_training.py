@@ -3,13 +3,9 @@ toolkit in .venv-mxnet): it learns, it fails with a reason, and it resumes after
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import signal
 import subprocess
-import sys
 import tarfile
 import time
 from pathlib import Path
@@ -17,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from app.local_sagemaker import LocalTrainingJob
-from tests.training.conftest import hps
+from tests.training.conftest import hps, kill_job, train_command
 
 pytestmark = [pytest.mark.slow, pytest.mark.mxnet]
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,22 +85,9 @@ def test_bad_configuration_fails_before_training_with_a_client_error(tmp_path, d
 
 def test_sigkill_mid_training_then_resume(tmp_path, digits) -> None:
     out, checkpoints = tmp_path / "out", tmp_path / "checkpoints"
-    args = [
-        sys.executable,
-        "-m",
-        "app.cli.main",
-        "train",
-        "--train",
-        str(digits / "train"),
-        "--validation",
-        str(digits / "validation"),
-        "--output",
-        str(out),
-        "--checkpoint-dir",
-        str(checkpoints),
-    ]
-    for key, value in hps(digits, epochs="6", lr_scheduler_step="3", optimizer="sgd").items():
-        args += ["--hp", f"{key}={value}"]
+    args = train_command(
+        "mxnet", digits, out, checkpoints, hps(digits, epochs="6", lr_scheduler_step="3", optimizer="sgd")
+    )
     first_log = open(tmp_path / "first.log", "w")
     proc = subprocess.Popen(args, cwd=str(ROOT), stdout=first_log, stderr=subprocess.STDOUT, start_new_session=True)
     state = checkpoints / "checkpoint-state.json"
@@ -113,12 +96,7 @@ def test_sigkill_mid_training_then_resume(tmp_path, digits) -> None:
         if state.exists() and json.loads(state.read_text())["epoch"] >= 2:
             break
         time.sleep(0.2)
-    # the whole job, as a spot interruption would: the CLI and the container it started
-    container = int((out / "job" / "container.pid").read_text())
-    os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError):  # it may already have died on its broken pipe
-        os.killpg(container, signal.SIGKILL)
-    proc.wait()
+    kill_job(proc, out)
     first_log.close()
     done = json.loads(state.read_text())["epoch"]
     assert 2 <= done < 6

@@ -14,6 +14,7 @@ from app.local_serving import ModelServer, invoke
 from image_training import tf_hyperparameters
 from image_training.errors import HyperparameterError
 from tests.builders import png
+from tests.training.conftest import kill_job, train_command
 
 
 def test_defaults_are_the_tf_algorithms() -> None:
@@ -102,34 +103,15 @@ def test_tf_unsupported_or_invalid_fails_before_training(tmp_path, digits, raw, 
 @pytest.mark.slow
 @pytest.mark.tensorflow
 def test_tf_sigkill_mid_training_then_resume(tmp_path, digits) -> None:
-    import contextlib
-    import os
-    import signal
     import subprocess
-    import sys
     import time
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
     out, checkpoints = tmp_path / "out", tmp_path / "checkpoints"
-    args = [
-        sys.executable,
-        "-m",
-        "app.cli.main",
-        "train",
-        "--backend",
-        "tensorflow",
-        "--train",
-        str(digits / "train"),
-        "--validation",
-        str(digits / "validation"),
-        "--output",
-        str(out),
-        "--checkpoint-dir",
-        str(checkpoints),
-    ]
-    for key, value in {"use_pretrained_model": "0", "image_size": "32", "epochs": "5"}.items():
-        args += ["--hp", f"{key}={value}"]
+    args = train_command(
+        "tensorflow", digits, out, checkpoints, {"use_pretrained_model": "0", "image_size": "32", "epochs": "5"}
+    )
     first_log = open(tmp_path / "first.log", "w")
     proc = subprocess.Popen(args, cwd=str(root), stdout=first_log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + 300
@@ -142,11 +124,7 @@ def test_tf_sigkill_mid_training_then_resume(tmp_path, digits) -> None:
         if len(done) >= 2:
             break
         time.sleep(0.2)
-    container = int((out / "job" / "container.pid").read_text())
-    os.killpg(proc.pid, signal.SIGKILL)  # the whole job, as a spot interruption would
-    with contextlib.suppress(ProcessLookupError):  # it may already have died on its broken pipe
-        os.killpg(container, signal.SIGKILL)
-    proc.wait()
+    kill_job(proc, out)
     first_log.close()
     time.sleep(1)
     finished = len(re.findall(r"^Epoch (\d+)/5 - ", (out / "job" / "job.log").read_text(), re.M))
