@@ -14,49 +14,33 @@ from app.pipeline.report import TF_LINE
 from app.pipeline.run import EXIT_DEPLOYED, PipelineRun, RunResult
 
 from .dataset import UsageError
+from .progress import ProgressCallback, progress_bar
 from .train import key_value
 
 EPOCH = re.compile(r"Epoch\[(\d+)\] Validation-accuracy=([0-9.]+)")
 
 
 class EpochLog:
-    """The training log as a progress display: a bar on a terminal, one line an epoch otherwise."""
+    """The training log as progress: the shared progress bar on a terminal, one line an epoch
+    otherwise."""
 
-    def __init__(self, epochs: int) -> None:
+    def __init__(self, epochs: int, update: ProgressCallback) -> None:
         self.epochs = epochs
-        self.bar = None
-        if sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.bar = Progress(
-                TextColumn("training"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.description}"),
-                TimeElapsedColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-            self.task = self.bar.add_task("", total=epochs)
-            self.bar.start()
+        self.update = update
+        self.on_terminal = sys.stderr.isatty()
 
     def write(self, text: str) -> int:
         found = [(int(e), a) for e, a in EPOCH.findall(text)]
         found += [(int(e) - 1, v) for e, _, v in TF_LINE.findall(text)]
         for epoch, accuracy in found:
-            if self.bar is not None:
-                self.bar.update(self.task, completed=epoch + 1, description=f"validation accuracy {accuracy}")
+            if self.on_terminal:
+                self.update(f"training (validation accuracy {accuracy})", epoch + 1, self.epochs)
             else:
                 print(f"  epoch {epoch + 1}/{self.epochs}: validation accuracy {accuracy}", flush=True)
         return len(text)
 
     def flush(self) -> None:
         pass
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 def add_pipeline_parsers(sub: argparse._SubParsersAction) -> None:
@@ -104,8 +88,7 @@ def _execute(dataset: str, args: argparse.Namespace, overrides: dict) -> int:
     from app.pipeline.run import DEFAULT_HYPERPARAMETERS
 
     epochs = int(overrides.get("epochs", DEFAULT_HYPERPARAMETERS[args.backend]["epochs"]))
-    progress = EpochLog(epochs)
-    try:
+    with progress_bar() as progress:
         result = PipelineRun(
             dataset,
             args.work,
@@ -113,11 +96,10 @@ def _execute(dataset: str, args: argparse.Namespace, overrides: dict) -> int:
             overrides,
             args.threshold,
             args.port,
-            log=progress,  # type: ignore[arg-type]
+            log=EpochLog(epochs, progress),  # type: ignore[arg-type]
             max_regression=args.max_regression,
+            progress=progress,
         ).run()
-    finally:
-        progress.close()
     _summary(result)
     serve = sys.stdin.isatty() if args.serve is None else args.serve
     if result.endpoint is not None:

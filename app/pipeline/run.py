@@ -4,6 +4,7 @@ the same data reuses the registered model instead of training again."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -84,6 +85,7 @@ class PipelineRun:
         log: Optional[IO[str]] = None,
         say: Callable[[str], None] = print,
         max_regression: float = 0.0,
+        progress: Optional[Callable[[str, int, int], None]] = None,
     ) -> None:
         self.dataset = Path(dataset).resolve()
         self.work = Path(work_dir).resolve()
@@ -91,6 +93,7 @@ class PipelineRun:
         self.overrides = dict(hyperparameters or {})
         self.threshold = threshold
         self.max_regression = max_regression  # how much worse than the approved model may pass
+        self.progress = progress or (lambda what, done, total: None)  # (what, done, total)
         self.port = port
         self.log = log
         self.say = say
@@ -227,7 +230,8 @@ class PipelineRun:
             prefix = self.work / "packed" / execution / name
             prefix.parent.mkdir(parents=True, exist_ok=True)
             root = index.store.local_path("")
-            pack_channel(index.channels[name][1], index.num_classes or 0, str(prefix), root, shuffle=name == "train")
+            report = functools.partial(self.progress, "packing " + name)
+            pack_channel(index.channels[name][1], index.num_classes or 0, str(prefix), root, name == "train", report)
             data[name] = str(prefix) + ".rec"
         self._step("pack", "ok", "image channels packed into RecordIO")
         return data

@@ -144,8 +144,22 @@ def _encoded(jobs: list, workers: Optional[int]) -> Iterator[Tuple[int, Optional
         yield from pool.imap(_encode_job, jobs, chunksize=16)
 
 
-def pack_channel(samples: Sequence[Sample], num_classes: int, prefix: str, root: str, shuffle: bool) -> PackResult:
+def pack_channel(
+    samples: Sequence[Sample],
+    num_classes: int,
+    prefix: str,
+    root: str,
+    shuffle: bool,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> PackResult:
     """A channel's images, stored unchanged, as ``prefix.rec/.idx/.lst`` (paths relative to
     ``root``): what training reads when a channel is not RecordIO already."""
     items = plan(samples, num_classes, PackOptions(shuffle=shuffle))
-    return write_pack(prefix, items, lambda p: os.path.join(root, p), lambda s: s.path, PackOptions(pass_through=True))
+    return write_pack(
+        prefix,
+        items,
+        lambda p: os.path.join(root, p),
+        lambda s: s.path,
+        PackOptions(pass_through=True),
+        progress=progress,
+    )
