@@ -6,7 +6,7 @@ One label column is a class id; several columns are a multi-hot vector (SageMake
 
 from __future__ import annotations
 
-from typing import IO, Iterable, Iterator, Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 from .issues import IssueSink
 from .samples import CLASS_ID, MULTI_HOT, Sample, resolve_path
@@ -63,8 +63,3 @@ def parse_lst(data: bytes, name: str, image_root: str, sink: IssueSink) -> Itera
 def format_lst_line(index: int, labels: Sequence[float], path: str) -> str:
     """One line as im2rec writes it (labels with ``%f``)."""
     return "{}\t{}\t{}\n".format(index, "\t".join(f"{v:f}" for v in labels), path)
-
-
-def write_lst(stream: IO[str], rows: Iterable[Sample]) -> None:
-    for i, sample in enumerate(rows):
-        stream.write(format_lst_line(i if sample.key is None else sample.key, sample.labels, sample.path))

@@ -211,16 +211,6 @@ class RecordIOReader:
         self._stream.close()
 
 
-def read_record_at(path: str, offset: int, name: Optional[str] = None) -> bytes:
-    """The logical record that starts at ``offset``."""
-    with open(path, "rb") as f:
-        f.seek(offset)
-        item = RecordIOReader(f, name or os.path.basename(path), offset).read()
-    if item is None:
-        raise DatasetError("REC_TRUNCATED", "no record at this offset", location(name or path, 0, offset))
-    return item[1]
-
-
 class IndexEntry(NamedTuple):
     key: int
     offset: int

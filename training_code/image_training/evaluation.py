@@ -50,10 +50,9 @@ def single_label_report(
     np.add.at(confusion, (labels, predicted), 1)
     true_pos = np.diag(confusion)
     k = top_k or min(5, n_classes)
-    top = np.argsort(-scores, axis=1)[:, :k]
     report: Dict[str, Any] = {
         "accuracy": float((predicted == labels).mean()) if len(labels) else 0.0,
-        "top_k_accuracy": float((top == labels[:, None]).any(axis=1).mean()) if len(labels) else 0.0,
+        "top_k_accuracy": float(top_k_hits(scores, labels, k, False).mean()) if len(labels) else 0.0,
         "top_k": k,
         "loss": float(loss),
         "samples": int(len(labels)),
