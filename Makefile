@@ -41,7 +41,7 @@ $(eval $(call backend_env,$(VENV_TF),requirements/tensorflow.txt))
 env: $(VENV)/.ready $(VENV_MXNET)/.ready $(VENV_TF)/.ready
 
 lint: $(VENV)/.ready
-	$(VENV)/bin/ruff check app training_code tests bench
+	$(VENV)/bin/ruff check app infra lambdas training_code tests bench
 	$(VENV)/bin/mypy
 
 test: env lint

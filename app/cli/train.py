@@ -10,6 +10,7 @@ import sys
 from typing import Dict
 
 from app.local_sagemaker import BACKENDS, LocalTrainingJob, collect
+from image_training.schemas import schema_for
 
 from .dataset import EXIT_FAILED, EXIT_OK, UsageError, positive_int
 
@@ -116,16 +117,6 @@ def add_hyperparameters_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=sorted(BACKENDS), default="mxnet")
     p.add_argument("--json", action="store_true", help="machine-readable schema")
     p.set_defaults(run=run_hyperparameters)
-
-
-def schema_for(backend: str):  # type: ignore[no-untyped-def]
-    if backend == "mxnet":
-        from image_training.mxnet_hyperparameters import SCHEMA
-
-        return SCHEMA
-    from image_training.tf_hyperparameters import SCHEMA as TF_SCHEMA
-
-    return TF_SCHEMA
 
 
 def run_hyperparameters(args: argparse.Namespace) -> int:

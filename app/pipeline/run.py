@@ -17,9 +17,9 @@ from image_dataset.layout import RECORDIO
 from image_dataset.pack import pack_channel
 from image_dataset.recordio import RecordIOReader, unpack
 from image_dataset.validate import ValidationOptions, load_index
+from lambdas.gate.logic import decide
 
 from .endpoint import LocalEndpoint
-from .gate import decide
 from .registry import APPROVED, REJECTED, ModelRegistry
 from .report import write_report
 

@@ -27,3 +27,33 @@ def decide(
             True, f"accuracy {accuracy:.4f} >= threshold {threshold:.4f} and >= the approved model's {before:.4f}"
         )
     return GateDecision(True, f"accuracy {accuracy:.4f} >= threshold {threshold:.4f}")
+
+
+EVALUATION_FILE = "evaluation.json"
+AUTO, MANUAL = "auto", "manual"
+
+
+def evaluation_from_output(output_tar_gz: bytes) -> Dict[str, Any]:
+    """evaluation.json from a training job's output.tar.gz (SageMaker's copy of output/data)."""
+    import io
+    import json
+    import tarfile
+
+    try:
+        with tarfile.open(fileobj=io.BytesIO(output_tar_gz), mode="r:gz") as tar:
+            for member in tar.getmembers():
+                if member.isfile() and member.name.lstrip("./") == EVALUATION_FILE:
+                    handle = tar.extractfile(member)
+                    if handle is not None:
+                        return dict(json.load(handle))
+    except (tarfile.TarError, OSError, EOFError) as err:
+        raise ValueError(f"output.tar.gz cannot be read: {err}") from None
+    raise ValueError(f"the training job left no {EVALUATION_FILE} in output.tar.gz")
+
+
+def approval_status(decision: GateDecision, mode: str) -> str:
+    """The Model Registry status: a rejected model is registered as Rejected; a passing one is
+    Approved (auto) or waits for a person (manual)."""
+    if not decision.approved:
+        return "Rejected"
+    return "Approved" if mode == AUTO else "PendingManualApproval"

@@ -1,0 +1,34 @@
+"""The CDK app that cdk.json runs: every stage of the ``imgclf:stages`` context, with cdk-nag's
+AwsSolutions checks. A bad config stops synth with the key and the reason, no traceback."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Dict, Optional
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+
+from app.config import CONTEXT_KEY, ConfigError, parse_stages
+from infra.stacks import add_stage
+
+
+def build_app(context: Optional[Dict[str, Any]] = None, outdir: Optional[str] = None) -> cdk.App:
+    app = cdk.App(context=context, outdir=outdir)
+    stages = parse_stages(app.node.try_get_context(CONTEXT_KEY))
+    for stage in stages:
+        add_stage(app, stage)
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
+    return app
+
+
+def main() -> None:
+    try:
+        app = build_app()
+    except ConfigError as err:
+        sys.exit(f"cdk.json context {err}")
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()

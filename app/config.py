@@ -1,0 +1,276 @@
+"""Typed, validated deployment configuration read from cdk.json context.
+
+``imgclf:stages`` maps a stage name to its settings; every stage names its account and region,
+so container image URIs resolve at synth time without AWS calls. A bad value stops synth with a
+:class:`ConfigError` that names the key (``imgclf:stages.dev.training.instance_type``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from sagemaker.core import image_uris
+
+from image_training.errors import HyperparameterError
+from image_training.schemas import BACKENDS, check_settable
+
+CONTEXT_KEY = "imgclf:stages"
+# the framework containers the training code is pinned to (see tests/unit/test_container_versions.py)
+CONTAINERS = {
+    "mxnet": {"training": ("1.9.0", "py38"), "inference": ("1.9.0", "py38")},
+    "tensorflow": {"training": ("2.21", "py312"), "inference": ("2.20", None)},
+}
+TRAINING_PROGRAMS = {"mxnet": "train_mxnet.py", "tensorflow": "train_tensorflow.py"}
+TRAINING_INSTANCE = re.compile(r"^ml\.(p3|p3dn|g5)\.[0-9]*x?large$")
+ENDPOINT_INSTANCE = re.compile(r"^ml\.(m5|g4dn)\.[0-9]*x?large$")
+APPROVAL_MODES = ("auto", "manual")
+API_AUTH = ("iam", "cognito")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid; the message starts with its key."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key = key
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    instance_type: str = "ml.p3.2xlarge"
+    instance_count: int = 1
+    spot: bool = True
+    max_wait_seconds: int = 48 * 3600
+    max_runtime_seconds: int = 24 * 3600
+    volume_size_gb: int = 50
+    max_attempts: int = 2  # runs of a job that failed for a transient reason (capacity, internal)
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    instance_type: str = "ml.m5.xlarge"
+    min_instances: int = 1
+    max_instances: int = 2
+    invocations_per_instance: int = 100  # the auto-scaling target (InvocationsPerInstance per minute)
+
+
+@dataclass(frozen=True)
+class VpcConfig:
+    subnet_ids: Tuple[str, ...]
+    security_group_ids: Tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    name: str
+    account: str
+    region: str
+    backend: str = "mxnet"
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    endpoint: EndpointConfig = field(default_factory=EndpointConfig)
+    hyperparameters: Mapping[str, str] = field(default_factory=dict)
+    approval: str = "auto"
+    accuracy_threshold: float = 0.8
+    max_regression: float = 0.0  # how far below the approved model a new one may land
+    alert_email: Optional[str] = None
+    vpc: Optional[VpcConfig] = None
+    api_auth: str = "iam"
+    api_rate_limit: int = 50  # requests per second, with a burst of twice that
+    artifact_retention_days: int = 365
+
+    @property
+    def prefix(self) -> str:
+        """The prefix of every resource name this stage creates (endpoint, models, jobs)."""
+        return f"imgclf-{self.name}"
+
+    @property
+    def endpoint_name(self) -> str:
+        return f"{self.prefix}-endpoint"
+
+    @property
+    def model_package_group(self) -> str:
+        return f"{self.prefix}-models"
+
+    @property
+    def training_program(self) -> str:
+        return TRAINING_PROGRAMS[self.backend]
+
+    def image_uri(self, scope: str) -> str:
+        """The AWS framework container for this stage's backend, region and instance type."""
+        version, python = CONTAINERS[self.backend][scope]
+        instance = self.training.instance_type if scope == "training" else self.endpoint.instance_type
+        return str(
+            image_uris.retrieve(
+                self.backend,
+                region=self.region,
+                version=version,
+                py_version=python,
+                instance_type=instance,
+                image_scope=scope,
+            )
+        )
+
+
+def _take(raw: Mapping[str, Any], key: str, where: str, kind: type, default: Any) -> Any:
+    if key not in raw or raw[key] is None:
+        return default
+    value = raw[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        raise ConfigError(f"{where}.{key}", f"{value!r} is not {kind.__name__}")
+    return value
+
+
+def _no_unknown(raw: Mapping[str, Any], known: Tuple[str, ...], where: str) -> None:
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"{where}.{key}", "unknown key (known: {})".format(", ".join(known)))
+
+
+def _positive(value: int, key: str, minimum: int = 1) -> int:
+    if value < minimum:
+        raise ConfigError(key, f"{value} is below {minimum}")
+    return value
+
+
+def _training(raw: Any, where: str) -> TrainingConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(where, "must be an object")
+    known = ("instance_type", "instance_count", "spot", "max_wait_seconds", "max_runtime_seconds")
+    known += ("volume_size_gb", "max_attempts")
+    _no_unknown(raw, known, where)
+    d = TrainingConfig()
+    instance = _take(raw, "instance_type", where, str, d.instance_type)
+    if not TRAINING_INSTANCE.match(instance):
+        raise ConfigError(f"{where}.instance_type", f"{instance!r} is not an ml.p3 or ml.g5 instance type")
+    runtime = _positive(
+        _take(raw, "max_runtime_seconds", where, int, d.max_runtime_seconds), where + ".max_runtime_seconds"
+    )
+    spot = _take(raw, "spot", where, bool, d.spot)
+    wait = _take(raw, "max_wait_seconds", where, int, d.max_wait_seconds)
+    if spot and wait < runtime:
+        raise ConfigError(f"{where}.max_wait_seconds", f"{wait} is below max_runtime_seconds {runtime}")
+    return TrainingConfig(
+        instance_type=instance,
+        instance_count=_positive(_take(raw, "instance_count", where, int, d.instance_count), where + ".instance_count"),
+        spot=spot,
+        max_wait_seconds=wait,
+        max_runtime_seconds=runtime,
+        volume_size_gb=_positive(_take(raw, "volume_size_gb", where, int, d.volume_size_gb), where + ".volume_size_gb"),
+        max_attempts=_positive(_take(raw, "max_attempts", where, int, d.max_attempts), where + ".max_attempts"),
+    )
+
+
+def _endpoint(raw: Any, where: str) -> EndpointConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(where, "must be an object")
+    _no_unknown(raw, ("instance_type", "min_instances", "max_instances", "invocations_per_instance"), where)
+    d = EndpointConfig()
+    instance = _take(raw, "instance_type", where, str, d.instance_type)
+    if not ENDPOINT_INSTANCE.match(instance):
+        raise ConfigError(f"{where}.instance_type", f"{instance!r} is not an ml.m5 or ml.g4dn instance type")
+    low = _positive(_take(raw, "min_instances", where, int, d.min_instances), where + ".min_instances")
+    high = _take(raw, "max_instances", where, int, d.max_instances)
+    if high < low:
+        raise ConfigError(f"{where}.max_instances", f"{high} is below min_instances {low}")
+    target = _take(raw, "invocations_per_instance", where, int, d.invocations_per_instance)
+    return EndpointConfig(instance, low, high, _positive(target, where + ".invocations_per_instance"))
+
+
+def check_hyperparameters(backend: str, raw: Any, where: str) -> Dict[str, str]:
+    """String values of hyperparameters that config may set and that parse under the schema."""
+    if not isinstance(raw, dict):
+        raise ConfigError(where, "must be an object of name: value")
+    try:
+        return check_settable(backend, raw)
+    except HyperparameterError as err:
+        raise ConfigError(f"{where}.{err.name}", str(err).split(": ", 1)[1]) from None
+
+
+def _vpc(raw: Any, where: str) -> Optional[VpcConfig]:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ConfigError(where, "must be an object with subnet_ids and security_group_ids")
+    _no_unknown(raw, ("subnet_ids", "security_group_ids"), where)
+    lists: List[Tuple[str, ...]] = []
+    for key, pattern in (("subnet_ids", r"^subnet-[0-9a-f]+$"), ("security_group_ids", r"^sg-[0-9a-f]+$")):
+        items = raw.get(key)
+        if not isinstance(items, list) or not items:
+            raise ConfigError(f"{where}.{key}", "must be a non-empty list")
+        for item in items:
+            if not isinstance(item, str) or not re.match(pattern, item):
+                raise ConfigError(f"{where}.{key}", f"{item!r} is not an id like {pattern[2:-7]}...")
+        lists.append(tuple(items))
+    return VpcConfig(*lists)
+
+
+def parse_stage(name: str, raw: Any) -> StageConfig:
+    where = f"{CONTEXT_KEY}.{name}"
+    if not re.match(r"^[a-z][a-z0-9-]{0,15}$", name):
+        raise ConfigError(where, "a stage name is 1-16 characters of a-z, 0-9 and -, starting with a letter")
+    if not isinstance(raw, dict):
+        raise ConfigError(where, "must be an object")
+    known = ("account", "region", "backend", "training", "endpoint", "hyperparameters", "approval")
+    known += ("accuracy_threshold", "max_regression", "alert_email", "vpc", "api_auth", "api_rate_limit")
+    known += ("artifact_retention_days",)
+    _no_unknown(raw, known, where)
+    account = _take(raw, "account", where, str, None)
+    if account is None or not re.match(r"^[0-9]{12}$", account):
+        raise ConfigError(f"{where}.account", f"{account!r} is not a 12-digit AWS account id")
+    region = _take(raw, "region", where, str, None)
+    if region is None or not re.match(r"^[a-z]{2}(-[a-z]+)+-[0-9]$", region):
+        raise ConfigError(f"{where}.region", f"{region!r} is not an AWS region name")
+    backend = _take(raw, "backend", where, str, "mxnet")
+    if backend not in BACKENDS:
+        raise ConfigError(f"{where}.backend", f"{backend!r} is not one of {', '.join(BACKENDS)}")
+    approval = _take(raw, "approval", where, str, "auto")
+    if approval not in APPROVAL_MODES:
+        raise ConfigError(f"{where}.approval", f"{approval!r} is not one of {', '.join(APPROVAL_MODES)}")
+    threshold = _take(raw, "accuracy_threshold", where, float, 0.8)
+    if not 0.0 <= threshold <= 1.0:
+        raise ConfigError(f"{where}.accuracy_threshold", f"{threshold} is not between 0 and 1")
+    regression = _take(raw, "max_regression", where, float, 0.0)
+    if not 0.0 <= regression <= 1.0:
+        raise ConfigError(f"{where}.max_regression", f"{regression} is not between 0 and 1")
+    email = _take(raw, "alert_email", where, str, None)
+    if email is not None and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", email):
+        raise ConfigError(f"{where}.alert_email", f"{email!r} is not an e-mail address")
+    auth = _take(raw, "api_auth", where, str, "iam")
+    if auth not in API_AUTH:
+        raise ConfigError(f"{where}.api_auth", f"{auth!r} is not one of {', '.join(API_AUTH)}")
+    stage = StageConfig(
+        name=name,
+        account=account,
+        region=region,
+        backend=backend,
+        training=_training(raw.get("training", {}), where + ".training"),
+        endpoint=_endpoint(raw.get("endpoint", {}), where + ".endpoint"),
+        hyperparameters=check_hyperparameters(backend, raw.get("hyperparameters", {}), where + ".hyperparameters"),
+        approval=approval,
+        accuracy_threshold=threshold,
+        max_regression=regression,
+        alert_email=email,
+        vpc=_vpc(raw.get("vpc"), where + ".vpc"),
+        api_auth=auth,
+        api_rate_limit=_positive(_take(raw, "api_rate_limit", where, int, 50), where + ".api_rate_limit"),
+        artifact_retention_days=_positive(
+            _take(raw, "artifact_retention_days", where, int, 365), where + ".artifact_retention_days"
+        ),
+    )
+    for scope in ("training", "inference"):
+        try:
+            stage.image_uri(scope)
+        except ValueError as err:
+            raise ConfigError(f"{where}.region", f"no {backend} {scope} container: {err}") from None
+    return stage
+
+
+def parse_stages(context: Any) -> List[StageConfig]:
+    """Every stage under the ``imgclf:stages`` context key."""
+    if not isinstance(context, dict) or not context:
+        raise ConfigError(CONTEXT_KEY, "must be an object with at least one stage (see docs/deploy.md)")
+    return [parse_stage(name, raw) for name, raw in context.items()]

@@ -1,0 +1,1 @@
+"""CDK constructs, one per logical unit, and the stacks that compose them."""

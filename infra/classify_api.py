@@ -1,0 +1,147 @@
+"""``POST /classify``: a REST API with binary image bodies, IAM auth (or a Cognito user pool),
+throttling and access logs, in front of a proxy Lambda that checks each request before it
+reaches the endpoint."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from app.config import StageConfig
+from image_training.serving import IMAGE_TYPES
+
+from .function import PipelineFunction
+from .nag import acknowledge
+
+
+class ClassifyApi(Construct):
+    def __init__(self, scope: Construct, id: str, *, stage: StageConfig, key: kms.IKey) -> None:
+        super().__init__(scope, id)
+        self.proxy = PipelineFunction(
+            self,
+            "Classify",
+            handler="lambdas.classify.handler.handler",
+            key=key,
+            timeout=Duration.seconds(30),
+            memory_size=512,
+            environment={"ENDPOINT_NAME": stage.endpoint_name},
+        )
+        self.proxy.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:InvokeEndpoint"],
+                resources=[f"arn:aws:sagemaker:{stage.region}:{stage.account}:endpoint/{stage.endpoint_name}"],
+            )
+        )
+        access_logs = logs.LogGroup(
+            self,
+            "AccessLogs",
+            retention=logs.RetentionDays.SIX_MONTHS,
+            encryption_key=key,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.api = apigateway.RestApi(
+            self,
+            "Api",
+            rest_api_name=f"{stage.prefix}-classify",
+            description="imgclf: classify an image (POST /classify with image/jpeg or image/png)",
+            binary_media_types=list(IMAGE_TYPES),
+            endpoint_types=[apigateway.EndpointType.REGIONAL],
+            cloud_watch_role=True,
+            cloud_watch_role_removal_policy=RemovalPolicy.DESTROY,
+            deploy_options=apigateway.StageOptions(
+                stage_name="v1",
+                throttling_rate_limit=stage.api_rate_limit,
+                throttling_burst_limit=stage.api_rate_limit * 2,
+                logging_level=apigateway.MethodLoggingLevel.ERROR,
+                metrics_enabled=True,
+                tracing_enabled=True,
+                access_log_destination=apigateway.LogGroupLogDestination(access_logs),
+                access_log_format=apigateway.AccessLogFormat.json_with_standard_fields(
+                    caller=True,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
+                ),
+            ),
+        )
+        validator = self.api.add_request_validator("ContentTypeRequired", validate_request_parameters=True)
+        classify = self.api.root.add_resource("classify")
+        integration = apigateway.LambdaIntegration(self.proxy.function, proxy=True)
+        method_options = dict(
+            request_validator=validator,
+            request_parameters={"method.request.header.Content-Type": True},
+        )
+        if stage.api_auth == "cognito":
+            self.user_pool = cognito.UserPool(
+                self,
+                "Users",
+                self_sign_up_enabled=False,
+                password_policy=cognito.PasswordPolicy(
+                    min_length=12,
+                    require_digits=True,
+                    require_lowercase=True,
+                    require_uppercase=True,
+                    require_symbols=True,
+                ),
+                mfa=cognito.Mfa.REQUIRED,
+                mfa_second_factor=cognito.MfaSecondFactor(sms=False, otp=True),
+                feature_plan=cognito.FeaturePlan.PLUS,
+                standard_threat_protection_mode=cognito.StandardThreatProtectionMode.FULL_FUNCTION,
+                removal_policy=RemovalPolicy.RETAIN,
+            )
+            self.user_pool.add_client("ApiClient", auth_flows=cognito.AuthFlow(user_srp=True))
+            authorizer = apigateway.CognitoUserPoolsAuthorizer(self, "Authorizer", cognito_user_pools=[self.user_pool])
+            self.method = classify.add_method(
+                "POST",
+                integration,
+                authorization_type=apigateway.AuthorizationType.COGNITO,
+                authorizer=authorizer,
+                **method_options,  # type: ignore[arg-type]
+            )
+        else:
+            self.method = classify.add_method(
+                "POST",
+                integration,
+                authorization_type=apigateway.AuthorizationType.IAM,
+                **method_options,  # type: ignore[arg-type]
+            )
+        acknowledge(
+            self.api,
+            "AwsSolutions-APIG3",
+            "A WAF web ACL is an account-level choice with its own costs; the API is authenticated "
+            "(IAM or Cognito) and throttled per stage. docs/deploy.md shows how to attach one.",
+        )
+        acknowledge(
+            self.api,
+            "AwsSolutions-IAM4",
+            "API Gateway's account-level CloudWatch role uses the AWS managed "
+            "AmazonAPIGatewayPushToCloudWatchLogs policy, as API Gateway requires.",
+        )
+        if stage.api_auth == "iam":
+            acknowledge(
+                self.api,
+                "AwsSolutions-COG4",
+                "The method uses IAM (SigV4) authorization; a Cognito authorizer is the api_auth=cognito option.",
+            )
+
+    @property
+    def url(self) -> str:
+        return self.api.url_for_path("/classify")
+
+    def grant_invoke(self, grantee: iam.IGrantable) -> None:
+        """IAM auth: let ``grantee`` call POST /classify."""
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["execute-api:Invoke"],
+            resource_arns=[self.api.arn_for_execute_api("POST", "/classify")],
+        )

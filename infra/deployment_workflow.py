@@ -1,0 +1,420 @@
+"""The deployment workflow: model package -> model -> endpoint config -> create the endpoint, or
+update it blue/green with SageMaker's deployment guardrails (canary traffic shifting, CloudWatch
+alarms, automatic rollback) -> poll DescribeEndpoint -> auto scaling. Started by the training
+workflow for auto-approved models and by EventBridge when a person approves one."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from app.config import StageConfig
+
+from .function import PipelineFunction
+from .nag import acknowledge
+from .sagemaker_roles import model_role
+from .training_workflow import instance_store_only, sdk_retry
+
+VARIANT = "AllTraffic"
+SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+IN_PROGRESS = ["Creating", "Updating", "SystemUpdating", "RollingBack"]
+
+
+class DeploymentWorkflow(Construct):
+    def __init__(self, scope: Construct, id: str, *, stage: StageConfig, key: kms.IKey, artifacts: s3.IBucket) -> None:
+        super().__init__(scope, id)
+        region, account, prefix = stage.region, stage.account, stage.prefix
+        endpoint = stage.endpoint_name
+        self.model_role = model_role(self, "ModelRole", stage, key, artifacts)
+        self.alarms = self._alarms(stage)
+        sm = f"arn:aws:sagemaker:{region}:{account}"
+        models = f"{sm}:model/{prefix}-*"
+        configs = f"{sm}:endpoint-config/{prefix}-*"
+        endpoint_arn = f"{sm}:endpoint/{endpoint}"
+        package_arn = f"{sm}:model-package/{stage.model_package_group}/*"
+        resource_id = f"endpoint/{endpoint}/variant/{VARIANT}"
+
+        self.planner = PipelineFunction(
+            self,
+            "PlanDeployment",
+            handler="lambdas.deploy.handler.handler",
+            key=key,
+            environment={"RESOURCE_PREFIX": prefix, "ENDPOINT_NAME": endpoint},
+        )
+        self.planner.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=[package_arn])
+        )
+        self.planner.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["sagemaker:DescribeEndpoint"], resources=[endpoint_arn])
+        )
+
+        def sdk(id: str, action: str, parameters: Dict[str, Any], resources: List[str], **kw: Any) -> Any:
+            service = "applicationautoscaling" if action.endswith(("ScalableTarget", "ScalingPolicy")) else "sagemaker"
+            return sdk_retry(
+                tasks.CallAwsService(
+                    self,
+                    id,
+                    service=service,
+                    action=action,
+                    parameters=parameters,
+                    iam_resources=resources,
+                    iam_action="application-autoscaling:" + action[0].upper() + action[1:]
+                    if service == "applicationautoscaling"
+                    else None,
+                    result_path=kw.pop("result_path", sfn.JsonPath.DISCARD),
+                    **kw,
+                )
+            )
+
+        # on any failure: remove this run's model and endpoint config (unless the endpoint uses them)
+        failed = sfn.Fail(self, "DeploymentFailed", error="DeploymentFailed", cause="see the execution's history")
+        delete_config = sdk(
+            "DeleteNewEndpointConfig",
+            "deleteEndpointConfig",
+            {"EndpointConfigName.$": "$.plan.endpoint_config_name"},
+            [configs],
+        )
+        delete_model = sdk("DeleteNewModel", "deleteModel", {"ModelName.$": "$.plan.model_name"}, [models])
+        delete_config.add_catch(delete_model, errors=["States.ALL"], result_path="$.cleanup_error")
+        delete_model.add_catch(failed, errors=["States.ALL"], result_path="$.cleanup_error")
+        delete_config.next(delete_model)
+        delete_model.next(failed)
+
+        def guarded(state: Any) -> Any:
+            state.add_catch(delete_config, errors=["States.ALL"], result_path="$.error")
+            return state
+
+        plan = tasks.LambdaInvoke(
+            self,
+            "Plan",
+            lambda_function=self.planner.function,
+            payload=sfn.TaskInput.from_object(
+                {"model_package_arn.$": "$.model_package_arn", "run_id.$": "$$.Execution.Id"}
+            ),
+            payload_response_only=True,
+            result_path="$.plan",
+        )
+        plan.add_catch(
+            sfn.Fail(self, "PlanFailed", error="PlanFailed", cause="the model package cannot be deployed"),
+            errors=["States.ALL"],
+            result_path="$.error",
+        )
+        create_model = guarded(
+            sdk(
+                "CreateModel",
+                "createModel",
+                self._model_request(stage),
+                [models],
+            )
+        )
+        variant: Dict[str, Any] = {
+            "VariantName": VARIANT,
+            "ModelName.$": "$.plan.model_name",
+            "InstanceType": stage.endpoint.instance_type,
+            "InitialInstanceCount": stage.endpoint.min_instances,
+        }
+        config_request: Dict[str, Any] = {
+            "EndpointConfigName.$": "$.plan.endpoint_config_name",
+            "ProductionVariants": [variant],
+            "Tags": [{"Key": "imgclf:stage", "Value": stage.name}],
+        }
+        if not instance_store_only(stage.endpoint.instance_type):
+            config_request["KmsKeyId"] = key.key_arn
+        create_config = guarded(sdk("CreateEndpointConfig", "createEndpointConfig", config_request, [configs]))
+        create_endpoint = guarded(
+            sdk(
+                "CreateEndpoint",
+                "createEndpoint",
+                {
+                    "EndpointName": endpoint,
+                    "EndpointConfigName.$": "$.plan.endpoint_config_name",
+                    "Tags": [{"Key": "imgclf:stage", "Value": stage.name}],
+                },
+                [endpoint_arn, configs],
+            )
+        )
+        deregister = sdk(
+            "DeregisterScaling",
+            "deregisterScalableTarget",
+            {"ServiceNamespace": "sagemaker", "ResourceId": resource_id, "ScalableDimension": SCALABLE_DIMENSION},
+            ["*"],
+        )
+        update_endpoint = guarded(
+            sdk(
+                "UpdateEndpoint",
+                "updateEndpoint",
+                {
+                    "EndpointName": endpoint,
+                    "EndpointConfigName.$": "$.plan.endpoint_config_name",
+                    "RetainAllVariantProperties": False,
+                    "DeploymentConfig": {
+                        "BlueGreenUpdatePolicy": {
+                            "TrafficRoutingConfiguration": {
+                                "Type": "CANARY",
+                                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+                                "WaitIntervalInSeconds": 300,
+                            },
+                            "TerminationWaitInSeconds": 300,
+                            "MaximumExecutionTimeoutInSeconds": 3600,
+                        },
+                        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": a.alarm_name} for a in self.alarms]},
+                    },
+                },
+                [endpoint_arn, configs],
+            )
+        )
+        # no scalable target registered yet is fine: go on to the update
+        deregister.add_catch(update_endpoint, errors=["States.ALL"], result_path="$.deregister_error")
+        wait = sfn.Wait(self, "WaitForEndpoint", time=sfn.WaitTime.duration(Duration.seconds(30)))
+        describe = guarded(
+            sdk(
+                "DescribeEndpoint",
+                "describeEndpoint",
+                {"EndpointName": endpoint},
+                [endpoint_arn],
+                result_selector={
+                    "EndpointStatus.$": "$.EndpointStatus",
+                    "EndpointConfigName.$": "$.EndpointConfigName",
+                },
+                result_path="$.endpoint",
+            )
+        )
+        register_scaling = guarded(
+            sdk(
+                "RegisterScaling",
+                "registerScalableTarget",
+                {
+                    "ServiceNamespace": "sagemaker",
+                    "ResourceId": resource_id,
+                    "ScalableDimension": SCALABLE_DIMENSION,
+                    "MinCapacity": stage.endpoint.min_instances,
+                    "MaxCapacity": stage.endpoint.max_instances,
+                },
+                ["*"],
+            )
+        )
+        scaling_policy = guarded(
+            sdk(
+                "PutScalingPolicy",
+                "putScalingPolicy",
+                {
+                    "PolicyName": f"{prefix}-invocations-per-instance",
+                    "ServiceNamespace": "sagemaker",
+                    "ResourceId": resource_id,
+                    "ScalableDimension": SCALABLE_DIMENSION,
+                    "PolicyType": "TargetTrackingScaling",
+                    "TargetTrackingScalingPolicyConfiguration": {
+                        "TargetValue": stage.endpoint.invocations_per_instance,
+                        "PredefinedMetricSpecification": {
+                            "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
+                        },
+                        "ScaleInCooldown": 300,
+                        "ScaleOutCooldown": 60,
+                    },
+                },
+                ["*"],
+            )
+        )
+        deployed = sfn.Pass(
+            self,
+            "Deployed",
+            parameters={
+                "endpoint": endpoint,
+                "endpoint_config_name.$": "$.plan.endpoint_config_name",
+                "model_package_arn.$": "$.plan.model_package_arn",
+                "version.$": "$.plan.version",
+                "action.$": "$.plan.action",
+            },
+        )
+        # a rollback leaves the old config serving: restore its scaling, then clean up and fail
+        restore_scaling = sdk(
+            "RestoreScaling",
+            "registerScalableTarget",
+            {
+                "ServiceNamespace": "sagemaker",
+                "ResourceId": resource_id,
+                "ScalableDimension": SCALABLE_DIMENSION,
+                "MinCapacity": stage.endpoint.min_instances,
+                "MaxCapacity": stage.endpoint.max_instances,
+            },
+            ["*"],
+        )
+        rolled_back = sfn.Fail(
+            self, "DeploymentRolledBack", error="DeploymentRolledBack", cause="an alarm or a failure rolled it back"
+        )
+        remove_config = sdk(
+            "RemoveRolledBackConfig",
+            "deleteEndpointConfig",
+            {"EndpointConfigName.$": "$.plan.endpoint_config_name"},
+            [configs],
+        )
+        remove_model = sdk("RemoveRolledBackModel", "deleteModel", {"ModelName.$": "$.plan.model_name"}, [models])
+        for state in (restore_scaling, remove_config, remove_model):
+            state.add_catch(rolled_back, errors=["States.ALL"], result_path="$.cleanup_error")
+        restore_scaling.next(remove_config)
+        remove_config.next(remove_model)
+        remove_model.next(rolled_back)
+        delete_failed_endpoint = sdk(
+            "DeleteFailedEndpoint", "deleteEndpoint", {"EndpointName": endpoint}, [endpoint_arn]
+        )
+        delete_failed_endpoint.add_catch(delete_config, errors=["States.ALL"], result_path="$.cleanup_error")
+        delete_failed_endpoint.next(delete_config)
+
+        status = "$.endpoint.EndpointStatus"
+        check = (
+            sfn.Choice(self, "EndpointStatus")
+            .when(sfn.Condition.or_(*(sfn.Condition.string_equals(status, s) for s in IN_PROGRESS)), wait)
+            .when(
+                sfn.Condition.and_(
+                    sfn.Condition.string_equals(status, "InService"),
+                    sfn.Condition.string_equals_json_path(
+                        "$.endpoint.EndpointConfigName", "$.plan.endpoint_config_name"
+                    ),
+                ),
+                register_scaling,
+            )
+            .when(sfn.Condition.string_equals(status, "InService"), restore_scaling)
+            .when(
+                sfn.Condition.and_(
+                    sfn.Condition.string_equals(status, "Failed"),
+                    sfn.Condition.string_equals("$.plan.action", "create"),
+                ),
+                delete_failed_endpoint,
+            )
+            .otherwise(delete_config)
+        )
+        wait.next(describe)
+        describe.next(check)
+        register_scaling.next(scaling_policy)
+        scaling_policy.next(deployed)
+        create_endpoint.next(wait)
+        deregister.next(update_endpoint)
+        update_endpoint.next(wait)
+        create_model.next(create_config)
+        create_config.next(
+            sfn.Choice(self, "CreateOrUpdate")
+            .when(sfn.Condition.string_equals("$.plan.action", "create"), create_endpoint)
+            .otherwise(deregister)
+        )
+        definition = plan.next(
+            sfn.Choice(self, "Action")
+            .when(
+                sfn.Condition.string_equals("$.plan.action", "skip"),
+                sfn.Succeed(self, "NothingToDeploy", output_path="$.plan"),
+            )
+            .when(
+                sfn.Condition.string_equals("$.plan.action", "busy"),
+                sfn.Fail(self, "EndpointBusy", error="EndpointBusy", cause="another deployment is in progress"),
+            )
+            .otherwise(create_model)
+        )
+        self.log_group = logs.LogGroup(self, "Logs", retention=logs.RetentionDays.SIX_MONTHS, encryption_key=key)
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=f"{prefix}-deployment",
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+            timeout=Duration.hours(3),
+        )
+        role = self.state_machine.role
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[self.model_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:DescribeModelPackage"],  # CreateModel from a versioned package
+                resources=[package_arn],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:DescribeAlarms"],  # deployment guardrails read the rollback alarms
+                resources=[a.alarm_arn for a in self.alarms],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["iam:CreateServiceLinkedRole"],
+                resources=[
+                    f"arn:aws:iam::{account}:role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
+                    "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+                ],
+                conditions={"StringLike": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}},
+            )
+        )
+        key.grant_encrypt_decrypt(role)
+        role.add_to_principal_policy(iam.PolicyStatement(actions=["kms:CreateGrant"], resources=[key.key_arn]))
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5",
+            "Models and endpoint configs are named per deployment under the stage prefix "
+            "(<prefix>-*); Application Auto Scaling has no resource-level permissions (*); the Lambda "
+            "grant covers its versions (:*); X-Ray and log delivery take no resource.",
+        )
+
+    def _model_request(self, stage: StageConfig) -> Dict[str, Any]:
+        request: Dict[str, Any] = {
+            "ModelName.$": "$.plan.model_name",
+            "ExecutionRoleArn": self.model_role.role_arn,
+            "Containers": [{"ModelPackageName.$": "$.plan.model_package_arn"}],
+            "EnableNetworkIsolation": True,
+            "Tags": [{"Key": "imgclf:stage", "Value": stage.name}],
+        }
+        if stage.vpc:
+            request["VpcConfig"] = {
+                "Subnets": list(stage.vpc.subnet_ids),
+                "SecurityGroupIds": list(stage.vpc.security_group_ids),
+            }
+        return request
+
+    def _alarms(self, stage: StageConfig) -> List[cloudwatch.Alarm]:
+        """The alarms that roll a blue/green update back while traffic shifts."""
+        dimensions = {"EndpointName": stage.endpoint_name, "VariantName": VARIANT}
+        errors = cloudwatch.Alarm(
+            self,
+            "ModelErrors",
+            alarm_name=f"{stage.prefix}-endpoint-5xx",
+            alarm_description="Model errors on the endpoint; rolls a deployment back",
+            metric=cloudwatch.Metric(
+                namespace="AWS/SageMaker",
+                metric_name="Invocation5XXErrors",
+                dimensions_map=dimensions,
+                statistic="Sum",
+                period=Duration.minutes(1),
+            ),
+            threshold=1,
+            evaluation_periods=2,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        latency = cloudwatch.Alarm(
+            self,
+            "ModelLatency",
+            alarm_name=f"{stage.prefix}-endpoint-latency",
+            alarm_description="p90 model latency over 2 s; rolls a deployment back",
+            metric=cloudwatch.Metric(
+                namespace="AWS/SageMaker",
+                metric_name="ModelLatency",
+                dimensions_map=dimensions,
+                statistic="p90",
+                period=Duration.minutes(1),
+            ),
+            threshold=2_000_000,  # microseconds
+            evaluation_periods=3,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        return [errors, latency]

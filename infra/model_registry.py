@@ -1,0 +1,51 @@
+"""The Model Package Group, and the EventBridge rule that deploys a package when a person
+approves it (packages the gate approved itself are deployed by the training workflow)."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from app.config import StageConfig
+
+from .dead_letters import dead_letter_queue
+
+
+class ModelRegistry(Construct):
+    def __init__(
+        self, scope: Construct, id: str, *, stage: StageConfig, deployment: sfn.IStateMachine, key: kms.IKey
+    ) -> None:
+        super().__init__(scope, id)
+        self.group = sagemaker.CfnModelPackageGroup(
+            self,
+            "Group",
+            model_package_group_name=stage.model_package_group,
+            model_package_group_description=f"imgclf {stage.name}: {stage.backend} image classifiers",
+        )
+        self.approval_rule = events.Rule(
+            self,
+            "ManualApproval",
+            description="Deploy a model package when a person approves it",
+            event_pattern=events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=["SageMaker Model Package State Change"],
+                detail={
+                    "ModelPackageGroupName": [stage.model_package_group],
+                    "ModelApprovalStatus": ["Approved"],
+                    "CustomerMetadataProperties": {"approval": ["manual"]},
+                },
+            ),
+        )
+        self.approval_rule.add_target(
+            targets.SfnStateMachine(
+                deployment,
+                input=events.RuleTargetInput.from_object(
+                    {"model_package_arn": events.EventField.from_path("$.detail.ModelPackageArn")}
+                ),
+                dead_letter_queue=dead_letter_queue(self, "DeadLetters", key),
+            )
+        )

@@ -1,0 +1,86 @@
+"""The roles SageMaker assumes: one for training jobs, one for endpoint models. Each reads and
+writes only its prefixes, uses the stage key, and pulls only its framework's container."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from app.config import StageConfig
+
+from .nag import acknowledge
+
+DLC_ACCOUNT = "763104351884"  # AWS Deep Learning Containers (the image URIs name it too)
+
+
+def _base_role(
+    scope: Construct, id: str, stage: StageConfig, key: kms.IKey, scope_name: str, log_path: str
+) -> iam.Role:
+    region, account = stage.region, stage.account
+    role = iam.Role(scope, id, assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"))
+    key.grant_encrypt_decrypt(role)
+    role.add_to_policy(iam.PolicyStatement(actions=["kms:CreateGrant", "kms:DescribeKey"], resources=[key.key_arn]))
+    repository = stage.image_uri(scope_name).split("/", 1)[1].split(":")[0]
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+            resources=[f"arn:aws:ecr:{region}:{DLC_ACCOUNT}:repository/{repository}"],
+        )
+    )
+    role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            resources=[f"arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/{log_path}:*"],
+        )
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["cloudwatch:PutMetricData"],
+            resources=["*"],
+            conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "aws/sagemaker/*"]}},
+        )
+    )
+    if stage.vpc:
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "ec2:CreateNetworkInterface",
+                    "ec2:CreateNetworkInterfacePermission",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:DeleteNetworkInterfacePermission",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeVpcs",
+                    "ec2:DescribeDhcpOptions",
+                    "ec2:DescribeSubnets",
+                    "ec2:DescribeSecurityGroups",
+                ],
+                resources=["*"],
+            )
+        )
+    acknowledge(
+        role,
+        "AwsSolutions-IAM5",
+        "Wildcards: object keys under the role's own prefixes, log streams of its log group, "
+        "ecr:GetAuthorizationToken and cloudwatch:PutMetricData (no resource-level permissions; the "
+        "latter is limited by namespace), and the ENI actions SageMaker needs in a VPC.",
+    )
+    return role
+
+
+def training_role(
+    scope: Construct, id: str, stage: StageConfig, key: kms.IKey, datasets: s3.IBucket, artifacts: s3.IBucket
+) -> iam.Role:
+    role = _base_role(scope, id, stage, key, "training", "TrainingJobs")
+    datasets.grant_read(role, "datasets/*")
+    artifacts.grant_read_write(role, "training-jobs/*")
+    artifacts.grant_read_write(role, "checkpoints/*")
+    return role
+
+
+def model_role(scope: Construct, id: str, stage: StageConfig, key: kms.IKey, artifacts: s3.IBucket) -> iam.Role:
+    role = _base_role(scope, id, stage, key, "inference", "Endpoints")
+    artifacts.grant_read(role, "training-jobs/*")
+    return role

@@ -1,0 +1,101 @@
+"""The stacks of one stage. They only compose constructs: a stateful data stack (key, buckets,
+alert topic), a serving stack (registry, deployment workflow, API, cleanup) and a training
+stack (upload trigger, training workflow)."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Environment, Stack, Tags
+from constructs import Construct
+
+from app.config import StageConfig
+
+from .alerts import Alerts
+from .classify_api import ClassifyApi
+from .deployment_workflow import DeploymentWorkflow
+from .endpoint_cleanup import EndpointCleanup
+from .model_registry import ModelRegistry
+from .nag import acknowledge
+from .storage import Storage
+from .training_workflow import TrainingWorkflow
+from .upload_trigger import UploadTrigger
+
+
+def _env(stage: StageConfig) -> Environment:
+    return Environment(account=stage.account, region=stage.region)
+
+
+class DataStack(Stack):
+    def __init__(self, scope: Construct, id: str, *, stage: StageConfig) -> None:
+        super().__init__(scope, id, env=_env(stage), description=f"imgclf {stage.name}: key, buckets, alerts")
+        self.storage = Storage(self, "Storage", stage)
+        self.alerts = Alerts(self, "Alerts", stage, self.storage.key)
+        CfnOutput(self, "DatasetBucket", value=self.storage.datasets.bucket_name)
+        CfnOutput(self, "ArtifactBucket", value=self.storage.artifacts.bucket_name)
+        CfnOutput(self, "AlertTopic", value=self.alerts.topic.topic_arn)
+
+
+class ServingStack(Stack):
+    def __init__(self, scope: Construct, id: str, *, stage: StageConfig, data: DataStack) -> None:
+        super().__init__(scope, id, env=_env(stage), description=f"imgclf {stage.name}: registry, deployment, API")
+        key = data.storage.key
+        self.deployment = DeploymentWorkflow(self, "Deployment", stage=stage, key=key, artifacts=data.storage.artifacts)
+        self.registry = ModelRegistry(self, "Registry", stage=stage, deployment=self.deployment.state_machine, key=key)
+        self.api = ClassifyApi(self, "ClassifyApi", stage=stage, key=key)
+        self.cleanup = EndpointCleanup(self, "EndpointCleanup", stage=stage, key=key)
+        self.cleanup.node.add_dependency(self.deployment)
+        CfnOutput(self, "ApiUrl", value=self.api.url)
+        CfnOutput(self, "EndpointName", value=stage.endpoint_name)
+        CfnOutput(self, "ModelPackageGroup", value=stage.model_package_group)
+        CfnOutput(self, "DeploymentStateMachine", value=self.deployment.state_machine.state_machine_arn)
+
+
+class TrainingStack(Stack):
+    def __init__(
+        self, scope: Construct, id: str, *, stage: StageConfig, data: DataStack, serving: ServingStack
+    ) -> None:
+        super().__init__(scope, id, env=_env(stage), description=f"imgclf {stage.name}: upload trigger, training")
+        storage = data.storage
+        self.workflow = TrainingWorkflow(
+            self,
+            "Training",
+            stage=stage,
+            key=storage.key,
+            datasets=storage.datasets,
+            artifacts=storage.artifacts,
+            topic=data.alerts.topic,
+            deployment=serving.deployment.state_machine,
+        )
+        self.trigger = UploadTrigger(
+            self,
+            "UploadTrigger",
+            stage=stage,
+            key=storage.key,
+            datasets=storage.datasets,
+            workflow=self.workflow.state_machine,
+            topic=data.alerts.topic,
+        )
+        CfnOutput(self, "TrainingStateMachine", value=self.workflow.state_machine.state_machine_arn)
+
+
+def add_stage(scope: Construct, stage: StageConfig) -> list:
+    """The three stacks of ``stage``, named Imgclf-<stage>-Data/-Serving/-Training."""
+    name = f"Imgclf-{stage.name}"
+    data = DataStack(scope, f"{name}-Data", stage=stage)
+    serving = ServingStack(scope, f"{name}-Serving", stage=stage, data=data)
+    training = TrainingStack(scope, f"{name}-Training", stage=stage, data=data, serving=serving)
+    for stack in (data, serving, training):
+        Tags.of(stack).add("imgclf:stage", stage.name)
+        acknowledge(
+            stack,
+            "AwsSolutions-IAM5",
+            "CDK's grants: object keys under a named prefix (bucket/prefix/*), KMS "
+            "GenerateDataKey*/ReEncrypt* on the stage key, Lambda versions (function:*), and X-Ray, "
+            "which has no resource-level permissions.",
+        )
+        acknowledge(
+            stack,
+            "AwsSolutions-L1",
+            "Our functions use Python 3.14, the newest runtime; CDK's own helper functions "
+            "(bucket notifications, log retention) choose theirs.",
+        )
+    return [data, serving, training]

@@ -1,0 +1,468 @@
+"""The training workflow (a standard state machine): validate -> plan -> train (spot,
+checkpointed, retried on transient failures) -> evaluate and gate -> register -> deploy, with a
+notification for every outcome. Every task retries throttling and catches to a notification."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from app.config import StageConfig
+from image_training.schemas import METRIC_DEFINITIONS
+
+from .function import PipelineFunction
+from .sagemaker_roles import training_role
+from .sourcedir import SourceDir
+
+THROTTLING = ["ThrottlingException", "SageMaker.ThrottlingException", "SageMaker.AmazonSageMakerException"]
+# FailureReason texts of SageMaker failures that a new attempt can cure
+TRANSIENT_FAILURES = ["*CapacityError*", "*InternalServerError*", "*InsufficientInstanceCapacity*"]
+INFERENCE_CONTENT_TYPES = ["image/jpeg", "image/png", "application/x-image"]
+INFERENCE_RESPONSE_TYPES = ["application/json", "application/json;verbose", "application/jsonlines"]
+
+
+def sdk_retry(state: Any) -> Any:
+    state.add_retry(errors=THROTTLING, interval=Duration.seconds(5), max_attempts=4, backoff_rate=2.0)
+    return state
+
+
+def inference_environment(stage: StageConfig) -> Dict[str, str]:
+    """What the framework serving container needs to run code/inference.py from model.tar.gz."""
+    if stage.backend == "mxnet":
+        return {
+            "SAGEMAKER_PROGRAM": "inference.py",
+            "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+            "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+            "SAGEMAKER_REGION": stage.region,
+        }
+    return {"SAGEMAKER_TFS_DEFAULT_MODEL_NAME": "model", "SAGEMAKER_REGION": stage.region}
+
+
+def instance_store_only(instance_type: str) -> bool:
+    """Instance types with NVMe instance storage only, which take no volume KMS key."""
+    return instance_type.split(".")[1] in ("g5", "g4dn", "p3dn", "p4d", "p5")
+
+
+class TrainingWorkflow(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        stage: StageConfig,
+        key: kms.IKey,
+        datasets: s3.IBucket,
+        artifacts: s3.IBucket,
+        topic: sns.ITopic,
+        deployment: sfn.IStateMachine,
+    ) -> None:
+        super().__init__(scope, id)
+        region, account = stage.region, stage.account
+        code = SourceDir(self, "TrainingCode")
+        self.role = training_role(self, "TrainingRole", stage, key, datasets, artifacts)
+        code.asset.grant_read(self.role)
+
+        self.validator = PipelineFunction(
+            self,
+            "Validator",
+            handler="lambdas.validate.handler.handler",
+            key=key,
+            timeout=Duration.minutes(15),
+            memory_size=3008,
+        )
+        datasets.grant_read_write(self.validator.function, "datasets/*")
+        self.planner = PipelineFunction(
+            self,
+            "TrainingPlanner",
+            handler="lambdas.training.handler.handler",
+            key=key,
+            environment={
+                "RESOURCE_PREFIX": stage.prefix,
+                "BACKEND": stage.backend,
+                "TRAINING_PROGRAM": stage.training_program,
+                "INSTANCE_COUNT": str(stage.training.instance_count),
+                "CODE_URI": code.s3_uri,
+                "ARTIFACT_BUCKET": artifacts.bucket_name,
+            },
+        )
+        datasets.grant_read(self.planner.function, "datasets/*")
+        self.gate = PipelineFunction(
+            self,
+            "Gate",
+            handler="lambdas.gate.handler.handler",
+            key=key,
+            timeout=Duration.minutes(2),
+            memory_size=512,
+            environment={
+                "MODEL_PACKAGE_GROUP": stage.model_package_group,
+                "ACCURACY_THRESHOLD": str(stage.accuracy_threshold),
+                "MAX_REGRESSION": str(stage.max_regression),
+                "APPROVAL_MODE": stage.approval,
+            },
+        )
+        artifacts.grant_read(self.gate.function, "training-jobs/*")
+        artifacts.grant_put(self.gate.function, "evaluations/*")
+        group_arn = f"arn:aws:sagemaker:{region}:{account}:model-package-group/{stage.model_package_group}"
+        package_arn = f"arn:aws:sagemaker:{region}:{account}:model-package/{stage.model_package_group}/*"
+        self.gate.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=[group_arn, package_arn])
+        )
+        self.gate.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=[package_arn])
+        )
+
+        fail = sfn.Fail(self, "Failed", error="WorkflowFailed", cause="a step failed; see the alert")
+        notify_failure = tasks.SnsPublish(
+            self,
+            "NotifyFailure",
+            topic=topic,
+            subject=f"imgclf {stage.name}: training run failed",
+            message=sfn.TaskInput.from_object(
+                {
+                    "execution.$": "$$.Execution.Id",
+                    "dataset.$": "$.dataset",
+                    "error.$": "$.error.Error",
+                    "cause.$": "$.error.Cause",
+                }
+            ),
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        notify_failure.next(fail)
+
+        def guarded(state: Any) -> Any:
+            state.add_catch(notify_failure, errors=["States.ALL"], result_path="$.error")
+            return state
+
+        validate = guarded(
+            tasks.LambdaInvoke(
+                self,
+                "ValidateDataset",
+                lambda_function=self.validator.function,
+                payload=sfn.TaskInput.from_object(
+                    {
+                        "dataset.$": "$.dataset",
+                        "hyperparameters.$": "$.hyperparameters",
+                        "backend": stage.backend,
+                    }
+                ),
+                payload_response_only=True,
+                result_path="$.validation",
+            )
+        )
+        invalid = tasks.SnsPublish(
+            self,
+            "NotifyInvalidDataset",
+            topic=topic,
+            subject=f"imgclf {stage.name}: dataset rejected by validation",
+            message=sfn.TaskInput.from_object(
+                {
+                    "execution.$": "$$.Execution.Id",
+                    "dataset.$": "$.dataset",
+                    "report.$": "$.validation.report_uri",
+                    "error_count.$": "$.validation.error_count",
+                    "first_errors.$": "$.validation.first_errors",
+                }
+            ),
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        guarded(invalid).next(
+            sfn.Fail(self, "DatasetInvalid", error="DatasetInvalid", cause="the validation report lists errors")
+        )
+
+        first_attempt = sfn.Pass(self, "FirstAttempt", result=sfn.Result.from_number(1), result_path="$.attempt")
+        plan = guarded(
+            tasks.LambdaInvoke(
+                self,
+                "PlanTraining",
+                lambda_function=self.planner.function,
+                payload=sfn.TaskInput.from_object(
+                    {
+                        "execution.$": "$$.Execution.Name",
+                        "attempt.$": "$.attempt",
+                        "dataset.$": "$.dataset",
+                        "hyperparameters.$": "$.hyperparameters",
+                        "validation.$": "$.validation",
+                    }
+                ),
+                payload_response_only=True,
+                result_path="$.plan",
+            )
+        )
+        train = sfn.CustomState(
+            self,
+            "Train",
+            state_json={
+                "Type": "Task",
+                "Resource": f"arn:{Stack.of(self).partition}:states:::sagemaker:createTrainingJob.sync",
+                "Parameters": self._training_request(stage, key),
+                "ResultSelector": {
+                    "TrainingJobName.$": "$.TrainingJobName",
+                    "TrainingJobArn.$": "$.TrainingJobArn",
+                    "ModelArtifacts.$": "$.ModelArtifacts",
+                    "OutputDataConfig.$": "$.OutputDataConfig",
+                    "BillableTimeInSeconds.$": "$.BillableTimeInSeconds",
+                },
+                "ResultPath": "$.training",
+            },
+        )
+        train.add_retry(errors=THROTTLING, interval=Duration.seconds(30), max_attempts=3, backoff_rate=2.0)
+        describe_failure = guarded(
+            tasks.CallAwsService(
+                self,
+                "DescribeFailedJob",
+                service="sagemaker",
+                action="describeTrainingJob",
+                parameters={"TrainingJobName.$": "$.plan.TrainingJobName"},
+                iam_resources=[f"arn:aws:sagemaker:{region}:{account}:training-job/{stage.prefix}-*"],
+                result_path="$.failed_job",
+            )
+        )
+        train.add_catch(describe_failure, errors=["States.ALL"], result_path="$.error")
+        next_attempt = sfn.Pass(
+            self,
+            "NextAttempt",
+            parameters={"value.$": "States.MathAdd($.attempt, 1)"},
+            result_path="$.next",
+        )
+        count_attempt = sfn.Pass(self, "CountAttempt", input_path="$.next.value", result_path="$.attempt")
+        next_attempt.next(count_attempt)
+        count_attempt.next(plan)
+        transient = sfn.Condition.and_(
+            sfn.Condition.is_present("$.failed_job.FailureReason"),
+            sfn.Condition.or_(
+                *(sfn.Condition.string_matches("$.failed_job.FailureReason", p) for p in TRANSIENT_FAILURES)
+            ),
+            sfn.Condition.number_less_than("$.attempt", stage.training.max_attempts),
+        )
+        describe_failure.next(
+            sfn.Choice(self, "TransientFailure").when(transient, next_attempt).otherwise(notify_failure)
+        )
+
+        evaluate = guarded(
+            tasks.LambdaInvoke(
+                self,
+                "EvaluateAndGate",
+                lambda_function=self.gate.function,
+                payload=sfn.TaskInput.from_object({"training.$": "$.training"}),
+                payload_response_only=True,
+                result_path="$.gate",
+            )
+        )
+        register = guarded(
+            sdk_retry(
+                tasks.CallAwsService(
+                    self,
+                    "RegisterModel",
+                    service="sagemaker",
+                    action="createModelPackage",
+                    parameters=self._package_request(stage),
+                    iam_resources=[group_arn, package_arn],
+                    result_path="$.registered",
+                )
+            )
+        )
+        deploy = guarded(
+            tasks.StepFunctionsStartExecution(
+                self,
+                "Deploy",
+                state_machine=deployment,
+                integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+                input=sfn.TaskInput.from_object({"model_package_arn.$": "$.registered.ModelPackageArn"}),
+                result_selector={"output.$": "$.Output"},
+                result_path="$.deployment",
+            )
+        )
+        deployed = tasks.SnsPublish(
+            self,
+            "NotifyDeployed",
+            topic=topic,
+            subject=f"imgclf {stage.name}: new model deployed",
+            message=sfn.TaskInput.from_object(
+                {
+                    "execution.$": "$$.Execution.Id",
+                    "model_package_arn.$": "$.registered.ModelPackageArn",
+                    "accuracy.$": "$.gate.accuracy",
+                    "endpoint": stage.endpoint_name,
+                    "deployment.$": "$.deployment.output",
+                }
+            ),
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        pending = tasks.SnsPublish(
+            self,
+            "NotifyPendingApproval",
+            topic=topic,
+            subject=f"imgclf {stage.name}: a model waits for approval",
+            message=sfn.TaskInput.from_object(
+                {
+                    "model_package_arn.$": "$.registered.ModelPackageArn",
+                    "accuracy.$": "$.gate.accuracy",
+                    "reason.$": "$.gate.reason",
+                    "approve_with": "aws sagemaker update-model-package --model-approval-status Approved "
+                    "--model-package-arn <arn>",
+                }
+            ),
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        rejected = tasks.SnsPublish(
+            self,
+            "NotifyRejected",
+            topic=topic,
+            subject=f"imgclf {stage.name}: model rejected by the quality gate",
+            message=sfn.TaskInput.from_object(
+                {
+                    "model_package_arn.$": "$.registered.ModelPackageArn",
+                    "accuracy.$": "$.gate.accuracy",
+                    "reason.$": "$.gate.reason",
+                }
+            ),
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        for state in (deployed, pending, rejected):
+            guarded(state)
+        rejected.next(
+            sfn.Fail(self, "ModelRejected", error="ModelRejected", cause="the quality gate rejected the model")
+        )
+        done = sfn.Succeed(self, "Done")
+
+        definition = validate.next(
+            sfn.Choice(self, "DatasetValid")
+            .when(sfn.Condition.boolean_equals("$.validation.valid", True), first_attempt)
+            .otherwise(invalid)
+        )
+        first_attempt.next(plan)
+        plan.next(train)
+        train.next(evaluate)
+        evaluate.next(register)
+        register.next(
+            sfn.Choice(self, "GateDecision")
+            .when(sfn.Condition.string_equals("$.gate.status", "Approved"), deploy.next(deployed).next(done))
+            .when(sfn.Condition.string_equals("$.gate.status", "PendingManualApproval"), pending.next(done))
+            .otherwise(rejected)
+        )
+
+        self.log_group = logs.LogGroup(self, "Logs", retention=logs.RetentionDays.SIX_MONTHS, encryption_key=key)
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=f"{stage.prefix}-training",
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+            timeout=Duration.seconds(stage.training.max_wait_seconds * stage.training.max_attempts + 6 * 3600),
+        )
+        self._grant_training(stage)
+
+    def _training_request(self, stage: StageConfig, key: kms.IKey) -> Dict[str, Any]:
+        training = stage.training
+        resources: Dict[str, Any] = {
+            "InstanceType": training.instance_type,
+            "InstanceCount": training.instance_count,
+            "VolumeSizeInGB": training.volume_size_gb,
+        }
+        if not instance_store_only(training.instance_type):
+            resources["VolumeKmsKeyId"] = key.key_arn
+        stopping: Dict[str, Any] = {"MaxRuntimeInSeconds": training.max_runtime_seconds}
+        if training.spot:
+            stopping["MaxWaitTimeInSeconds"] = training.max_wait_seconds
+        request: Dict[str, Any] = {
+            "TrainingJobName.$": "$.plan.TrainingJobName",
+            "AlgorithmSpecification": {
+                "TrainingImage": stage.image_uri("training"),
+                "TrainingInputMode": "File",
+                "MetricDefinitions": METRIC_DEFINITIONS[stage.backend],
+                "EnableSageMakerMetricsTimeSeries": True,
+            },
+            "RoleArn": self.role.role_arn,
+            "HyperParameters.$": "$.plan.HyperParameters",
+            "InputDataConfig.$": "$.plan.InputDataConfig",
+            "OutputDataConfig": {"S3OutputPath.$": "$.plan.S3OutputPath", "KmsKeyId": key.key_arn},
+            "ResourceConfig": resources,
+            "StoppingCondition": stopping,
+            "EnableManagedSpotTraining": training.spot,
+            "CheckpointConfig": {"S3Uri.$": "$.plan.CheckpointS3Uri"},
+            "EnableNetworkIsolation": True,
+            "EnableInterContainerTrafficEncryption": True,
+            "Tags": [{"Key": "imgclf:stage", "Value": stage.name}],
+        }
+        if stage.vpc:
+            request["VpcConfig"] = {
+                "Subnets": list(stage.vpc.subnet_ids),
+                "SecurityGroupIds": list(stage.vpc.security_group_ids),
+            }
+        return request
+
+    def _package_request(self, stage: StageConfig) -> Dict[str, Any]:
+        return {
+            "ModelPackageGroupName": stage.model_package_group,
+            "ModelPackageDescription.$": "$.gate.reason",
+            "ModelApprovalStatus.$": "$.gate.status",
+            "InferenceSpecification": {
+                "Containers": [
+                    {
+                        "Image": stage.image_uri("inference"),
+                        "ModelDataUrl.$": "$.training.ModelArtifacts.S3ModelArtifacts",
+                        "Environment": inference_environment(stage),
+                    }
+                ],
+                "SupportedContentTypes": INFERENCE_CONTENT_TYPES,
+                "SupportedResponseMIMETypes": INFERENCE_RESPONSE_TYPES,
+                "SupportedRealtimeInferenceInstanceTypes": [stage.endpoint.instance_type],
+            },
+            "ModelMetrics": {
+                "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri.$": "$.gate.evaluation_uri"}}
+            },
+            "CustomerMetadataProperties": {
+                "accuracy.$": "$.gate.accuracy",
+                "approval.$": "$.gate.approval",
+                "execution.$": "$$.Execution.Name",
+                "training_job.$": "$.training.TrainingJobName",
+                "validation_report.$": "$.validation.report_uri",
+            },
+        }
+
+    def _grant_training(self, stage: StageConfig) -> None:
+        """What the .sync integration does on the state machine's behalf (hand-written: the
+        CustomState gets no generated policy)."""
+        region, account = stage.region, stage.account
+        role = self.state_machine.role
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:StopTrainingJob",
+                    "sagemaker:AddTags",
+                ],
+                resources=[f"arn:aws:sagemaker:{region}:{account}:training-job/{stage.prefix}-*"],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                resources=[
+                    f"arn:aws:events:{region}:{account}:rule/StepFunctionsGetEventsForSageMakerTrainingJobsRule"
+                ],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[self.role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            )
+        )
+
+    @property
+    def functions(self) -> List[PipelineFunction]:
+        return [self.validator, self.planner, self.gate]

@@ -1,0 +1,40 @@
+"""The workflow's PlanTraining step: the run-dependent parts of CreateTrainingJob."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from .logic import plan
+
+logger = Logger()
+
+
+@logger.inject_lambda_context
+def handler(event: Dict[str, Any], context: LambdaContext) -> Dict[str, Any]:
+    dataset = event["dataset"]
+    listing = boto3.client("s3").list_objects_v2(Bucket=dataset["bucket"], Prefix=dataset["prefix"], Delimiter="/")
+    folders = [p["Prefix"][len(dataset["prefix"]) :].rstrip("/") for p in listing.get("CommonPrefixes", [])]
+    settings = {
+        "prefix": os.environ["RESOURCE_PREFIX"],
+        "backend": os.environ["BACKEND"],
+        "program": os.environ["TRAINING_PROGRAM"],
+        "instance_count": os.environ["INSTANCE_COUNT"],
+        "code_uri": os.environ["CODE_URI"],
+        "artifact_bucket": os.environ["ARTIFACT_BUCKET"],
+    }
+    result = plan(
+        event["execution"],
+        int(event.get("attempt", 1)),
+        dataset,
+        event["hyperparameters"],
+        event["validation"],
+        folders,
+        settings,
+    )
+    logger.info("training planned", extra={"job": result["TrainingJobName"]})
+    return result

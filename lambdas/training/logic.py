@@ -1,0 +1,93 @@
+"""The dynamic half of a CreateTrainingJob request (the static half, from the deployment
+config, is in the state machine): job name, hyperparameters, input channels and output paths."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any, Dict, Iterable, List, Mapping
+
+MAX_JOB_NAME = 63
+CHANNEL_FOLDERS = ("train", "validation", "train_lst", "validation_lst")
+CODE_CHANNEL = "code"
+
+
+def job_name(prefix: str, execution: str, attempt: int) -> str:
+    """Unique per execution and attempt, at most 63 characters of [a-zA-Z0-9-]."""
+    digest = hashlib.sha256(execution.encode()).hexdigest()[:8]
+    tail = f"-{digest}-{attempt}"
+    readable = re.sub(r"[^A-Za-z0-9]+", "-", execution).strip("-")
+    room = MAX_JOB_NAME - len(prefix) - 1 - len(tail)
+    middle = readable[: max(room, 0)].strip("-")
+    return f"{prefix}-{middle}{tail}" if middle else f"{prefix}{tail}"
+
+
+def s3_channel(name: str, uri: str, input_mode: str = "File") -> Dict[str, Any]:
+    return {
+        "ChannelName": name,
+        "InputMode": input_mode,
+        "DataSource": {
+            "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"}
+        },
+    }
+
+
+def input_channels(bucket: str, prefix: str, folders: Iterable[str], code_uri: str) -> List[Dict[str, Any]]:
+    """The dataset's channel folders that exist, then the code channel."""
+    present = set(folders)
+    channels = [s3_channel(name, f"s3://{bucket}/{prefix}{name}/") for name in CHANNEL_FOLDERS if name in present]
+    return channels + [s3_channel(CODE_CHANNEL, code_uri)]
+
+
+def hyperparameters(
+    effective: Mapping[str, str],
+    from_data: Mapping[str, str],
+    program: str,
+    instance_count: int,
+    backend: str,
+    code_uri: str,
+) -> Dict[str, str]:
+    """Config defaults and allowed overrides, then the data's values, then script mode's keys
+    (JSON-encoded, as the SageMaker SDK writes them)."""
+    values = {**effective, **from_data}
+    values["sagemaker_program"] = json.dumps(program)
+    values["sagemaker_submit_directory"] = json.dumps(f"/opt/ml/input/data/{CODE_CHANNEL}/{code_uri.rsplit('/', 1)[-1]}")
+    if instance_count > 1:
+        key = (
+            "sagemaker_parameter_server_enabled"
+            if backend == "mxnet"
+            else "sagemaker_multi_worker_mirrored_strategy_enabled"
+        )
+        values[key] = "true"
+    return values
+
+
+def plan(
+    execution: str,
+    attempt: int,
+    dataset: Mapping[str, Any],
+    effective: Mapping[str, str],
+    validation: Mapping[str, Any],
+    folders: Iterable[str],
+    settings: Mapping[str, Any],
+) -> Dict[str, Any]:
+    """Everything of the request that depends on this run. ``settings``: prefix, backend,
+    program, instance_count, code_uri, artifact_bucket."""
+    bucket = settings["artifact_bucket"]
+    return {
+        "TrainingJobName": job_name(settings["prefix"], execution, attempt),
+        "HyperParameters": hyperparameters(
+            effective,
+            validation.get("hyperparameters", {}),
+            settings["program"],
+            int(settings["instance_count"]),
+            settings["backend"],
+            settings["code_uri"],
+        ),
+        "InputDataConfig": input_channels(dataset["bucket"], dataset["prefix"], folders, settings["code_uri"]),
+        "S3OutputPath": f"s3://{bucket}/training-jobs",
+        # one per execution: a spot job resumes from it, a retried attempt starts clean
+        "CheckpointS3Uri": f"s3://{bucket}/checkpoints/{job_name(settings['prefix'], execution, attempt)}",
+        "attempt": attempt,
+    }

@@ -1,0 +1,64 @@
+"""S3 "Object Created" for ``dataset.json`` (through EventBridge, or an S3 notification) ->
+check the descriptor -> start the training workflow once per dataset version and config."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, Iterator, Tuple
+from urllib.parse import unquote_plus
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from .logic import Rejected, parse_upload, workflow_input
+
+logger = Logger()
+
+
+def uploaded_objects(event: Dict[str, Any]) -> Iterator[Tuple[str, str]]:
+    """(bucket, key) of each created object, from an EventBridge or an S3 notification event."""
+    if "detail" in event:
+        yield event["detail"]["bucket"]["name"], event["detail"]["object"]["key"]
+    for record in event.get("Records", []):
+        yield record["s3"]["bucket"]["name"], unquote_plus(record["s3"]["object"]["key"])
+
+
+@logger.inject_lambda_context
+def handler(event: Dict[str, Any], context: LambdaContext) -> Dict[str, Any]:
+    s3 = boto3.client("s3")
+    sfn = boto3.client("stepfunctions")
+    started, skipped = [], []
+    for bucket, key in uploaded_objects(event):
+        try:
+            upload = parse_upload(bucket, key)
+            if upload is None:
+                skipped.append(key)
+                continue
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            run = workflow_input(
+                upload,
+                body,
+                os.environ["BACKEND"],
+                json.loads(os.environ["DEFAULT_HYPERPARAMETERS"]),
+                os.environ["STAGE_CONFIG_HASH"],
+            )
+        except Rejected as err:
+            logger.warning("upload rejected", extra={"reason": str(err)})
+            boto3.client("sns").publish(
+                TopicArn=os.environ["ALERT_TOPIC_ARN"],
+                Subject="imgclf: dataset upload rejected",
+                Message=str(err),
+            )
+            skipped.append(key)
+            continue
+        try:
+            sfn.start_execution(
+                stateMachineArn=os.environ["STATE_MACHINE_ARN"], name=run["name"], input=json.dumps(run["input"])
+            )
+            logger.info("workflow started", extra={"execution": run["name"], "dataset": upload.prefix})
+        except sfn.exceptions.ExecutionAlreadyExists:
+            logger.info("already started: a repeated event or the same upload", extra={"execution": run["name"]})
+        started.append(run["name"])
+    return {"executions": started, "skipped": skipped}

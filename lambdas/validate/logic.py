@@ -1,0 +1,112 @@
+"""Validate one uploaded dataset with the shared format core, as the training job will, and
+sum up what the workflow needs: valid or not, where the report is, and the hyperparameters the
+data decide (``num_classes``, ``num_training_samples``)."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Optional
+
+from image_dataset.descriptor import FILE_NAME
+from image_dataset.store import Store
+from image_dataset.validate import ValidationOptions, Validator
+from image_training.schemas import DATA_DERIVED, schema_for
+
+REPORT_NAME = "validation-report.json"
+IGNORED = (FILE_NAME, REPORT_NAME)  # files of the workflow, not of the dataset
+
+
+def options_for(backend: str, hyperparameters: Mapping[str, str], descriptor: Mapping[str, Any]) -> ValidationOptions:
+    """What training will expect of the data (image sizes, batch size, labels), from the
+    effective hyperparameters, so the Lambda rejects what the job would reject."""
+    schema = schema_for(backend)
+
+    def value(name: str) -> Any:
+        param = schema.params[name]
+        return schema.parse_value(param, hyperparameters[name]) if name in hyperparameters else param.default
+
+    if backend == "mxnet":
+        shape = value("image_shape")
+        image_shape = (shape[0], shape[1], shape[2]) if len(shape) == 3 else None
+        sizes = dict(image_shape=image_shape, resize=value("resize"), mini_batch_size=value("mini_batch_size"))
+        multi_label: Optional[bool] = bool(value("multi_label"))
+    else:
+        from image_training.tf_hyperparameters import MODELS
+
+        size = value("image_size") or MODELS[value("model_name")][1]
+        sizes = dict(image_shape=(3, size, size), resize=size, mini_batch_size=1)
+        multi_label = None
+    return ValidationOptions(
+        format=descriptor.get("format"),
+        label_attribute=descriptor.get("label_attribute"),
+        multi_label=multi_label,
+        workers=4,
+        **sizes,  # type: ignore[arg-type]
+    )
+
+
+def data_hyperparameters(backend: str, report: Mapping[str, Any]) -> Dict[str, str]:
+    """The hyperparameters the workflow sets from the report, as strings."""
+    known = schema_for(backend).params
+    values: Dict[str, str] = {}
+    if "num_classes" in known and isinstance(report.get("num_classes"), int):
+        values["num_classes"] = str(report["num_classes"])
+    train = report.get("channels", {}).get("train")
+    if "num_training_samples" in known and train:
+        values["num_training_samples"] = str(train["samples"])
+    assert set(values) <= set(DATA_DERIVED)
+    return values
+
+
+def summary(report: Mapping[str, Any], backend: str, report_uri: str) -> Dict[str, Any]:
+    """The validation step's output: small (Step Functions states carry at most 256 KB)."""
+    errors: List[Mapping[str, Any]] = report["errors"]
+    return {
+        "valid": report["valid"],
+        "report_uri": report_uri,
+        "error_count": len(errors),
+        "warning_count": len(report["warnings"]),
+        "first_errors": [f"{e['location']}: {e['code']}: {e['message']}" for e in errors[:5]],
+        "channels": {name: {"format": c["format"], "samples": c["samples"]} for name, c in report["channels"].items()},
+        "num_classes": report["num_classes"],
+        "hyperparameters": data_hyperparameters(backend, report) if report["valid"] else {},
+    }
+
+
+class WithoutWorkflowFiles(Store):
+    """The dataset as the uploader made it: the descriptor and our report are not part of it."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def size(self, path: str) -> int:
+        return self.inner.size(path)
+
+    def read_at(self, path: str, offset: int, length: int) -> bytes:
+        return self.inner.read_at(path, offset, length)
+
+    def exists(self, path: str) -> bool:
+        return path not in IGNORED and self.inner.exists(path)
+
+    def is_dir(self, path: str) -> bool:
+        return self.inner.is_dir(path)
+
+    def list_dir(self, path: str) -> List[str]:
+        names = self.inner.list_dir(path)
+        return [n for n in names if n not in IGNORED] if not path.strip("/") else names
+
+    def walk_files(self, path: str) -> Any:
+        return (p for p in self.inner.walk_files(path) if p not in IGNORED)
+
+    def describe(self, path: str) -> str:
+        return self.inner.describe(path)
+
+
+def validate(
+    store: Store, backend: str, hyperparameters: Mapping[str, str], descriptor: Mapping[str, Any]
+) -> Dict[str, Any]:
+    """The full validation report of the dataset in ``store``."""
+    options = options_for(backend, hyperparameters, descriptor)
+    return Validator(WithoutWorkflowFiles(store), options, display_name=store.describe("")).run()
