@@ -86,6 +86,18 @@ class StageConfig:
         return f"imgclf-{self.name}"
 
     @property
+    def datasets_bucket(self) -> str:
+        return f"{self.prefix}-datasets-{self.account}-{self.region}"
+
+    @property
+    def artifacts_bucket(self) -> str:
+        return f"{self.prefix}-artifacts-{self.account}-{self.region}"
+
+    @property
+    def deployment_state_machine(self) -> str:
+        return f"{self.prefix}-deployment"
+
+    @property
     def endpoint_name(self) -> str:
         return f"{self.prefix}-endpoint"
 

@@ -74,7 +74,9 @@ class ClassifyApi(Construct):
                 ),
             ),
         )
-        validator = self.api.add_request_validator("ContentTypeRequired", validate_request_parameters=True)
+        validator = self.api.add_request_validator(
+            "ContentTypeRequired", validate_request_parameters=True, validate_request_body=True
+        )
         classify = self.api.root.add_resource("classify")
         integration = apigateway.LambdaIntegration(self.proxy.function, proxy=True)
         method_options = dict(
@@ -123,7 +125,7 @@ class ClassifyApi(Construct):
         )
         acknowledge(
             self.api,
-            "AwsSolutions-IAM4",
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
             "API Gateway's account-level CloudWatch role uses the AWS managed "
             "AmazonAPIGatewayPushToCloudWatchLogs policy, as API Gateway requires.",
         )

@@ -20,7 +20,7 @@ from constructs import Construct
 from app.config import StageConfig
 
 from .function import PipelineFunction
-from .nag import acknowledge
+from .nag import acknowledge, lambda_versions, wildcard
 from .sagemaker_roles import model_role
 from .training_workflow import instance_store_only, sdk_retry
 
@@ -321,7 +321,7 @@ class DeploymentWorkflow(Construct):
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
-            state_machine_name=f"{prefix}-deployment",
+            state_machine_name=stage.deployment_state_machine,
             definition_body=sfn.DefinitionBody.from_chainable(definition),
             tracing_enabled=True,
             logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
@@ -359,13 +359,12 @@ class DeploymentWorkflow(Construct):
         )
         key.grant_encrypt_decrypt(role)
         role.add_to_principal_policy(iam.PolicyStatement(actions=["kms:CreateGrant"], resources=[key.key_arn]))
-        acknowledge(
-            role,
-            "AwsSolutions-IAM5",
-            "Models and endpoint configs are named per deployment under the stage prefix "
-            "(<prefix>-*); Application Auto Scaling has no resource-level permissions (*); the Lambda "
-            "grant covers its versions (:*); X-Ray and log delivery take no resource.",
-        )
+        acknowledge(role, lambda_versions(self.planner.function), "Invoking the function and its versions.")
+        acknowledge(role, wildcard("*"), "Application Auto Scaling and X-Ray have no resource-level permissions.")
+        for resource, what in ((models, "Models"), (configs, "Endpoint configs")):
+            acknowledge(role, wildcard(resource), f"{what} are named per deployment under the stage prefix.")
+        acknowledge(role, wildcard(package_arn), "The versions of this stage's model package group.")
+        acknowledge(self.planner.role, wildcard(package_arn), "The versions of this stage's model package group.")
 
     def _model_request(self, stage: StageConfig) -> Dict[str, Any]:
         request: Dict[str, Any] = {

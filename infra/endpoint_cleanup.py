@@ -11,6 +11,7 @@ from constructs import Construct
 from app.config import StageConfig
 
 from .function import PipelineFunction
+from .nag import acknowledge, wildcard
 
 
 class EndpointCleanup(Construct):
@@ -52,6 +53,8 @@ class EndpointCleanup(Construct):
                 resources=["*"],  # list and Application Auto Scaling actions take no resource
             )
         )
+        for resource in (f"{sm}:endpoint-config/{prefix}-*", f"{sm}:model/{prefix}-*"):
+            acknowledge(self.handler.role, wildcard(resource), "What the deployment workflow named under the prefix.")
         self.resource = CustomResource(
             self, "Resource", service_token=function.function_arn, resource_type="Custom::ImgclfEndpointCleanup"
         )

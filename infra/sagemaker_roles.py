@@ -10,7 +10,7 @@ from constructs import Construct
 
 from app.config import StageConfig
 
-from .nag import acknowledge
+from .nag import acknowledge, s3_objects, wildcard
 
 DLC_ACCOUNT = "763104351884"  # AWS Deep Learning Containers (the image URIs name it too)
 
@@ -62,10 +62,14 @@ def _base_role(
         )
     acknowledge(
         role,
-        "AwsSolutions-IAM5",
-        "Wildcards: object keys under the role's own prefixes, log streams of its log group, "
-        "ecr:GetAuthorizationToken and cloudwatch:PutMetricData (no resource-level permissions; the "
-        "latter is limited by namespace), and the ENI actions SageMaker needs in a VPC.",
+        wildcard("*"),
+        "ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no resource-level permissions (the latter is "
+        "limited to SageMaker's namespaces by condition); in a VPC, SageMaker's ENI actions take none either.",
+    )
+    acknowledge(
+        role,
+        wildcard(f"arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/{log_path}:*"),
+        "The log streams SageMaker creates in its own log group for this role's jobs or endpoints.",
     )
     return role
 
@@ -77,10 +81,16 @@ def training_role(
     datasets.grant_read(role, "datasets/*")
     artifacts.grant_read_write(role, "training-jobs/*")
     artifacts.grant_read_write(role, "checkpoints/*")
+    acknowledge(role, s3_objects(stage.datasets_bucket, "datasets/*"), "Training reads any uploaded dataset.")
+    for prefix in ("training-jobs/*", "checkpoints/*"):
+        acknowledge(
+            role, s3_objects(stage.artifacts_bucket, prefix), "Jobs write their model, output and checkpoints here."
+        )
     return role
 
 
 def model_role(scope: Construct, id: str, stage: StageConfig, key: kms.IKey, artifacts: s3.IBucket) -> iam.Role:
     role = _base_role(scope, id, stage, key, "inference", "Endpoints")
     artifacts.grant_read(role, "training-jobs/*")
+    acknowledge(role, s3_objects(stage.artifacts_bucket, "training-jobs/*"), "Endpoints load model.tar.gz of any job.")
     return role

@@ -52,9 +52,9 @@ class Storage(Construct):
         acknowledge(
             self.access_logs, "AwsSolutions-S1", "This is the access-log bucket; logging it into itself would loop."
         )
-        self.datasets = self._bucket("Datasets", "datasets/", stage)
+        self.datasets = self._bucket("Datasets", stage.datasets_bucket, "datasets/")
         self.datasets.add_lifecycle_rule(noncurrent_version_expiration=Duration.days(30))
-        self.artifacts = self._bucket("Artifacts", "artifacts/", stage)
+        self.artifacts = self._bucket("Artifacts", stage.artifacts_bucket, "artifacts/")
         self.artifacts.add_lifecycle_rule(
             prefix="checkpoints/", expiration=Duration.days(14), noncurrent_version_expiration=Duration.days(1)
         )
@@ -65,10 +65,11 @@ class Storage(Construct):
                 noncurrent_version_expiration=Duration.days(30),
             )
 
-    def _bucket(self, id: str, log_prefix: str, stage: StageConfig) -> s3.Bucket:
+    def _bucket(self, id: str, name: str, log_prefix: str) -> s3.Bucket:
         return s3.Bucket(
             self,
             id,
+            bucket_name=name,
             encryption=s3.BucketEncryption.KMS,
             encryption_key=self.key,
             bucket_key_enabled=True,

@@ -20,6 +20,7 @@ from app.config import StageConfig
 from image_training.schemas import METRIC_DEFINITIONS
 
 from .function import PipelineFunction
+from .nag import acknowledge, lambda_versions, s3_objects, wildcard
 from .sagemaker_roles import training_role
 from .sourcedir import SourceDir
 
@@ -69,7 +70,12 @@ class TrainingWorkflow(Construct):
         region, account = stage.region, stage.account
         code = SourceDir(self, "TrainingCode")
         self.role = training_role(self, "TrainingRole", stage, key, datasets, artifacts)
-        code.asset.grant_read(self.role)
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[f"arn:aws:s3:::{code.asset.s3_bucket_name}/{code.asset.s3_object_key}"],
+            )
+        )
 
         self.validator = PipelineFunction(
             self,
@@ -80,6 +86,11 @@ class TrainingWorkflow(Construct):
             memory_size=3008,
         )
         datasets.grant_read_write(self.validator.function, "datasets/*")
+        acknowledge(
+            self.validator.role,
+            s3_objects(stage.datasets_bucket, "datasets/*"),
+            "The validator reads any uploaded dataset and writes its report beside it.",
+        )
         self.planner = PipelineFunction(
             self,
             "TrainingPlanner",
@@ -95,6 +106,9 @@ class TrainingWorkflow(Construct):
             },
         )
         datasets.grant_read(self.planner.function, "datasets/*")
+        acknowledge(
+            self.planner.role, s3_objects(stage.datasets_bucket, "datasets/*"), "It lists a dataset's channel folders."
+        )
         self.gate = PipelineFunction(
             self,
             "Gate",
@@ -118,6 +132,13 @@ class TrainingWorkflow(Construct):
         )
         self.gate.function.add_to_role_policy(
             iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=[package_arn])
+        )
+        acknowledge(self.gate.role, wildcard(package_arn), "The versions of this stage's model package group.")
+        acknowledge(
+            self.gate.role, s3_objects(stage.artifacts_bucket, "training-jobs/*"), "It reads a job's output.tar.gz."
+        )
+        acknowledge(
+            self.gate.role, s3_objects(stage.artifacts_bucket, "evaluations/*"), "It writes evaluation.json copies."
         )
 
         fail = sfn.Fail(self, "Failed", error="WorkflowFailed", cause="a step failed; see the alert")
@@ -362,6 +383,21 @@ class TrainingWorkflow(Construct):
             timeout=Duration.seconds(stage.training.max_wait_seconds * stage.training.max_attempts + 6 * 3600),
         )
         self._grant_training(stage)
+        role = self.state_machine.role
+        for function in self.functions:
+            acknowledge(role, lambda_versions(function.function), "Invoking the function and its versions.")
+        acknowledge(role, wildcard("*"), "X-Ray tracing has no resource-level permissions.")
+        acknowledge(role, wildcard(package_arn), "Registering versions in this stage's model package group.")
+        acknowledge(
+            role,
+            wildcard(f"arn:aws:sagemaker:{region}:{account}:training-job/{stage.prefix}-*"),
+            "Training jobs are named per run under the stage prefix.",
+        )
+        acknowledge(
+            role,
+            wildcard(f"arn:<AWS::Partition>:states:{region}:{account}:execution:{stage.deployment_state_machine}*"),
+            "Following the deployment workflow's executions (startExecution.sync:2).",
+        )
 
     def _training_request(self, stage: StageConfig, key: kms.IKey) -> Dict[str, Any]:
         training = stage.training

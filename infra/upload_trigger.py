@@ -21,6 +21,7 @@ from image_dataset.descriptor import FILE_NAME
 
 from .dead_letters import dead_letter_queue
 from .function import PipelineFunction
+from .nag import acknowledge, s3_objects
 
 
 def stage_config_hash(stage: StageConfig) -> str:
@@ -58,6 +59,11 @@ class UploadTrigger(Construct):
         )
         function = self.handler.function
         datasets.grant_read(function, f"datasets/*/{FILE_NAME}")
+        acknowledge(
+            self.handler.role,
+            s3_objects(stage.datasets_bucket, f"datasets/*/{FILE_NAME}"),
+            "It reads only the descriptors of uploads.",
+        )
         workflow.grant_start_execution(function)
         topic.grant_publish(function)
         self.rule = events.Rule(
