@@ -5,14 +5,16 @@ PIP := --disable-pip-version-check --quiet --progress-bar off
 VENV := .venv
 VENV_MXNET := .venv-mxnet
 VENV_TF := .venv-tf
+WHEELHOUSE := .wheelhouse
 DEMO_DIR ?= .demo
 
-.PHONY: help env test test-fast lint demo bench lock clean
+.PHONY: help env test test-fast lint demo bench synth lock clean
 
 help:
 	@echo "make demo   run the demo on the embedded sample dataset"
 	@echo "make test   lint, type-check and run every test (environments are created if missing)"
 	@echo "make bench  run the benchmarks in bench/"
+	@echo "make synth  synthesize the CDK app into cdk.out/ (offline, no Docker)"
 
 $(VENV)/.deps: requirements/main.txt
 	rm -rf $(VENV)
@@ -38,7 +40,16 @@ endef
 $(eval $(call backend_env,$(VENV_MXNET),requirements/mxnet.txt))
 $(eval $(call backend_env,$(VENV_TF),requirements/tensorflow.txt))
 
-env: $(VENV)/.ready $(VENV_MXNET)/.ready $(VENV_TF)/.ready
+# Wheels of the Lambda functions' requirements for their platform (python3.14, arm64), so that
+# bundling at synth needs no network and no Docker.
+$(WHEELHOUSE)/.ready: lambdas/requirements.txt $(VENV)/.deps
+	rm -rf $(WHEELHOUSE)
+	$(VENV)/bin/pip download $(PIP) --dest $(WHEELHOUSE) --only-binary=:all: --implementation cp \
+	  --python-version 3.14 --platform manylinux2014_aarch64 --platform manylinux_2_28_aarch64 \
+	  -r lambdas/requirements.txt
+	touch $@
+
+env: $(VENV)/.ready $(VENV_MXNET)/.ready $(VENV_TF)/.ready $(WHEELHOUSE)/.ready
 
 lint: $(VENV)/.ready
 	$(VENV)/bin/ruff check app infra lambdas training_code tests bench
@@ -52,6 +63,12 @@ test-fast: env
 
 demo: env
 	$(VENV)/bin/imgclf demo --work $(DEMO_DIR)
+
+synth: $(VENV)/.ready $(WHEELHOUSE)/.ready
+	rm -rf cdk.out
+	CDK_OUTDIR=cdk.out $(VENV)/bin/python -m app.cdk_app
+	$(VENV)/bin/cfn-lint cdk.out/*.template.json
+	@echo "templates in cdk.out/ (cdk-nag AwsSolutions and cfn-lint clean)"
 
 bench: env
 	$(VENV)/bin/python bench/validate_recordio.py
@@ -67,4 +84,4 @@ lock:
 	done; rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) $(VENV_MXNET) $(VENV_TF) $(DEMO_DIR) .lock-venv .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV_MXNET) $(VENV_TF) $(WHEELHOUSE) $(DEMO_DIR) .lock-venv .build cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -3,7 +3,10 @@ AwsSolutions checks. A bad config stops synth with the key and the reason, no tr
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+from pathlib import Path
 from typing import Any, Dict, Optional
 
 import aws_cdk as cdk
@@ -22,9 +25,18 @@ def build_app(context: Optional[Dict[str, Any]] = None, outdir: Optional[str] = 
     return app
 
 
+def cdk_json_context() -> Optional[Dict[str, Any]]:
+    """cdk.json's context when the app runs without the CDK CLI (``make synth``); the CLI
+    passes it (and -c overrides) itself."""
+    if "CDK_CONTEXT_JSON" in os.environ:
+        return None
+    path = Path(__file__).resolve().parents[1] / "cdk.json"
+    return dict(json.loads(path.read_text()).get("context", {}))
+
+
 def main() -> None:
     try:
-        app = build_app()
+        app = build_app(cdk_json_context())
     except ConfigError as err:
         sys.exit(f"cdk.json context {err}")
     app.synth()

@@ -258,14 +258,19 @@ class TrainingWorkflow(Construct):
         next_attempt.next(count_attempt)
         count_attempt.next(plan)
         transient = sfn.Condition.and_(
-            sfn.Condition.is_present("$.failed_job.FailureReason"),
             sfn.Condition.or_(
                 *(sfn.Condition.string_matches("$.failed_job.FailureReason", p) for p in TRANSIENT_FAILURES)
             ),
             sfn.Condition.number_less_than("$.attempt", stage.training.max_attempts),
         )
+        # two Choices: a condition on a missing field is a runtime error, not false
         describe_failure.next(
-            sfn.Choice(self, "TransientFailure").when(transient, next_attempt).otherwise(notify_failure)
+            sfn.Choice(self, "FailureReasonKnown")
+            .when(
+                sfn.Condition.is_present("$.failed_job.FailureReason"),
+                sfn.Choice(self, "TransientFailure").when(transient, next_attempt).otherwise(notify_failure),
+            )
+            .otherwise(notify_failure)
         )
 
         evaluate = guarded(

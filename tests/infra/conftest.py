@@ -1,0 +1,41 @@
+"""The app is synthesized once per test session, without asset bundling (tests/infra/
+test_bundling.py bundles for real)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def stage_context(**overrides: Any) -> Dict[str, Any]:
+    """cdk.json's context with the dev stage changed by ``overrides`` and bundling skipped."""
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    context["imgclf:stages"]["dev"].update(overrides)
+    context["aws:cdk:bundling-stacks"] = []
+    return context
+
+
+def synthesize(context: Dict[str, Any], outdir: Path) -> Dict[str, Dict[str, Any]]:
+    """Every stack's template by stack name."""
+    from app.cdk_app import build_app
+
+    assembly = build_app(context, str(outdir)).synth()
+    return {stack.stack_name: stack.template for stack in assembly.stacks}
+
+
+@pytest.fixture(scope="session")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Dict[str, Any]]:
+    return synthesize(stage_context(), tmp_path_factory.mktemp("cdk.out"))
+
+
+@pytest.fixture(scope="session")
+def assembly_dir(templates: Dict[str, Dict[str, Any]], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("templates")
+    for name, template in templates.items():
+        (folder / f"{name}.template.json").write_text(json.dumps(template))
+    return folder

@@ -1,0 +1,151 @@
+"""The synthesized state machines, executed offline in moto's ASL interpreter (see
+asl_harness.py): the success path and every failure branch."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict
+
+import boto3
+import pytest
+
+from tests.builders import png
+
+from .asl_harness import REGION, TrainingOutcome, WorkflowHarness
+
+
+def upload_dataset(harness: WorkflowHarness, name: str = "flowers", version: str = "v1", broken: bool = False) -> Dict[str, Any]:
+    """A small folders dataset in the dataset bucket, and the training workflow's input."""
+    s3 = boto3.client("s3", region_name=REGION)
+    prefix = f"datasets/{name}/{version}/"
+    for channel, count in (("train", 6), ("validation", 2)):
+        for label, color in (("daisy", (200, 200, 30)), ("rose", (200, 30, 30))):
+            for i in range(count):
+                body = png(40, 40, color) if not (broken and channel == "train" and i == 0) else b"not an image"
+                s3.put_object(Bucket=harness.datasets_bucket, Key=f"{prefix}{channel}/{label}/{i}.png", Body=body)
+    return {
+        "dataset": {"bucket": harness.datasets_bucket, "prefix": prefix, "name": name, "version": version,
+                    "descriptor": {"format": "folders"}},
+        "hyperparameters": {"epochs": "2", "image_shape": "3,32,32", "resize": "32", "mini_batch_size": "4"},
+    }
+
+
+@pytest.fixture()
+def harness(templates: Dict[str, Dict[str, Any]]):  # type: ignore[no-untyped-def]
+    with WorkflowHarness(templates).running() as running:
+        yield running
+
+
+def test_success_trains_registers_and_deploys(harness: WorkflowHarness) -> None:
+    execution = harness.start("training", upload_dataset(harness), name="flowers-v1-abc")
+    result = harness.wait(execution)
+    if result["status"] != "SUCCEEDED":
+        import sys; sys.path.insert(0, "/tmp"); import dbg; dbg.all_failures(); print("ENTERED", harness.states_entered(execution))
+    assert result["status"] == "SUCCEEDED", harness.states_entered(execution)
+    entered = harness.states_entered(execution)
+    assert entered[:4] == ["ValidateDataset", "DatasetValid", "FirstAttempt", "PlanTraining"]
+    assert "Deploy" in entered and entered[-1] == "Done"
+    request = harness.training_requests[0]
+    hps = request["HyperParameters"]
+    assert hps["num_classes"] == "2" and hps["num_training_samples"] == "12" and hps["epochs"] == "2"
+    assert json.loads(hps["sagemaker_program"]) == "train_mxnet.py"
+    assert request["EnableManagedSpotTraining"] is True and request["EnableNetworkIsolation"] is True
+    assert {c["ChannelName"] for c in request["InputDataConfig"]} == {"train", "validation", "code"}
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    packages = sagemaker.list_model_packages(ModelPackageGroupName="imgclf-dev-models")["ModelPackageSummaryList"]
+    assert [p["ModelApprovalStatus"] for p in packages] == ["Approved"]
+    endpoint = sagemaker.describe_endpoint(EndpointName="imgclf-dev-endpoint")
+    assert endpoint["EndpointConfigName"].startswith("imgclf-dev-v1-")
+    report = boto3.client("s3", region_name=REGION).get_object(
+        Bucket=harness.datasets_bucket, Key="datasets/flowers/v1/validation-report.json"
+    )
+    assert json.loads(report["Body"].read())["valid"] is True
+    assert any("new model deployed" in a.get("Subject", "") for a in harness.alerts())
+
+
+def test_invalid_dataset_alerts_and_fails_before_training(harness: WorkflowHarness) -> None:
+    execution = harness.start("training", upload_dataset(harness, broken=True))
+    result = harness.wait(execution)
+    assert result["status"] == "FAILED"
+    assert "DatasetInvalid" in harness.states_entered(execution)
+    assert harness.training_requests == []
+    alert = next(a for a in harness.alerts() if "validation" in a.get("Subject", ""))
+    message = json.loads(alert["Message"])
+    assert message["report"].endswith("datasets/flowers/v1/validation-report.json")
+    assert any("train/daisy/0.png" in e for e in message["first_errors"])
+
+
+def test_training_failure_notifies_without_retrying_a_client_error(harness: WorkflowHarness) -> None:
+    harness.training_outcomes = [TrainingOutcome(failure="ClientError: hyperparameter epochs: 0 is below 1")]
+    execution = harness.start("training", upload_dataset(harness))
+    assert harness.wait(execution)["status"] == "FAILED"
+    assert len(harness.training_requests) == 1
+    assert "NotifyFailure" in harness.states_entered(execution)
+
+
+def test_transient_training_failure_runs_a_new_attempt(harness: WorkflowHarness) -> None:
+    harness.training_outcomes = [TrainingOutcome(failure="CapacityError: no ml.p3.2xlarge spot capacity"), TrainingOutcome()]
+    execution = harness.start("training", upload_dataset(harness))
+    assert harness.wait(execution)["status"] == "SUCCEEDED"
+    names = [r["TrainingJobName"] for r in harness.training_requests]
+    assert len(names) == 2 and names[0].endswith("-1") and names[1].endswith("-2")
+
+
+def test_gate_rejects_a_weak_model(harness: WorkflowHarness) -> None:
+    harness.training_outcomes = [TrainingOutcome(accuracy=0.3)]
+    execution = harness.start("training", upload_dataset(harness))
+    result = harness.wait(execution)
+    assert result["status"] == "FAILED" and "ModelRejected" in harness.states_entered(execution)
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    packages = sagemaker.list_model_packages(ModelPackageGroupName="imgclf-dev-models")["ModelPackageSummaryList"]
+    assert [p["ModelApprovalStatus"] for p in packages] == ["Rejected"]
+    assert sagemaker.list_endpoints()["Endpoints"] == []
+
+
+def test_registration_error_notifies(harness: WorkflowHarness) -> None:
+    boto3.client("sagemaker", region_name=REGION).delete_model_package_group(ModelPackageGroupName="imgclf-dev-models")
+    execution = harness.start("training", upload_dataset(harness))
+    assert harness.wait(execution)["status"] == "FAILED"
+    entered = harness.states_entered(execution)
+    assert "NotifyFailure" in entered and "Deploy" not in entered
+
+
+def test_second_model_goes_blue_green_and_a_rollback_fails_the_run(harness: WorkflowHarness) -> None:
+    first = harness.start("training", upload_dataset(harness, version="v1"))
+    assert harness.wait(first)["status"] == "SUCCEEDED"
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    serving = sagemaker.describe_endpoint(EndpointName="imgclf-dev-endpoint")["EndpointConfigName"]
+
+    second = harness.start("training", upload_dataset(harness, version="v2"))
+    assert harness.wait(second)["status"] == "SUCCEEDED"
+    updated = sagemaker.describe_endpoint(EndpointName="imgclf-dev-endpoint")["EndpointConfigName"]
+    assert updated != serving and updated.startswith("imgclf-dev-v2-")
+
+    harness.endpoint_update_rolls_back = True
+    third = harness.start("training", upload_dataset(harness, version="v3"))
+    assert harness.wait(third)["status"] == "FAILED"
+    assert sagemaker.describe_endpoint(EndpointName="imgclf-dev-endpoint")["EndpointConfigName"] == updated
+    configs = [c["EndpointConfigName"] for c in sagemaker.list_endpoint_configs()["EndpointConfigs"]]
+    assert not any(c.startswith("imgclf-dev-v3-") for c in configs), "the rolled-back config is removed"
+
+
+def test_failed_endpoint_creation_leaves_nothing_behind(harness: WorkflowHarness) -> None:
+    harness.endpoint_create_fails = True
+    execution = harness.start("training", upload_dataset(harness))
+    assert harness.wait(execution)["status"] == "FAILED"
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    assert sagemaker.list_endpoints()["Endpoints"] == []
+    assert sagemaker.list_endpoint_configs()["EndpointConfigs"] == []
+    assert sagemaker.list_models()["Models"] == []
+
+
+def test_deploying_an_approved_package_again_is_a_no_op(harness: WorkflowHarness) -> None:
+    execution = harness.start("training", upload_dataset(harness))
+    assert harness.wait(execution)["status"] == "SUCCEEDED"
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    arn = sagemaker.list_model_packages(ModelPackageGroupName="imgclf-dev-models")["ModelPackageSummaryList"][0][
+        "ModelPackageArn"
+    ]
+    again = harness.start("deployment", {"model_package_arn": arn})
+    result = harness.wait(again)
+    assert result["status"] == "SUCCEEDED" and json.loads(result["output"])["action"] == "skip"
