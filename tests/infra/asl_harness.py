@@ -101,6 +101,7 @@ class WorkflowHarness:
         self.training_requests: List[Dict[str, Any]] = []
         self.endpoint_update_rolls_back = False
         self.endpoint_create_fails = False
+        self.registration_error: Optional[str] = None  # an error code CreateModelPackage answers with
         self.functions: Dict[str, Dict[str, Any]] = {}  # function name -> {handler, environment}
         self.invocations: List[str] = []
         self.published: List[Dict[str, Any]] = []
@@ -272,9 +273,10 @@ class WorkflowHarness:
 
     # -- executions --------------------------------------------------------------------
     def start(self, machine: str, payload: Dict[str, Any], name: Optional[str] = None) -> str:
-        kwargs = {"name": name} if name else {}
+        import uuid
+
         return boto3.client("stepfunctions", region_name=REGION).start_execution(
-            stateMachineArn=self.state_machines[machine], input=json.dumps(payload), **kwargs
+            stateMachineArn=self.state_machines[machine], input=json.dumps(payload), name=name or f"run-{uuid.uuid4()}"
         )["executionArn"]
 
     def wait(self, execution_arn: str, timeout: float = 60) -> Dict[str, Any]:
@@ -292,6 +294,20 @@ class WorkflowHarness:
             executionArn=execution_arn, maxResults=1000
         )["events"]
         return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+
+    def explain(self, execution_arn: str) -> str:
+        """The states entered and every failure of an execution, for assertion messages."""
+        events = boto3.client("stepfunctions", region_name=REGION).get_execution_history(
+            executionArn=execution_arn, maxResults=1000
+        )["events"]
+        lines = []
+        for event in events:
+            for key, value in event.items():
+                if key == "stateEnteredEventDetails":
+                    lines.append("entered " + value["name"])
+                elif key.endswith("FailedEventDetails"):
+                    lines.append(f"{event['type']}: {json.dumps(value)[:800]}")
+        return "\n".join(lines)
 
     def alerts(self) -> List[Dict[str, Any]]:
         sqs = boto3.client("sqs", region_name=REGION)
@@ -380,6 +396,10 @@ def _states_service() -> Any:
             super()._normalise_parameters(parameters, boto_service_name, service_action_name)
             for key in list(parameters):
                 parameters[key[0].lower() + key[1:]] = parameters.pop(key)
+            if self._get_boto_service_action() == "start_execution":  # Step Functions names it, moto does not
+                import uuid
+
+                parameters.setdefault("name", str(uuid.uuid4()))
 
         def _normalise_response(self, response: Any, boto_service_name: Any = None, service_action_name: Any = None) -> None:
             super()._normalise_response(response, boto_service_name, service_action_name)
@@ -404,6 +424,16 @@ def _aws_sdk_service(harness: WorkflowHarness) -> Any:
             if self.resource.api_name == "sagemaker" and action == "updateEndpoint":
                 env.stack.append(harness.update_endpoint(normalised_parameters))
                 return
+            if self.resource.api_name == "sagemaker" and action == "createModelPackage" and harness.registration_error:
+                from botocore.exceptions import ClientError
+
+                raise ClientError(
+                    {
+                        "Error": {"Code": harness.registration_error, "Message": "injected by the test"},
+                        "ResponseMetadata": {"HTTPStatusCode": 400, "RequestId": "test"},
+                    },
+                    "CreateModelPackage",
+                )
             if self.resource.api_name == "sagemaker" and action == "describeTrainingJob":
                 env.stack.append(harness.jobs[normalised_parameters["TrainingJobName"]])
                 return

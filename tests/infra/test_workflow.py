@@ -39,9 +39,7 @@ def harness(templates: Dict[str, Dict[str, Any]]):  # type: ignore[no-untyped-de
 def test_success_trains_registers_and_deploys(harness: WorkflowHarness) -> None:
     execution = harness.start("training", upload_dataset(harness), name="flowers-v1-abc")
     result = harness.wait(execution)
-    if result["status"] != "SUCCEEDED":
-        import sys; sys.path.insert(0, "/tmp"); import dbg; dbg.all_failures(); print("ENTERED", harness.states_entered(execution))
-    assert result["status"] == "SUCCEEDED", harness.states_entered(execution)
+    assert result["status"] == "SUCCEEDED", harness.explain(execution)
     entered = harness.states_entered(execution)
     assert entered[:4] == ["ValidateDataset", "DatasetValid", "FirstAttempt", "PlanTraining"]
     assert "Deploy" in entered and entered[-1] == "Done"
@@ -78,15 +76,15 @@ def test_invalid_dataset_alerts_and_fails_before_training(harness: WorkflowHarne
 def test_training_failure_notifies_without_retrying_a_client_error(harness: WorkflowHarness) -> None:
     harness.training_outcomes = [TrainingOutcome(failure="ClientError: hyperparameter epochs: 0 is below 1")]
     execution = harness.start("training", upload_dataset(harness))
-    assert harness.wait(execution)["status"] == "FAILED"
-    assert len(harness.training_requests) == 1
+    assert harness.wait(execution)["status"] == "FAILED", harness.explain(execution)
+    assert len(harness.training_requests) == 1, harness.explain(execution)
     assert "NotifyFailure" in harness.states_entered(execution)
 
 
 def test_transient_training_failure_runs_a_new_attempt(harness: WorkflowHarness) -> None:
     harness.training_outcomes = [TrainingOutcome(failure="CapacityError: no ml.p3.2xlarge spot capacity"), TrainingOutcome()]
     execution = harness.start("training", upload_dataset(harness))
-    assert harness.wait(execution)["status"] == "SUCCEEDED"
+    assert harness.wait(execution)["status"] == "SUCCEEDED", harness.explain(execution)
     names = [r["TrainingJobName"] for r in harness.training_requests]
     assert len(names) == 2 and names[0].endswith("-1") and names[1].endswith("-2")
 
@@ -103,27 +101,27 @@ def test_gate_rejects_a_weak_model(harness: WorkflowHarness) -> None:
 
 
 def test_registration_error_notifies(harness: WorkflowHarness) -> None:
-    boto3.client("sagemaker", region_name=REGION).delete_model_package_group(ModelPackageGroupName="imgclf-dev-models")
+    harness.registration_error = "ResourceLimitExceeded"
     execution = harness.start("training", upload_dataset(harness))
-    assert harness.wait(execution)["status"] == "FAILED"
+    assert harness.wait(execution)["status"] == "FAILED", harness.explain(execution)
     entered = harness.states_entered(execution)
-    assert "NotifyFailure" in entered and "Deploy" not in entered
+    assert "NotifyFailure" in entered and "Deploy" not in entered, harness.explain(execution)
 
 
 def test_second_model_goes_blue_green_and_a_rollback_fails_the_run(harness: WorkflowHarness) -> None:
     first = harness.start("training", upload_dataset(harness, version="v1"))
-    assert harness.wait(first)["status"] == "SUCCEEDED"
+    assert harness.wait(first)["status"] == "SUCCEEDED", harness.explain(first)
     sagemaker = boto3.client("sagemaker", region_name=REGION)
     serving = sagemaker.describe_endpoint(EndpointName="imgclf-dev-endpoint")["EndpointConfigName"]
 
     second = harness.start("training", upload_dataset(harness, version="v2"))
-    assert harness.wait(second)["status"] == "SUCCEEDED"
+    assert harness.wait(second)["status"] == "SUCCEEDED", harness.explain(second)
     updated = sagemaker.describe_endpoint(EndpointName="imgclf-dev-endpoint")["EndpointConfigName"]
     assert updated != serving and updated.startswith("imgclf-dev-v2-")
 
     harness.endpoint_update_rolls_back = True
     third = harness.start("training", upload_dataset(harness, version="v3"))
-    assert harness.wait(third)["status"] == "FAILED"
+    assert harness.wait(third)["status"] == "FAILED", harness.explain(third)
     assert sagemaker.describe_endpoint(EndpointName="imgclf-dev-endpoint")["EndpointConfigName"] == updated
     configs = [c["EndpointConfigName"] for c in sagemaker.list_endpoint_configs()["EndpointConfigs"]]
     assert not any(c.startswith("imgclf-dev-v3-") for c in configs), "the rolled-back config is removed"
@@ -132,7 +130,7 @@ def test_second_model_goes_blue_green_and_a_rollback_fails_the_run(harness: Work
 def test_failed_endpoint_creation_leaves_nothing_behind(harness: WorkflowHarness) -> None:
     harness.endpoint_create_fails = True
     execution = harness.start("training", upload_dataset(harness))
-    assert harness.wait(execution)["status"] == "FAILED"
+    assert harness.wait(execution)["status"] == "FAILED", harness.explain(execution)
     sagemaker = boto3.client("sagemaker", region_name=REGION)
     assert sagemaker.list_endpoints()["Endpoints"] == []
     assert sagemaker.list_endpoint_configs()["EndpointConfigs"] == []
@@ -141,7 +139,7 @@ def test_failed_endpoint_creation_leaves_nothing_behind(harness: WorkflowHarness
 
 def test_deploying_an_approved_package_again_is_a_no_op(harness: WorkflowHarness) -> None:
     execution = harness.start("training", upload_dataset(harness))
-    assert harness.wait(execution)["status"] == "SUCCEEDED"
+    assert harness.wait(execution)["status"] == "SUCCEEDED", harness.explain(execution)
     sagemaker = boto3.client("sagemaker", region_name=REGION)
     arn = sagemaker.list_model_packages(ModelPackageGroupName="imgclf-dev-models")["ModelPackageSummaryList"][0][
         "ModelPackageArn"
