@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any, Dict
 
@@ -13,7 +14,12 @@ from botocore.exceptions import ClientError
 from .logic import ApiError, endpoint_error, image_request, response
 
 logger = Logger()
-runtime = boto3.client("sagemaker-runtime")
+
+
+@functools.lru_cache(maxsize=1)
+def runtime() -> Any:
+    """One client per container: connections are reused across invocations."""
+    return boto3.client("sagemaker-runtime")
 
 
 @logger.inject_lambda_context
@@ -21,7 +27,7 @@ def handler(event: Dict[str, Any], context: LambdaContext) -> Dict[str, Any]:
     try:
         request = image_request(event, int(os.environ.get("MAX_BODY_BYTES", 4 * 1024 * 1024)))
         try:
-            result = runtime.invoke_endpoint(EndpointName=os.environ["ENDPOINT_NAME"], **request)
+            result = runtime().invoke_endpoint(EndpointName=os.environ["ENDPOINT_NAME"], **request)
         except ClientError as err:
             error = err.response.get("Error", {})
             raise endpoint_error(

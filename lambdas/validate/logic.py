@@ -109,4 +109,6 @@ def validate(
 ) -> Dict[str, Any]:
     """The full validation report of the dataset in ``store``."""
     options = options_for(backend, hyperparameters, descriptor)
+    bucket = getattr(store, "bucket", None)  # manifests may reference s3:// objects of the dataset bucket
+    options.allowed_buckets = (bucket,) if bucket else ()
     return Validator(WithoutWorkflowFiles(store), options, display_name=store.describe("")).run()

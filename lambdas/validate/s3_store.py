@@ -10,7 +10,7 @@ from typing import Any, Dict, Iterator, List, Set, Tuple
 from image_dataset.store import Store
 
 BLOCK = 8 << 20
-BLOCKS_KEPT = 3
+CACHE_BYTES = 32 << 20  # what a scan revisits: the chunk being scanned and the images in it
 
 
 class S3Store(Store):
@@ -53,7 +53,7 @@ class S3Store(Store):
         body = self.client.get_object(Bucket=self.bucket, Key=self.prefix + path, Range=f"bytes={start}-{end}")
         data = body["Body"].read()
         self._cache[key] = data
-        while len(self._cache) > BLOCKS_KEPT:
+        while len(self._cache) > max(3, CACHE_BYTES // self.block):
             self._cache.popitem(last=False)
         return data
 

@@ -1,0 +1,89 @@
+"""The evaluation step and the teardown custom resource, against moto."""
+
+from __future__ import annotations
+
+import json
+import os
+from unittest import mock
+
+import boto3
+import pytest
+
+from lambdas.cleanup.logic import remove_deployments
+from lambdas.deploy.logic import deployment_plan, version_of
+from lambdas.gate.logic import approval_status, decide, evaluation_from_output
+from tests.infra.asl_harness import tar_gz
+
+from .conftest import REGION, Context
+
+
+def test_evaluation_is_read_from_output_tar_gz() -> None:
+    data = tar_gz({"evaluation.json": json.dumps({"accuracy": 0.9}).encode(), "validation-report.json": b"{}"})
+    assert evaluation_from_output(data) == {"accuracy": 0.9}
+    with pytest.raises(ValueError, match="no evaluation.json"):
+        evaluation_from_output(tar_gz({"other": b""}))
+    with pytest.raises(ValueError, match="cannot be read"):
+        evaluation_from_output(b"not a tarball")
+
+
+def test_approval_follows_the_gate_and_the_mode() -> None:
+    passed, failed = decide({"accuracy": 0.9}, 0.8), decide({"accuracy": 0.7}, 0.8)
+    assert approval_status(passed, "auto") == "Approved"
+    assert approval_status(passed, "manual") == "PendingManualApproval"
+    assert approval_status(failed, "auto") == approval_status(failed, "manual") == "Rejected"
+    assert not decide({"accuracy": 0.85}, 0.8, {"accuracy": 0.9}).approved
+
+
+def test_gate_handler_compares_with_the_approved_model(aws: None) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="art")
+    s3.put_object(Bucket="art", Key="training-jobs/job-1/output/output.tar.gz",
+                  Body=tar_gz({"evaluation.json": json.dumps({"accuracy": 0.91}).encode()}))
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    sagemaker.create_model_package_group(ModelPackageGroupName="g")
+    sagemaker.create_model_package(
+        ModelPackageGroupName="g", ModelApprovalStatus="Approved", CustomerMetadataProperties={"accuracy": "0.95"},
+        InferenceSpecification={"Containers": [{"Image": "i"}], "SupportedContentTypes": ["image/jpeg"],
+                                "SupportedResponseMIMETypes": ["application/json"]},
+    )
+    env = {"MODEL_PACKAGE_GROUP": "g", "ACCURACY_THRESHOLD": "0.8", "APPROVAL_MODE": "auto"}
+    from lambdas.gate.handler import handler
+
+    job = {"TrainingJobName": "job-1", "OutputDataConfig": {"S3OutputPath": "s3://art/training-jobs"}}
+    with mock.patch.dict(os.environ, env):
+        result = handler({"training": job}, Context())
+    assert result["status"] == "Rejected" and "0.95" in result["reason"]
+    copy = s3.get_object(Bucket="art", Key="evaluations/job-1/evaluation.json")
+    assert json.loads(copy["Body"].read())["accuracy"] == 0.91
+
+
+def test_deployment_plan_paths() -> None:
+    package = {"ModelPackageVersion": 3, "ModelPackageArn": "arn:p/3", "ModelApprovalStatus": "Approved"}
+    assert deployment_plan(package, None, "imgclf-dev", "run")["action"] == "create"
+    serving_v2 = {"EndpointConfigName": "imgclf-dev-v2-abcdef12", "EndpointStatus": "InService"}
+    plan = deployment_plan(package, serving_v2, "imgclf-dev", "run")
+    assert plan["action"] == "update" and plan["endpoint_config_name"].startswith("imgclf-dev-v3-")
+    assert len(plan["model_name"]) <= 63
+    assert deployment_plan(package, {**serving_v2, "EndpointConfigName": "imgclf-dev-v3-x"}, "imgclf-dev", "r")["action"] == "skip"
+    assert deployment_plan(package, {**serving_v2, "EndpointStatus": "Updating"}, "imgclf-dev", "r")["action"] == "busy"
+    assert deployment_plan({**package, "ModelApprovalStatus": "Rejected"}, None, "imgclf-dev", "r")["action"] == "skip"
+    assert version_of("other-v3-x", "imgclf-dev") is None
+
+
+def test_cleanup_removes_only_what_the_stage_created(aws: None) -> None:
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    role = "arn:aws:iam::123456789012:role/r"
+    for name in ("imgclf-dev-v1-aaaa", "imgclf-dev-v2-bbbb", "someone-else"):
+        sagemaker.create_model(ModelName=name, ExecutionRoleArn=role, PrimaryContainer={"Image": "i"})
+        sagemaker.create_endpoint_config(
+            EndpointConfigName=name,
+            ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": name, "InstanceType": "ml.m5.xlarge",
+                                 "InitialInstanceCount": 1}],
+        )
+    sagemaker.create_endpoint(EndpointName="imgclf-dev-endpoint", EndpointConfigName="imgclf-dev-v2-bbbb")
+    removed = remove_deployments(
+        sagemaker, boto3.client("application-autoscaling", region_name=REGION), "imgclf-dev-endpoint", "imgclf-dev"
+    )
+    assert removed["endpoints"] == ["imgclf-dev-endpoint"]
+    assert sorted(removed["models"]) == ["imgclf-dev-v1-aaaa", "imgclf-dev-v2-bbbb"]
+    assert [m["ModelName"] for m in sagemaker.list_models()["Models"]] == ["someone-else"]

@@ -1,0 +1,94 @@
+"""The validator Lambda reads datasets from S3 with ranged GETs, holds no payload, and reports
+exactly what `imgclf validate` reports for the same files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict
+
+import boto3
+import pytest
+
+from image_dataset.validate import ValidationOptions, validate_path
+from lambdas.validate.logic import summary, validate
+from lambdas.validate.s3_store import S3Store
+from tests.builders import folder_dataset, jpeg, noisy_jpeg, write_rec
+
+from .conftest import REGION, Context
+
+BUCKET = "data"
+
+
+def upload_folder(root: Path, prefix: str) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        s3.put_object(Bucket=BUCKET, Key=prefix + path.relative_to(root).as_posix(), Body=path.read_bytes())
+
+
+@pytest.fixture()
+def bucket(aws: None) -> str:
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
+    return BUCKET
+
+
+def test_large_recordio_is_read_in_bounded_ranged_blocks(bucket: str, tmp_path: Path) -> None:
+    images = [noisy_jpeg(64, 64, seed) for seed in range(8)]
+    records = [(float(i % 4), images[i % 8]) for i in range(4000)]
+    write_rec(str(tmp_path / "train" / "data.rec"), records)
+    write_rec(str(tmp_path / "validation" / "data.rec"), records[:200])
+    upload_folder(tmp_path, "datasets/big/v1/")
+    size = (tmp_path / "train" / "data.rec").stat().st_size
+    store = S3Store(boto3.client("s3", region_name=REGION), bucket, "datasets/big/v1/", block=1 << 20)
+    report = validate(store, "mxnet", {"image_shape": "3,32,32"}, {})
+    assert report["valid"], report["errors"][:3]
+    assert report["channels"]["train"]["samples"] == 4000
+    assert store.requests <= (size >> 20) + 10, "one ranged GET per block, not one per record"
+    assert summary(report, "mxnet", "s3://x")["hyperparameters"] == {"num_classes": "4", "num_training_samples": "4000"}
+
+
+def test_damaged_record_is_located_by_byte_offset_like_the_local_validator(bucket: str, tmp_path: Path) -> None:
+    rec = tmp_path / "train" / "data.rec"
+    write_rec(str(rec), [(float(i % 2), jpeg(40, 40)) for i in range(50)])
+    write_rec(str(tmp_path / "validation" / "data.rec"), [(float(i % 2), jpeg(40, 40)) for i in range(10)])
+    data = bytearray(rec.read_bytes())
+    magic = (0xCED7230A).to_bytes(4, "little")
+    third = data.index(magic, data.index(magic, 4) + 4)
+    data[third : third + 4] = b"\x00\x00\x00\x00"  # the third record loses its magic number
+    rec.write_bytes(bytes(data))
+    upload_folder(tmp_path, "datasets/broken/v1/")
+    store = S3Store(boto3.client("s3", region_name=REGION), bucket, "datasets/broken/v1/")
+    remote = validate(store, "mxnet", {"image_shape": "3,32,32", "mini_batch_size": "4"}, {})
+    options = ValidationOptions(image_shape=(3, 32, 32), resize=None, mini_batch_size=4, multi_label=False)
+    local = validate_path(str(tmp_path), options)
+    assert not remote["valid"]
+    assert [(e["code"], e["location"]) for e in remote["errors"]] == [(e["code"], e["location"]) for e in local["errors"]]
+    assert any("@byte" in e["location"] and e["location"].startswith("train/data.rec") for e in remote["errors"]), remote["errors"]
+
+
+def test_handler_writes_the_report_beside_the_dataset(bucket: str, tmp_path: Path) -> None:
+    folder_dataset(str(tmp_path), {"cat": 4, "dog": 4})
+    upload_folder(tmp_path, "datasets/pets/v1/")
+    boto3.client("s3", region_name=REGION).put_object(Bucket=bucket, Key="datasets/pets/v1/dataset.json", Body=b"{}")
+    from lambdas.validate.handler import handler
+
+    event = {
+        "dataset": {"bucket": bucket, "prefix": "datasets/pets/v1/", "descriptor": {}},
+        "hyperparameters": {"image_shape": "3,32,32", "resize": "32", "mini_batch_size": "2"},
+        "backend": "mxnet",
+    }
+    result: Dict = handler(event, Context())
+    assert result["valid"], result["first_errors"]
+    assert result["report_uri"] == f"s3://{bucket}/datasets/pets/v1/validation-report.json"
+    body = boto3.client("s3", region_name=REGION).get_object(Bucket=bucket, Key="datasets/pets/v1/validation-report.json")
+    report = json.loads(body["Body"].read())
+    assert report["label_names"] == ["cat", "dog"] and not report["warnings"]
+
+
+def test_an_upload_without_data_is_an_error_not_a_crash(bucket: str, tmp_path: Path) -> None:
+    boto3.client("s3", region_name=REGION).put_object(Bucket=bucket, Key="datasets/empty/v1/dataset.json", Body=b"{}")
+    store = S3Store(boto3.client("s3", region_name=REGION), bucket, "datasets/empty/v1/")
+    report = validate(store, "tensorflow", {}, {})
+    local = validate_path(str(tmp_path))
+    assert not report["valid"]
+    assert [e["code"] for e in report["errors"]] == [e["code"] for e in local["errors"]]
