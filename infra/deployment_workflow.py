@@ -35,6 +35,7 @@ class DeploymentWorkflow(Construct):
         region, account, prefix = stage.region, stage.account, stage.prefix
         endpoint = stage.endpoint_name
         self.model_role = model_role(self, "ModelRole", stage, key, artifacts)
+        self.alarm_names = [f"{prefix}-endpoint-5xx", f"{prefix}-endpoint-latency"]
         self.alarms = self._alarms(stage)
         sm = f"arn:aws:sagemaker:{region}:{account}"
         models = f"{sm}:model/{prefix}-*"
@@ -166,7 +167,7 @@ class DeploymentWorkflow(Construct):
                             "TerminationWaitInSeconds": 300,
                             "MaximumExecutionTimeoutInSeconds": 3600,
                         },
-                        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": a.alarm_name} for a in self.alarms]},
+                        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": name} for name in self.alarm_names]},
                     },
                 },
                 [endpoint_arn, configs],
@@ -387,7 +388,7 @@ class DeploymentWorkflow(Construct):
         errors = cloudwatch.Alarm(
             self,
             "ModelErrors",
-            alarm_name=f"{stage.prefix}-endpoint-5xx",
+            alarm_name=self.alarm_names[0],
             alarm_description="Model errors on the endpoint; rolls a deployment back",
             metric=cloudwatch.Metric(
                 namespace="AWS/SageMaker",
@@ -403,7 +404,7 @@ class DeploymentWorkflow(Construct):
         latency = cloudwatch.Alarm(
             self,
             "ModelLatency",
-            alarm_name=f"{stage.prefix}-endpoint-latency",
+            alarm_name=self.alarm_names[1],
             alarm_description="p90 model latency over 2 s; rolls a deployment back",
             metric=cloudwatch.Metric(
                 namespace="AWS/SageMaker",

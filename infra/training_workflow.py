@@ -157,9 +157,13 @@ class TrainingWorkflow(Construct):
             ),
             result_path=sfn.JsonPath.DISCARD,
         )
+        notify_failure.add_retry(errors=["States.TaskFailed"], interval=Duration.seconds(5), max_attempts=3)
+        notify_failure.add_catch(fail, errors=["States.ALL"], result_path="$.notify_error")
         notify_failure.next(fail)
 
         def guarded(state: Any) -> Any:
+            if isinstance(state, tasks.SnsPublish):  # notifications retry what SNS may refuse for a moment
+                state.add_retry(errors=["States.TaskFailed"], interval=Duration.seconds(5), max_attempts=3)
             state.add_catch(notify_failure, errors=["States.ALL"], result_path="$.error")
             return state
 
@@ -237,14 +241,16 @@ class TrainingWorkflow(Construct):
         )
         train.add_retry(errors=THROTTLING, interval=Duration.seconds(30), max_attempts=3, backoff_rate=2.0)
         describe_failure = guarded(
-            tasks.CallAwsService(
-                self,
-                "DescribeFailedJob",
-                service="sagemaker",
-                action="describeTrainingJob",
-                parameters={"TrainingJobName.$": "$.plan.TrainingJobName"},
-                iam_resources=[f"arn:aws:sagemaker:{region}:{account}:training-job/{stage.prefix}-*"],
-                result_path="$.failed_job",
+            sdk_retry(
+                tasks.CallAwsService(
+                    self,
+                    "DescribeFailedJob",
+                    service="sagemaker",
+                    action="describeTrainingJob",
+                    parameters={"TrainingJobName.$": "$.plan.TrainingJobName"},
+                    iam_resources=[f"arn:aws:sagemaker:{region}:{account}:training-job/{stage.prefix}-*"],
+                    result_path="$.failed_job",
+                )
             )
         )
         train.add_catch(describe_failure, errors=["States.ALL"], result_path="$.error")

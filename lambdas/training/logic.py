@@ -52,7 +52,9 @@ def hyperparameters(
     (JSON-encoded, as the SageMaker SDK writes them)."""
     values = {**effective, **from_data}
     values["sagemaker_program"] = json.dumps(program)
-    values["sagemaker_submit_directory"] = json.dumps(f"/opt/ml/input/data/{CODE_CHANNEL}/{code_uri.rsplit('/', 1)[-1]}")
+    values["sagemaker_submit_directory"] = json.dumps(
+        f"/opt/ml/input/data/{CODE_CHANNEL}/{code_uri.rsplit('/', 1)[-1]}"
+    )
     if instance_count > 1:
         key = (
             "sagemaker_parameter_server_enabled"

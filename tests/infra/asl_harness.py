@@ -60,10 +60,17 @@ class Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (name, arg), = value.items()
+            ((name, arg),) = value.items()
             if name == "Ref":
-                return self.refs.get(arg, {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT,
-                                           "AWS::URLSuffix": "amazonaws.com"}.get(arg, f"ref-{arg}"))
+                return self.refs.get(
+                    arg,
+                    {
+                        "AWS::Partition": "aws",
+                        "AWS::Region": REGION,
+                        "AWS::AccountId": ACCOUNT,
+                        "AWS::URLSuffix": "amazonaws.com",
+                    }.get(arg, f"ref-{arg}"),
+                )
             if name == "Fn::GetAtt":
                 logical, attr = arg if isinstance(arg, list) else arg.split(".", 1)
                 return self.attrs.get(logical, f"arn:aws:fake:{REGION}:{ACCOUNT}:{logical}")
@@ -84,11 +91,13 @@ class Resolver:
                 return str(self(text)).split(sep)
             if name == "Fn::Sub":
                 text, variables = (arg, {}) if isinstance(arg, str) else arg
+
                 def sub(m: "re.Match[str]") -> str:
                     key = m.group(1)
                     if key in variables:
                         return str(self(variables[key]))
                     return str(self({"Ref": key}) if "." not in key else self({"Fn::GetAtt": key}))
+
                 return re.sub(r"\$\{([^}]+)\}", sub, text)
         return {k: self(v) for k, v in value.items()}
 
@@ -111,8 +120,15 @@ class WorkflowHarness:
     def running(self) -> Iterator["WorkflowHarness"]:
         from moto import mock_aws
 
-        with mock.patch.dict(os.environ, {"MOTO_ACCOUNT_ID": ACCOUNT, "AWS_DEFAULT_REGION": REGION,
-                                          "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}):
+        with mock.patch.dict(
+            os.environ,
+            {
+                "MOTO_ACCOUNT_ID": ACCOUNT,
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+            },
+        ):
             with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
                 with self._patched():
                     self._create_resources()
@@ -126,7 +142,9 @@ class WorkflowHarness:
         harness = self
         stack = contextlib.ExitStack()
 
-        def invoke(backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any) -> bytes:
+        def invoke(
+            backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any
+        ) -> bytes:
             name = function_name.split(":")[6] if function_name.startswith("arn:") else function_name
             return json.dumps(harness._invoke(name, json.loads(body) if body else {})).encode()
 
@@ -168,9 +186,13 @@ class WorkflowHarness:
         self.topic_arn = boto3.client("sns", region_name=REGION).create_topic(Name=f"{prefix}-alerts")["TopicArn"]
         sqs = boto3.client("sqs", region_name=REGION)
         self.alerts_queue = sqs.create_queue(QueueName="alerts")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=self.alerts_queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self.alerts_queue, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
         boto3.client("sns", region_name=REGION).subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=queue_arn)
-        boto3.client("sagemaker", region_name=REGION).create_model_package_group(ModelPackageGroupName=f"{prefix}-models")
+        boto3.client("sagemaker", region_name=REGION).create_model_package_group(
+            ModelPackageGroupName=f"{prefix}-models"
+        )
         iam = boto3.client("iam", region_name=REGION)
         role = iam.create_role(RoleName="harness", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
         self.role_arn = role
@@ -194,7 +216,9 @@ class WorkflowHarness:
             elif kind == "AWS::IAM::Role":
                 attrs[logical] = self.role_arn
             elif kind == "AWS::StepFunctions::StateMachine":
-                refs[logical] = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{resource['Properties']['StateMachineName']}"
+                refs[logical] = (
+                    f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{resource['Properties']['StateMachineName']}"
+                )
         for name in ("AssetParameters", "BootstrapVersion"):
             refs.setdefault(name, name)
         return Resolver(refs, attrs, {"Key": FAKE_KEY, **imports})
@@ -209,10 +233,13 @@ class WorkflowHarness:
             environment = {k: str(resolve(v)) for k, v in props.get("Environment", {}).get("Variables", {}).items()}
             self.functions[logical] = {"handler": props["Handler"], "environment": environment}
             lam.create_function(
-                FunctionName=logical, Runtime="python3.12", Role=self.role_arn, Handler=props["Handler"],
+                FunctionName=logical,
+                Runtime="python3.12",
+                Role=self.role_arn,
+                Handler=props["Handler"],
                 Code={"ZipFile": b"harness"},
             )
-        (logical, machine), = (
+        ((logical, machine),) = (
             (k, r) for k, r in template["Resources"].items() if r["Type"] == "AWS::StepFunctions::StateMachine"
         )
         definition = resolve(machine["Properties"]["DefinitionString"])
@@ -227,8 +254,12 @@ class WorkflowHarness:
         self.invocations.append(module_name)
         with mock.patch.dict(os.environ, {**spec["environment"], "AWS_DEFAULT_REGION": REGION}):
             module = importlib.import_module(module_name)
-            context = mock.Mock(function_name=name, memory_limit_in_mb=512, aws_request_id="req",
-                                invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}")
+            context = mock.Mock(
+                function_name=name,
+                memory_limit_in_mb=512,
+                aws_request_id="req",
+                invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}",
+            )
             return getattr(module, function)(event, context)
 
     # -- SageMaker ---------------------------------------------------------------------
@@ -250,8 +281,11 @@ class WorkflowHarness:
         else:
             s3 = boto3.client("s3", region_name=REGION)
             evaluation = {"accuracy": outcome.accuracy, "top_k_accuracy": 1.0, "loss": 0.1}
-            s3.put_object(Bucket=bucket, Key=f"{base}/output.tar.gz",
-                          Body=tar_gz({"evaluation.json": json.dumps(evaluation).encode()}))
+            s3.put_object(
+                Bucket=bucket,
+                Key=f"{base}/output.tar.gz",
+                Body=tar_gz({"evaluation.json": json.dumps(evaluation).encode()}),
+            )
             s3.put_object(Bucket=bucket, Key=f"{base}/model.tar.gz", Body=tar_gz({"model-info.json": b"{}"}))
             description.update(
                 TrainingJobStatus="Completed",
@@ -316,7 +350,11 @@ class WorkflowHarness:
 
 
 def _create_training_job_shape() -> Any:
-    return boto3.client("sagemaker", region_name=REGION).meta.service_model.operation_model("CreateTrainingJob").input_shape
+    return (
+        boto3.client("sagemaker", region_name=REGION)
+        .meta.service_model.operation_model("CreateTrainingJob")
+        .input_shape
+    )
 
 
 def _check_request(params: Dict[str, Any]) -> None:
@@ -353,12 +391,16 @@ def _sagemaker_sync_service(harness: WorkflowHarness) -> Any:
         def _get_supported_parameters(self) -> Any:
             return set(_create_training_job_shape().members)
 
-        def _eval_service_task(self, env: Any, resource_runtime_part: Any, normalised_parameters: dict, state_credentials: Any) -> None:
+        def _eval_service_task(
+            self, env: Any, resource_runtime_part: Any, normalised_parameters: dict, state_credentials: Any
+        ) -> None:
             assert self.resource.api_action == "createTrainingJob", self.resource.api_action
             _check_request(normalised_parameters)
             env.stack.append(harness.run_training_job(normalised_parameters))
 
-        def _build_sync_resolver(self, env: Any, resource_runtime_part: Any, normalised_parameters: dict, state_credentials: Any) -> Callable[[], Any]:
+        def _build_sync_resolver(
+            self, env: Any, resource_runtime_part: Any, normalised_parameters: dict, state_credentials: Any
+        ) -> Callable[[], Any]:
             def resolve() -> Any:
                 description = env.stack.pop()
                 if description["TrainingJobStatus"] == "Completed":
@@ -392,7 +434,9 @@ def _states_service() -> Any:
     )
 
     class States(StateTaskServiceSfn):
-        def _normalise_parameters(self, parameters: dict, boto_service_name: Any = None, service_action_name: Any = None) -> None:
+        def _normalise_parameters(
+            self, parameters: dict, boto_service_name: Any = None, service_action_name: Any = None
+        ) -> None:
             super()._normalise_parameters(parameters, boto_service_name, service_action_name)
             for key in list(parameters):
                 parameters[key[0].lower() + key[1:]] = parameters.pop(key)
@@ -401,7 +445,9 @@ def _states_service() -> Any:
 
                 parameters.setdefault("name", str(uuid.uuid4()))
 
-        def _normalise_response(self, response: Any, boto_service_name: Any = None, service_action_name: Any = None) -> None:
+        def _normalise_response(
+            self, response: Any, boto_service_name: Any = None, service_action_name: Any = None
+        ) -> None:
             super()._normalise_response(response, boto_service_name, service_action_name)
             for key in list(response):
                 response[key[0].upper() + key[1:]] = response.pop(key)
@@ -419,7 +465,9 @@ def _aws_sdk_service(harness: WorkflowHarness) -> Any:
             name = super()._get_boto_service_name(boto_service_name)
             return "application-autoscaling" if name == "applicationautoscaling" else name
 
-        def _eval_service_task(self, env: Any, resource_runtime_part: Any, normalised_parameters: dict, state_credentials: Any) -> None:
+        def _eval_service_task(
+            self, env: Any, resource_runtime_part: Any, normalised_parameters: dict, state_credentials: Any
+        ) -> None:
             action = self.resource.api_action
             if self.resource.api_name == "sagemaker" and action == "updateEndpoint":
                 env.stack.append(harness.update_endpoint(normalised_parameters))
@@ -441,6 +489,8 @@ def _aws_sdk_service(harness: WorkflowHarness) -> Any:
             if self.resource.api_name == "sagemaker" and action == "createEndpoint" and harness.endpoint_create_fails:
                 from moto.sagemaker.models import sagemaker_backends
 
-                sagemaker_backends[ACCOUNT][REGION].endpoints[normalised_parameters["EndpointName"]].endpoint_status = "Failed"
+                sagemaker_backends[ACCOUNT][REGION].endpoints[
+                    normalised_parameters["EndpointName"]
+                ].endpoint_status = "Failed"
 
     return AwsSdk()

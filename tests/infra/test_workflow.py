@@ -14,7 +14,9 @@ from tests.builders import png
 from .asl_harness import REGION, TrainingOutcome, WorkflowHarness
 
 
-def upload_dataset(harness: WorkflowHarness, name: str = "flowers", version: str = "v1", broken: bool = False) -> Dict[str, Any]:
+def upload_dataset(
+    harness: WorkflowHarness, name: str = "flowers", version: str = "v1", broken: bool = False
+) -> Dict[str, Any]:
     """A small folders dataset in the dataset bucket, and the training workflow's input."""
     s3 = boto3.client("s3", region_name=REGION)
     prefix = f"datasets/{name}/{version}/"
@@ -24,8 +26,13 @@ def upload_dataset(harness: WorkflowHarness, name: str = "flowers", version: str
                 body = png(40, 40, color) if not (broken and channel == "train" and i == 0) else b"not an image"
                 s3.put_object(Bucket=harness.datasets_bucket, Key=f"{prefix}{channel}/{label}/{i}.png", Body=body)
     return {
-        "dataset": {"bucket": harness.datasets_bucket, "prefix": prefix, "name": name, "version": version,
-                    "descriptor": {"format": "folders"}},
+        "dataset": {
+            "bucket": harness.datasets_bucket,
+            "prefix": prefix,
+            "name": name,
+            "version": version,
+            "descriptor": {"format": "folders"},
+        },
         "hyperparameters": {"epochs": "2", "image_shape": "3,32,32", "resize": "32", "mini_batch_size": "4"},
     }
 
@@ -82,7 +89,10 @@ def test_training_failure_notifies_without_retrying_a_client_error(harness: Work
 
 
 def test_transient_training_failure_runs_a_new_attempt(harness: WorkflowHarness) -> None:
-    harness.training_outcomes = [TrainingOutcome(failure="CapacityError: no ml.p3.2xlarge spot capacity"), TrainingOutcome()]
+    harness.training_outcomes = [
+        TrainingOutcome(failure="CapacityError: no ml.p3.2xlarge spot capacity"),
+        TrainingOutcome(),
+    ]
     execution = harness.start("training", upload_dataset(harness))
     assert harness.wait(execution)["status"] == "SUCCEEDED", harness.explain(execution)
     names = [r["TrainingJobName"] for r in harness.training_requests]

@@ -47,8 +47,14 @@ def test_bad_requests_are_refused_before_the_endpoint(evt: Dict[str, Any], statu
 
 
 def test_endpoint_errors_map_to_clear_statuses() -> None:
-    assert endpoint_error("ModelError", 'Received client error (400) from model: {"error": "not an image"}', 400).status == 400
-    assert str(endpoint_error("ModelError", 'Received client error (400): {"error": "not an image"}', 400)) == "not an image"
+    assert (
+        endpoint_error("ModelError", 'Received client error (400) from model: {"error": "not an image"}', 400).status
+        == 400
+    )
+    assert (
+        str(endpoint_error("ModelError", 'Received client error (400): {"error": "not an image"}', 400))
+        == "not an image"
+    )
     assert endpoint_error("ModelError", "boom", 500).status == 502
     assert endpoint_error("ValidationException", "Endpoint imgclf-dev-endpoint of account x not found.").status == 503
     assert endpoint_error("ThrottlingException", "slow down").status == 429

@@ -37,14 +37,22 @@ def test_approval_follows_the_gate_and_the_mode() -> None:
 def test_gate_handler_compares_with_the_approved_model(aws: None) -> None:
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket="art")
-    s3.put_object(Bucket="art", Key="training-jobs/job-1/output/output.tar.gz",
-                  Body=tar_gz({"evaluation.json": json.dumps({"accuracy": 0.91}).encode()}))
+    s3.put_object(
+        Bucket="art",
+        Key="training-jobs/job-1/output/output.tar.gz",
+        Body=tar_gz({"evaluation.json": json.dumps({"accuracy": 0.91}).encode()}),
+    )
     sagemaker = boto3.client("sagemaker", region_name=REGION)
     sagemaker.create_model_package_group(ModelPackageGroupName="g")
     sagemaker.create_model_package(
-        ModelPackageGroupName="g", ModelApprovalStatus="Approved", CustomerMetadataProperties={"accuracy": "0.95"},
-        InferenceSpecification={"Containers": [{"Image": "i"}], "SupportedContentTypes": ["image/jpeg"],
-                                "SupportedResponseMIMETypes": ["application/json"]},
+        ModelPackageGroupName="g",
+        ModelApprovalStatus="Approved",
+        CustomerMetadataProperties={"accuracy": "0.95"},
+        InferenceSpecification={
+            "Containers": [{"Image": "i"}],
+            "SupportedContentTypes": ["image/jpeg"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
     )
     env = {"MODEL_PACKAGE_GROUP": "g", "ACCURACY_THRESHOLD": "0.8", "APPROVAL_MODE": "auto"}
     from lambdas.gate.handler import handler
@@ -64,7 +72,10 @@ def test_deployment_plan_paths() -> None:
     plan = deployment_plan(package, serving_v2, "imgclf-dev", "run")
     assert plan["action"] == "update" and plan["endpoint_config_name"].startswith("imgclf-dev-v3-")
     assert len(plan["model_name"]) <= 63
-    assert deployment_plan(package, {**serving_v2, "EndpointConfigName": "imgclf-dev-v3-x"}, "imgclf-dev", "r")["action"] == "skip"
+    assert (
+        deployment_plan(package, {**serving_v2, "EndpointConfigName": "imgclf-dev-v3-x"}, "imgclf-dev", "r")["action"]
+        == "skip"
+    )
     assert deployment_plan(package, {**serving_v2, "EndpointStatus": "Updating"}, "imgclf-dev", "r")["action"] == "busy"
     assert deployment_plan({**package, "ModelApprovalStatus": "Rejected"}, None, "imgclf-dev", "r")["action"] == "skip"
     assert version_of("other-v3-x", "imgclf-dev") is None
@@ -77,8 +88,14 @@ def test_cleanup_removes_only_what_the_stage_created(aws: None) -> None:
         sagemaker.create_model(ModelName=name, ExecutionRoleArn=role, PrimaryContainer={"Image": "i"})
         sagemaker.create_endpoint_config(
             EndpointConfigName=name,
-            ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": name, "InstanceType": "ml.m5.xlarge",
-                                 "InitialInstanceCount": 1}],
+            ProductionVariants=[
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": name,
+                    "InstanceType": "ml.m5.xlarge",
+                    "InitialInstanceCount": 1,
+                }
+            ],
         )
     sagemaker.create_endpoint(EndpointName="imgclf-dev-endpoint", EndpointConfigName="imgclf-dev-v2-bbbb")
     removed = remove_deployments(

@@ -35,7 +35,9 @@ def deployed(aws: None) -> Dict[str, str]:
     sfn = boto3.client("stepfunctions", region_name=REGION)
     role = boto3.client("iam", region_name=REGION).create_role(RoleName="r", AssumeRolePolicyDocument="{}")
     machine = sfn.create_state_machine(
-        name="training", roleArn=role["Role"]["Arn"], definition=json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}})
+        name="training",
+        roleArn=role["Role"]["Arn"],
+        definition=json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}),
     )["stateMachineArn"]
     sns = boto3.client("sns", region_name=REGION)
     topic = sns.create_topic(Name="alerts")["TopicArn"]
@@ -78,7 +80,9 @@ def test_replayed_and_duplicate_events_start_one_run(deployed: Dict[str, str]) -
     runs = executions(deployed["machine"])
     assert len(runs) == 1
     payload = json.loads(
-        boto3.client("stepfunctions", region_name=REGION).describe_execution(executionArn=runs[0]["executionArn"])["input"]
+        boto3.client("stepfunctions", region_name=REGION).describe_execution(executionArn=runs[0]["executionArn"])[
+            "input"
+        ]
     )
     assert payload["hyperparameters"] == {"epochs": "5"}
     assert payload["dataset"]["prefix"] == "datasets/flowers/v1/"
@@ -117,7 +121,9 @@ def test_spaces_and_unicode_in_keys(deployed: Dict[str, str]) -> None:
     ],
     ids=["sagemaker-key", "derived", "instance-type", "bad-value", "format", "unknown-key"],
 )
-def test_rejected_descriptors_alert_and_start_nothing(deployed: Dict[str, str], descriptor: Dict[str, Any], reason: str) -> None:
+def test_rejected_descriptors_alert_and_start_nothing(
+    deployed: Dict[str, str], descriptor: Dict[str, Any], reason: str
+) -> None:
     put_descriptor("datasets/flowers/v1/dataset.json", descriptor)
     result = handle(eventbridge("datasets/flowers/v1/dataset.json"))
     assert result["executions"] == [] and executions(deployed["machine"]) == []

@@ -62,8 +62,12 @@ def test_damaged_record_is_located_by_byte_offset_like_the_local_validator(bucke
     options = ValidationOptions(image_shape=(3, 32, 32), resize=None, mini_batch_size=4, multi_label=False)
     local = validate_path(str(tmp_path), options)
     assert not remote["valid"]
-    assert [(e["code"], e["location"]) for e in remote["errors"]] == [(e["code"], e["location"]) for e in local["errors"]]
-    assert any("@byte" in e["location"] and e["location"].startswith("train/data.rec") for e in remote["errors"]), remote["errors"]
+    assert [(e["code"], e["location"]) for e in remote["errors"]] == [
+        (e["code"], e["location"]) for e in local["errors"]
+    ]
+    assert any("@byte" in e["location"] and e["location"].startswith("train/data.rec") for e in remote["errors"]), (
+        remote["errors"]
+    )
 
 
 def test_handler_writes_the_report_beside_the_dataset(bucket: str, tmp_path: Path) -> None:
@@ -80,7 +84,9 @@ def test_handler_writes_the_report_beside_the_dataset(bucket: str, tmp_path: Pat
     result: Dict = handler(event, Context())
     assert result["valid"], result["first_errors"]
     assert result["report_uri"] == f"s3://{bucket}/datasets/pets/v1/validation-report.json"
-    body = boto3.client("s3", region_name=REGION).get_object(Bucket=bucket, Key="datasets/pets/v1/validation-report.json")
+    body = boto3.client("s3", region_name=REGION).get_object(
+        Bucket=bucket, Key="datasets/pets/v1/validation-report.json"
+    )
     report = json.loads(body["Body"].read())
     assert report["label_names"] == ["cat", "dog"] and not report["warnings"]
 
