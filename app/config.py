@@ -18,7 +18,7 @@ from image_training.schemas import BACKENDS, check_settable
 
 CONTEXT_KEY = "imgclf:stages"
 # the framework containers the training code is pinned to (see tests/unit/test_container_versions.py)
-CONTAINERS = {
+CONTAINERS: Dict[str, Dict[str, Tuple[str, Optional[str]]]] = {
     "mxnet": {"training": ("1.9.0", "py38"), "inference": ("1.9.0", "py38")},
     "tensorflow": {"training": ("2.21", "py312"), "inference": ("2.20", None)},
 }
@@ -151,7 +151,7 @@ def _positive(value: int, key: str, minimum: int = 1) -> int:
 def _training(raw: Any, where: str) -> TrainingConfig:
     if not isinstance(raw, dict):
         raise ConfigError(where, "must be an object")
-    known = ("instance_type", "instance_count", "spot", "max_wait_seconds", "max_runtime_seconds")
+    known: Tuple[str, ...] = ("instance_type", "instance_count", "spot", "max_wait_seconds", "max_runtime_seconds")
     known += ("volume_size_gb", "max_attempts")
     _no_unknown(raw, known, where)
     d = TrainingConfig()
@@ -226,7 +226,7 @@ def parse_stage(name: str, raw: Any) -> StageConfig:
         raise ConfigError(where, "a stage name is 1-16 characters of a-z, 0-9 and -, starting with a letter")
     if not isinstance(raw, dict):
         raise ConfigError(where, "must be an object")
-    known = ("account", "region", "backend", "training", "endpoint", "hyperparameters", "approval")
+    known: Tuple[str, ...] = ("account", "region", "backend", "training", "endpoint", "hyperparameters", "approval")
     known += ("accuracy_threshold", "max_regression", "alert_email", "vpc", "api_auth", "api_rate_limit")
     known += ("artifact_retention_days",)
     _no_unknown(raw, known, where)

@@ -78,8 +78,9 @@ def workflow_input(
     except DescriptorError as err:
         raise Rejected(f"s3://{upload.bucket}/{upload.key}: {err}") from None
     hyperparameters = effective_hyperparameters(backend, defaults, descriptor)
-    config = {"stage": stage_config_hash, "hyperparameters": hyperparameters, "descriptor": descriptor.as_dict()}
-    config["descriptor"].pop("rerun", None)
+    described = descriptor.as_dict()
+    described.pop("rerun", None)
+    config = {"stage": stage_config_hash, "hyperparameters": hyperparameters, "descriptor": described}
     return {
         "name": execution_name(upload, config, descriptor.rerun),
         "input": {

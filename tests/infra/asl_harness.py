@@ -92,7 +92,7 @@ class Resolver:
             if name == "Fn::Sub":
                 text, variables = (arg, {}) if isinstance(arg, str) else arg
 
-                def sub(m: "re.Match[str]") -> str:
+                def sub(m: re.Match[str]) -> str:
                     key = m.group(1)
                     if key in variables:
                         return str(self(variables[key]))
@@ -117,22 +117,19 @@ class WorkflowHarness:
 
     # -- moto set-up -------------------------------------------------------------------
     @contextlib.contextmanager
-    def running(self) -> Iterator["WorkflowHarness"]:
+    def running(self) -> Iterator[WorkflowHarness]:
         from moto import mock_aws
 
-        with mock.patch.dict(
-            os.environ,
-            {
-                "MOTO_ACCOUNT_ID": ACCOUNT,
-                "AWS_DEFAULT_REGION": REGION,
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-            },
-        ):
-            with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
-                with self._patched():
-                    self._create_resources()
-                    yield self
+        env = {
+            "MOTO_ACCOUNT_ID": ACCOUNT,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        }
+        config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+        with mock.patch.dict(os.environ, env), mock_aws(config=config), self._patched():
+            self._create_resources()
+            yield self
 
     def _patched(self) -> contextlib.ExitStack:
         from moto.awslambda_simple.models import LambdaSimpleBackend
@@ -367,10 +364,7 @@ def _check_request(params: Dict[str, Any]) -> None:
 
 
 def _sagemaker_sync_service(harness: WorkflowHarness) -> Any:
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
-        StateTaskServiceCallback,
-    )
+    from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
     from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
         FailureEvent,
         FailureEventException,
@@ -379,7 +373,10 @@ def _sagemaker_sync_service(harness: WorkflowHarness) -> Any:
     from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
         StatesErrorNameType,
     )
-    from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+        StateTaskServiceCallback,
+    )
     from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
     class SageMakerSync(StateTaskServiceCallback):
