@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from functools import partial
+from pathlib import Path
 from typing import Any, Dict, List, Optional, TextIO, Tuple
 
 from image_dataset.images import DEFAULT_MAX_PIXELS
@@ -248,4 +249,65 @@ def run_pack(args: argparse.Namespace) -> int:
         print(f"{result.prefix}.rec: {result.records} records (+ .idx, .lst)")
     if index.label_names:
         print("labels: " + ", ".join(f"{i}={n}" for i, n in enumerate(index.label_names)))
+    return EXIT_OK
+
+
+def add_upload_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "upload",
+        help="validate a dataset, upload it to S3, then its dataset.json (which starts one workflow run)",
+        description="Upload DIR to s3://<dataset bucket>/datasets/<name>/<version>/: every file first, the "
+        "dataset.json descriptor last. Exit 0 uploaded, 1 invalid dataset or upload error, 2 usage.",
+    )
+    p.add_argument("dataset")
+    p.add_argument("uri", help="s3://<dataset bucket>/datasets/<name>/<version>/")
+    p.add_argument("--format", choices=FORMATS, help="the dataset format (default: detected)")
+    p.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE", help="hyperparameter override")
+    p.add_argument("--rerun", default="", help="a tag that starts a new run for an uploaded version")
+    p.add_argument("--skip-validation", action="store_true", help="upload without validating here first")
+    p.set_defaults(run=run_upload)
+
+
+def run_upload(args: argparse.Namespace) -> int:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from app.cloud import parse_dataset_uri, upload_dataset
+    from image_dataset.descriptor import RERUN_TAG, Descriptor, DescriptorError
+
+    root = Path(args.dataset)
+    if not root.is_dir():
+        raise UsageError(f"{args.dataset} is not a folder")
+    try:
+        parse_dataset_uri(args.uri)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if not RERUN_TAG.match(args.rerun):
+        raise UsageError("--rerun: up to 16 characters of A-Z, a-z, 0-9 and -")
+    overrides = dict(pair.split("=", 1) for pair in args.hp if "=" in pair)
+    if len(overrides) != len(args.hp):
+        raise UsageError("--hp takes NAME=VALUE")
+    label_names = None
+    if not args.skip_validation:
+        report = validate_path(str(root), ValidationOptions(format=args.format))
+        if not report["valid"]:
+            for error in report["errors"][:20]:
+                sys.stderr.write(f"{error['location']}: {error['code']}: {error['message']}\n")
+            sys.stderr.write(f"not uploaded: {len(report['errors'])} errors (imgclf validate shows all)\n")
+            return EXIT_FAILED
+        label_names = report["label_names"]
+    try:
+        descriptor = Descriptor(
+            format=args.format, label_names=label_names, hyperparameters=overrides, rerun=args.rerun
+        )
+        result = upload_dataset(boto3.client("s3"), root, args.uri, descriptor)
+    except DescriptorError as err:
+        raise UsageError(str(err)) from None
+    except (BotoCoreError, ClientError, OSError) as err:
+        sys.stderr.write(f"upload failed: {err}\n")
+        return EXIT_FAILED
+    print(
+        f"uploaded {result['files']} files to s3://{result['bucket']}/{result['prefix']}; "
+        f"s3://{result['bucket']}/{result['descriptor']} starts the workflow"
+    )
     return EXIT_OK

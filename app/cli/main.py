@@ -8,7 +8,7 @@ from typing import List, Optional
 
 from image_dataset.issues import DatasetError
 
-from .dataset import EXIT_FAILED, EXIT_USAGE, UsageError, add_pack_parser, add_validate_parser
+from .dataset import EXIT_FAILED, EXIT_USAGE, UsageError, add_pack_parser, add_upload_parser, add_validate_parser
 from .pipeline import add_pipeline_parsers
 from .serve import add_serve_parsers
 from .train import add_hyperparameters_parser, add_train_parser
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_validate_parser(sub)
     add_pack_parser(sub)
+    add_upload_parser(sub)
     add_train_parser(sub)
     add_hyperparameters_parser(sub)
     add_serve_parsers(sub)

@@ -23,6 +23,7 @@ def add_serve_parsers(sub: argparse._SubParsersAction) -> None:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="model.tar.gz: served for the call, then stopped")
     source.add_argument("--url", help="a running server, e.g. http://127.0.0.1:8080")
+    source.add_argument("--api", help="the deployed API's /classify URL (signed with your AWS credentials)")
     p.add_argument("images", nargs="+")
     p.add_argument("--top-k", type=positive_int, default=3)
     p.add_argument("--json", action="store_true", help="print the verbose JSON responses")
@@ -51,7 +52,7 @@ def run_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _predict(url: str, args: argparse.Namespace) -> int:
+def _predict(url: str, args: argparse.Namespace, api: bool = False) -> int:
     failed = 0
     for path in args.images:
         try:
@@ -59,7 +60,15 @@ def _predict(url: str, args: argparse.Namespace) -> int:
                 body = f.read()
         except OSError as err:
             raise UsageError(f"cannot read {path}: {err.strerror}") from None
-        status, _, response = invoke(url, body, content_type_of(path))
+        if api:
+            from app.cloud import invoke_api
+
+            try:
+                status, response = invoke_api(url, body, content_type_of(path))
+            except (ValueError, OSError) as err:
+                raise UsageError(f"cannot call {url}: {err}") from None
+        else:
+            status, _, response = invoke(url, body, content_type_of(path))
         if status != 200:
             failed += 1
             sys.stderr.write("{}: HTTP {} {}\n".format(path, status, response.decode("utf-8", "replace")))
@@ -76,6 +85,8 @@ def _predict(url: str, args: argparse.Namespace) -> int:
 def run_predict(args: argparse.Namespace) -> int:
     if args.url:
         return _predict(args.url.rstrip("/"), args)
+    if args.api:
+        return _predict(args.api, args, api=True)
     try:
         with ModelServer(args.model) as server:
             return _predict(server.url, args)

@@ -21,7 +21,9 @@ def test_bundle_is_complete_and_self_contained(tmp_path: Path) -> None:
     for package in ("lambdas", "image_dataset", "image_training", "aws_lambda_powertools", "numpy", "PIL"):
         assert (tmp_path / package).is_dir(), package
     assert not (tmp_path / "image_training" / "mxnet_train.py").exists(), "only what the functions import"
-    assert list((tmp_path / "numpy" / "_core").glob("*cpython-314-aarch64-linux-gnu.so")), "built for the Lambda platform"
+    assert list((tmp_path / "numpy" / "_core").glob("*cpython-314-aarch64-linux-gnu.so")), (
+        "built for the Lambda platform"
+    )
     # import every handler from the bundle's own code (the repository is not on the path)
     code = tmp_path / "code-only"
     code.mkdir()
@@ -33,8 +35,12 @@ def test_bundle_is_complete_and_self_contained(tmp_path: Path) -> None:
         + "".join(f"import lambdas.{name}.handler\n" for name in HANDLERS)
         + "import image_dataset; assert image_dataset.__file__.startswith(%r)\n" % str(code)
     )
-    done = subprocess.run([sys.executable, "-S", "-c", script], capture_output=True, text=True,
-                          env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"})
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", script],
+        capture_output=True,
+        text=True,
+        env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"},
+    )
     assert done.returncode == 0, done.stderr
 
 
