@@ -31,9 +31,9 @@ def test_bundle_is_complete_and_self_contained(tmp_path: Path) -> None:
         (code / package).symlink_to(tmp_path / package)
     site = sysconfig.get_paths()["purelib"]
     script = (
-        "import sys; sys.path[:0] = [%r, %r]\n" % (str(code), site)
+        f"import sys; sys.path[:0] = [{str(code)!r}, {site!r}]\n"
         + "".join(f"import lambdas.{name}.handler\n" for name in HANDLERS)
-        + "import image_dataset; assert image_dataset.__file__.startswith(%r)\n" % str(code)
+        + f"import image_dataset; assert image_dataset.__file__.startswith({str(code)!r})\n"
     )
     done = subprocess.run(
         [sys.executable, "-S", "-c", script],
