@@ -8,7 +8,7 @@ VENV_TF := .venv-tf
 WHEELHOUSE := .wheelhouse
 DEMO_DIR ?= .demo
 
-.PHONY: help env test test-fast lint demo bench synth lock clean
+.PHONY: help env test test-fast lint demo bench synth diagrams lock clean
 
 help:
 	@echo "make demo   run the demo on the embedded sample dataset"
@@ -69,6 +69,9 @@ synth: $(VENV)/.ready $(WHEELHOUSE)/.ready
 	CDK_OUTDIR=cdk.out $(VENV)/bin/python -m app.cdk_app
 	$(VENV)/bin/cfn-lint cdk.out/*.template.json
 	@echo "templates in cdk.out/ (cdk-nag AwsSolutions and cfn-lint clean)"
+
+diagrams: $(VENV)/.ready
+	$(VENV)/bin/python -m infra.diagram
 
 bench: env
 	$(VENV)/bin/python bench/validate_recordio.py

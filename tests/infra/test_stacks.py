@@ -192,3 +192,9 @@ def test_cfn_lint_is_clean(assembly_dir: Path) -> None:
         text=True,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_generated_diagrams_are_current(templates: Templates) -> None:
+    from infra.diagram import OUTPUT, render
+
+    assert OUTPUT.read_text() == render(templates), "run `make diagrams`"
