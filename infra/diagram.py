@@ -78,7 +78,7 @@ def render(templates: Dict[str, Dict[str, Any]]) -> str:
         *stacks_diagram(templates),
         "```",
     ]
-    for stack, template in templates.items():
+    for template in templates.values():
         for resource in template["Resources"].values():
             if resource["Type"] == "AWS::StepFunctions::StateMachine":
                 name = resource["Properties"]["StateMachineName"]
