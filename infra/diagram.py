@@ -82,7 +82,14 @@ def render(templates: Dict[str, Dict[str, Any]]) -> str:
         for resource in template["Resources"].values():
             if resource["Type"] == "AWS::StepFunctions::StateMachine":
                 name = resource["Properties"]["StateMachineName"]
-                out += ["", f"## State machine `{name}`", "", "```mermaid", *state_machine_diagram(_asl(resource)), "```"]
+                out += [
+                    "",
+                    f"## State machine `{name}`",
+                    "",
+                    "```mermaid",
+                    *state_machine_diagram(_asl(resource)),
+                    "```",
+                ]
     return "\n".join(out) + "\n"
 
 
