@@ -26,6 +26,13 @@ class UsageError(Exception):
     """Bad options or a path that does not exist: exit code 2."""
 
 
+def key_value(text: str) -> tuple:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    return key.strip(), value.strip()
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -262,7 +269,9 @@ def add_upload_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dataset")
     p.add_argument("uri", help="s3://<dataset bucket>/datasets/<name>/<version>/")
     p.add_argument("--format", choices=FORMATS, help="the dataset format (default: detected)")
-    p.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE", help="hyperparameter override")
+    p.add_argument(
+        "--hp", action="append", type=key_value, default=[], metavar="KEY=VALUE", help="hyperparameter override"
+    )
     p.add_argument("--rerun", default="", help="a tag that starts a new run for an uploaded version")
     p.add_argument("--skip-validation", action="store_true", help="upload without validating here first")
     p.set_defaults(run=run_upload)
@@ -284,9 +293,7 @@ def run_upload(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from None
     if not RERUN_TAG.match(args.rerun):
         raise UsageError("--rerun: up to 16 characters of A-Z, a-z, 0-9 and -")
-    overrides = dict(pair.split("=", 1) for pair in args.hp if "=" in pair)
-    if len(overrides) != len(args.hp):
-        raise UsageError("--hp takes NAME=VALUE")
+    overrides = dict(args.hp)
     label_names = None
     if not args.skip_validation:
         report = validate_path(str(root), ValidationOptions(format=args.format))

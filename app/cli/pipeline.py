@@ -13,9 +13,8 @@ from typing import Optional
 from app.pipeline.report import TF_LINE
 from app.pipeline.run import EXIT_DEPLOYED, PipelineRun, RunResult
 
-from .dataset import UsageError
+from .dataset import UsageError, key_value
 from .progress import ProgressCallback, progress_bar
-from .train import key_value
 
 EPOCH = re.compile(r"Epoch\[(\d+)\] Validation-accuracy=([0-9.]+)")
 

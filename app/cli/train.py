@@ -12,14 +12,7 @@ from typing import Dict
 from app.local_sagemaker import BACKENDS, LocalTrainingJob, collect
 from image_training.schemas import schema_for
 
-from .dataset import EXIT_FAILED, EXIT_OK, UsageError, positive_int
-
-
-def key_value(text: str) -> tuple:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
-    return key.strip(), value.strip()
+from .dataset import EXIT_FAILED, EXIT_OK, UsageError, key_value, positive_int
 
 
 def add_train_parser(sub: argparse._SubParsersAction) -> None:
