@@ -17,6 +17,7 @@ from image_training.errors import HyperparameterError
 from image_training.schemas import BACKENDS, check_settable
 
 CONTEXT_KEY = "imgclf:stages"
+TAG = "imgclf:stage"
 # the framework containers the training code is pinned to (see tests/unit/test_container_versions.py)
 CONTAINERS: Dict[str, Dict[str, Tuple[str, Optional[str]]]] = {
     "mxnet": {"training": ("1.9.0", "py38"), "inference": ("1.9.0", "py38")},
@@ -61,6 +62,10 @@ class VpcConfig:
     subnet_ids: Tuple[str, ...]
     security_group_ids: Tuple[str, ...]
 
+    def as_request(self) -> Dict[str, List[str]]:
+        """The ``VpcConfig`` of CreateTrainingJob and CreateModel."""
+        return {"Subnets": list(self.subnet_ids), "SecurityGroupIds": list(self.security_group_ids)}
+
 
 @dataclass(frozen=True)
 class StageConfig:
@@ -84,6 +89,11 @@ class StageConfig:
     def prefix(self) -> str:
         """The prefix of every resource name this stage creates (endpoint, models, jobs)."""
         return f"imgclf-{self.name}"
+
+    @property
+    def request_tags(self) -> List[Dict[str, str]]:
+        """The tag every resource a workflow creates carries (``Tags`` of SageMaker requests)."""
+        return [{"Key": TAG, "Value": self.name}]
 
     @property
     def datasets_bucket(self) -> str:

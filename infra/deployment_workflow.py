@@ -43,6 +43,18 @@ class DeploymentWorkflow(Construct):
         endpoint_arn = f"{sm}:endpoint/{endpoint}"
         package_arn = f"{sm}:model-package/{stage.model_package_group}/*"
         resource_id = f"endpoint/{endpoint}/variant/{VARIANT}"
+        variant_target = {
+            "ServiceNamespace": "sagemaker",
+            "ResourceId": resource_id,
+            "ScalableDimension": SCALABLE_DIMENSION,
+        }
+        scalable_target = {
+            **variant_target,
+            "MinCapacity": stage.endpoint.min_instances,
+            "MaxCapacity": stage.endpoint.max_instances,
+        }
+        new_config = {"EndpointConfigName.$": "$.plan.endpoint_config_name"}
+        new_model = {"ModelName.$": "$.plan.model_name"}
 
         self.planner = PipelineFunction(
             self,
@@ -81,10 +93,10 @@ class DeploymentWorkflow(Construct):
         delete_config = sdk(
             "DeleteNewEndpointConfig",
             "deleteEndpointConfig",
-            {"EndpointConfigName.$": "$.plan.endpoint_config_name"},
+            new_config,
             [configs],
         )
-        delete_model = sdk("DeleteNewModel", "deleteModel", {"ModelName.$": "$.plan.model_name"}, [models])
+        delete_model = sdk("DeleteNewModel", "deleteModel", new_model, [models])
         delete_config.add_catch(delete_model, errors=["States.ALL"], result_path="$.cleanup_error")
         delete_model.add_catch(failed, errors=["States.ALL"], result_path="$.cleanup_error")
         delete_config.next(delete_model)
@@ -126,7 +138,7 @@ class DeploymentWorkflow(Construct):
         config_request: Dict[str, Any] = {
             "EndpointConfigName.$": "$.plan.endpoint_config_name",
             "ProductionVariants": [variant],
-            "Tags": [{"Key": "imgclf:stage", "Value": stage.name}],
+            "Tags": stage.request_tags,
         }
         if not instance_store_only(stage.endpoint.instance_type):
             config_request["KmsKeyId"] = key.key_arn
@@ -138,7 +150,7 @@ class DeploymentWorkflow(Construct):
                 {
                     "EndpointName": endpoint,
                     "EndpointConfigName.$": "$.plan.endpoint_config_name",
-                    "Tags": [{"Key": "imgclf:stage", "Value": stage.name}],
+                    "Tags": stage.request_tags,
                 },
                 [endpoint_arn, configs],
             )
@@ -146,7 +158,7 @@ class DeploymentWorkflow(Construct):
         deregister = sdk(
             "DeregisterScaling",
             "deregisterScalableTarget",
-            {"ServiceNamespace": "sagemaker", "ResourceId": resource_id, "ScalableDimension": SCALABLE_DIMENSION},
+            variant_target,
             ["*"],
         )
         update_endpoint = guarded(
@@ -193,13 +205,7 @@ class DeploymentWorkflow(Construct):
             sdk(
                 "RegisterScaling",
                 "registerScalableTarget",
-                {
-                    "ServiceNamespace": "sagemaker",
-                    "ResourceId": resource_id,
-                    "ScalableDimension": SCALABLE_DIMENSION,
-                    "MinCapacity": stage.endpoint.min_instances,
-                    "MaxCapacity": stage.endpoint.max_instances,
-                },
+                scalable_target,
                 ["*"],
             )
         )
@@ -209,9 +215,7 @@ class DeploymentWorkflow(Construct):
                 "putScalingPolicy",
                 {
                     "PolicyName": f"{prefix}-invocations-per-instance",
-                    "ServiceNamespace": "sagemaker",
-                    "ResourceId": resource_id,
-                    "ScalableDimension": SCALABLE_DIMENSION,
+                    **variant_target,
                     "PolicyType": "TargetTrackingScaling",
                     "TargetTrackingScalingPolicyConfiguration": {
                         "TargetValue": stage.endpoint.invocations_per_instance,
@@ -240,13 +244,7 @@ class DeploymentWorkflow(Construct):
         restore_scaling = sdk(
             "RestoreScaling",
             "registerScalableTarget",
-            {
-                "ServiceNamespace": "sagemaker",
-                "ResourceId": resource_id,
-                "ScalableDimension": SCALABLE_DIMENSION,
-                "MinCapacity": stage.endpoint.min_instances,
-                "MaxCapacity": stage.endpoint.max_instances,
-            },
+            scalable_target,
             ["*"],
         )
         rolled_back = sfn.Fail(
@@ -255,10 +253,10 @@ class DeploymentWorkflow(Construct):
         remove_config = sdk(
             "RemoveRolledBackConfig",
             "deleteEndpointConfig",
-            {"EndpointConfigName.$": "$.plan.endpoint_config_name"},
+            new_config,
             [configs],
         )
-        remove_model = sdk("RemoveRolledBackModel", "deleteModel", {"ModelName.$": "$.plan.model_name"}, [models])
+        remove_model = sdk("RemoveRolledBackModel", "deleteModel", new_model, [models])
         for state in (restore_scaling, remove_config, remove_model):
             state.add_catch(rolled_back, errors=["States.ALL"], result_path="$.cleanup_error")
         restore_scaling.next(remove_config)
@@ -373,13 +371,10 @@ class DeploymentWorkflow(Construct):
             "ExecutionRoleArn": self.model_role.role_arn,
             "Containers": [{"ModelPackageName.$": "$.plan.model_package_arn"}],
             "EnableNetworkIsolation": True,
-            "Tags": [{"Key": "imgclf:stage", "Value": stage.name}],
+            "Tags": stage.request_tags,
         }
         if stage.vpc:
-            request["VpcConfig"] = {
-                "Subnets": list(stage.vpc.subnet_ids),
-                "SecurityGroupIds": list(stage.vpc.security_group_ids),
-            }
+            request["VpcConfig"] = stage.vpc.as_request()
         return request
 
     def _alarms(self, stage: StageConfig) -> List[cloudwatch.Alarm]:

@@ -10,7 +10,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from app.config import StageConfig
+from app.config import TAG, StageConfig
 
 from .alerts import Alerts
 from .classify_api import ClassifyApi
@@ -102,6 +102,6 @@ def add_stage(scope: Construct, stage: StageConfig) -> list:
     serving = ServingStack(scope, f"{name}-Serving", stage=stage, data=data)
     training = TrainingStack(scope, f"{name}-Training", stage=stage, data=data, serving=serving)
     for stack in (data, serving, training):
-        Tags.of(stack).add("imgclf:stage", stage.name)
+        Tags.of(stack).add(TAG, stage.name)
         acknowledge_grant_actions(stack)
     return [data, serving, training]

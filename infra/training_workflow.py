@@ -142,28 +142,34 @@ class TrainingWorkflow(Construct):
         )
 
         fail = sfn.Fail(self, "Failed", error="WorkflowFailed", cause="a step failed; see the alert")
-        notify_failure = tasks.SnsPublish(
-            self,
+
+        def notify(id: str, what: str, message: Dict[str, Any]) -> tasks.SnsPublish:
+            """A message to the alert topic; it retries what SNS may refuse for a moment."""
+            state = tasks.SnsPublish(
+                self,
+                id,
+                topic=topic,
+                subject=f"imgclf {stage.name}: {what}",
+                message=sfn.TaskInput.from_object(message),
+                result_path=sfn.JsonPath.DISCARD,
+            )
+            state.add_retry(errors=["States.TaskFailed"], interval=Duration.seconds(5), max_attempts=3)
+            return state
+
+        notify_failure = notify(
             "NotifyFailure",
-            topic=topic,
-            subject=f"imgclf {stage.name}: training run failed",
-            message=sfn.TaskInput.from_object(
-                {
-                    "execution.$": "$$.Execution.Id",
-                    "dataset.$": "$.dataset",
-                    "error.$": "$.error.Error",
-                    "cause.$": "$.error.Cause",
-                }
-            ),
-            result_path=sfn.JsonPath.DISCARD,
+            "training run failed",
+            {
+                "execution.$": "$$.Execution.Id",
+                "dataset.$": "$.dataset",
+                "error.$": "$.error.Error",
+                "cause.$": "$.error.Cause",
+            },
         )
-        notify_failure.add_retry(errors=["States.TaskFailed"], interval=Duration.seconds(5), max_attempts=3)
         notify_failure.add_catch(fail, errors=["States.ALL"], result_path="$.notify_error")
         notify_failure.next(fail)
 
         def guarded(state: Any) -> Any:
-            if isinstance(state, tasks.SnsPublish):  # notifications retry what SNS may refuse for a moment
-                state.add_retry(errors=["States.TaskFailed"], interval=Duration.seconds(5), max_attempts=3)
             state.add_catch(notify_failure, errors=["States.ALL"], result_path="$.error")
             return state
 
@@ -183,21 +189,16 @@ class TrainingWorkflow(Construct):
                 result_path="$.validation",
             )
         )
-        invalid = tasks.SnsPublish(
-            self,
+        invalid = notify(
             "NotifyInvalidDataset",
-            topic=topic,
-            subject=f"imgclf {stage.name}: dataset rejected by validation",
-            message=sfn.TaskInput.from_object(
-                {
-                    "execution.$": "$$.Execution.Id",
-                    "dataset.$": "$.dataset",
-                    "report.$": "$.validation.report_uri",
-                    "error_count.$": "$.validation.error_count",
-                    "first_errors.$": "$.validation.first_errors",
-                }
-            ),
-            result_path=sfn.JsonPath.DISCARD,
+            "dataset rejected by validation",
+            {
+                "execution.$": "$$.Execution.Id",
+                "dataset.$": "$.dataset",
+                "report.$": "$.validation.report_uri",
+                "error_count.$": "$.validation.error_count",
+                "first_errors.$": "$.validation.first_errors",
+            },
         )
         guarded(invalid).next(
             sfn.Fail(self, "DatasetInvalid", error="DatasetInvalid", cause="the validation report lists errors")
@@ -313,51 +314,36 @@ class TrainingWorkflow(Construct):
                 result_path="$.deployment",
             )
         )
-        deployed = tasks.SnsPublish(
-            self,
+        deployed = notify(
             "NotifyDeployed",
-            topic=topic,
-            subject=f"imgclf {stage.name}: new model deployed",
-            message=sfn.TaskInput.from_object(
-                {
-                    "execution.$": "$$.Execution.Id",
-                    "model_package_arn.$": "$.registered.ModelPackageArn",
-                    "accuracy.$": "$.gate.accuracy",
-                    "endpoint": stage.endpoint_name,
-                    "deployment.$": "$.deployment.output",
-                }
-            ),
-            result_path=sfn.JsonPath.DISCARD,
+            "new model deployed",
+            {
+                "execution.$": "$$.Execution.Id",
+                "model_package_arn.$": "$.registered.ModelPackageArn",
+                "accuracy.$": "$.gate.accuracy",
+                "endpoint": stage.endpoint_name,
+                "deployment.$": "$.deployment.output",
+            },
         )
-        pending = tasks.SnsPublish(
-            self,
+        pending = notify(
             "NotifyPendingApproval",
-            topic=topic,
-            subject=f"imgclf {stage.name}: a model waits for approval",
-            message=sfn.TaskInput.from_object(
-                {
-                    "model_package_arn.$": "$.registered.ModelPackageArn",
-                    "accuracy.$": "$.gate.accuracy",
-                    "reason.$": "$.gate.reason",
-                    "approve_with": "aws sagemaker update-model-package --model-approval-status Approved "
-                    "--model-package-arn <arn>",
-                }
-            ),
-            result_path=sfn.JsonPath.DISCARD,
+            "a model waits for approval",
+            {
+                "model_package_arn.$": "$.registered.ModelPackageArn",
+                "accuracy.$": "$.gate.accuracy",
+                "reason.$": "$.gate.reason",
+                "approve_with": "aws sagemaker update-model-package --model-approval-status Approved "
+                "--model-package-arn <arn>",
+            },
         )
-        rejected = tasks.SnsPublish(
-            self,
+        rejected = notify(
             "NotifyRejected",
-            topic=topic,
-            subject=f"imgclf {stage.name}: model rejected by the quality gate",
-            message=sfn.TaskInput.from_object(
-                {
-                    "model_package_arn.$": "$.registered.ModelPackageArn",
-                    "accuracy.$": "$.gate.accuracy",
-                    "reason.$": "$.gate.reason",
-                }
-            ),
-            result_path=sfn.JsonPath.DISCARD,
+            "model rejected by the quality gate",
+            {
+                "model_package_arn.$": "$.registered.ModelPackageArn",
+                "accuracy.$": "$.gate.accuracy",
+                "reason.$": "$.gate.reason",
+            },
         )
         for state in (deployed, pending, rejected):
             guarded(state)
@@ -440,13 +426,10 @@ class TrainingWorkflow(Construct):
             "CheckpointConfig": {"S3Uri.$": "$.plan.CheckpointS3Uri"},
             "EnableNetworkIsolation": True,
             "EnableInterContainerTrafficEncryption": True,
-            "Tags": [{"Key": "imgclf:stage", "Value": stage.name}],
+            "Tags": stage.request_tags,
         }
         if stage.vpc:
-            request["VpcConfig"] = {
-                "Subnets": list(stage.vpc.subnet_ids),
-                "SecurityGroupIds": list(stage.vpc.security_group_ids),
-            }
+            request["VpcConfig"] = stage.vpc.as_request()
         return request
 
     def _package_request(self, stage: StageConfig) -> Dict[str, Any]:
