@@ -25,6 +25,12 @@ def build_app(context: Optional[Dict[str, Any]] = None, outdir: Optional[str] = 
     return app
 
 
+def synthesize(context: Dict[str, Any], outdir: str) -> Dict[str, Dict[str, Any]]:
+    """Every stack's template by stack name (for tests and the generated diagrams)."""
+    assembly = build_app(context, outdir).synth()
+    return {stack.stack_name: stack.template for stack in assembly.stacks}
+
+
 def cdk_json_context() -> Optional[Dict[str, Any]]:
     """cdk.json's context when the app runs without the CDK CLI (``make synth``); the CLI
     passes it (and -c overrides) itself."""

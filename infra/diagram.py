@@ -31,7 +31,8 @@ def _id(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", name)
 
 
-def _asl(machine: Dict[str, Any]) -> Dict[str, Any]:
+def asl_definition(machine: Dict[str, Any]) -> Dict[str, Any]:
+    """A synthesized state machine's ASL, with CloudFormation tokens as the text TOKEN."""
     parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
     return dict(json.loads("".join(p if isinstance(p, str) else "TOKEN" for p in parts)))
 
@@ -87,21 +88,20 @@ def render(templates: Dict[str, Dict[str, Any]]) -> str:
                     f"## State machine `{name}`",
                     "",
                     "```mermaid",
-                    *state_machine_diagram(_asl(resource)),
+                    *state_machine_diagram(asl_definition(resource)),
                     "```",
                 ]
     return "\n".join(out) + "\n"
 
 
 def synthesized_templates() -> Dict[str, Dict[str, Any]]:
-    from app.cdk_app import build_app, cdk_json_context
+    from app.cdk_app import cdk_json_context, synthesize
 
     context = dict(cdk_json_context() or {})
     context["imgclf:stages"] = {"dev": context["imgclf:stages"]["dev"]}
     context["aws:cdk:bundling-stacks"] = []
     with tempfile.TemporaryDirectory() as outdir:
-        assembly = build_app(context, outdir).synth()
-        return {stack.stack_name: stack.template for stack in assembly.stacks}
+        return synthesize(context, outdir)
 
 
 def main() -> int:

@@ -20,17 +20,11 @@ def stage_context(**overrides: Any) -> Dict[str, Any]:
     return context
 
 
-def synthesize(context: Dict[str, Any], outdir: Path) -> Dict[str, Dict[str, Any]]:
-    """Every stack's template by stack name."""
-    from app.cdk_app import build_app
-
-    assembly = build_app(context, str(outdir)).synth()
-    return {stack.stack_name: stack.template for stack in assembly.stacks}
-
-
 @pytest.fixture(scope="session")
 def templates(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Dict[str, Any]]:
-    return synthesize(stage_context(), tmp_path_factory.mktemp("cdk.out"))
+    from app.cdk_app import synthesize
+
+    return synthesize(stage_context(), str(tmp_path_factory.mktemp("cdk.out")))
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,9 @@ from typing import Any, Dict, List
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from .conftest import stage_context, synthesize
+from app.cdk_app import synthesize
+
+from .conftest import stage_context
 
 Templates = Dict[str, Dict[str, Any]]
 
@@ -22,13 +24,14 @@ def template(templates: Templates, part: str) -> Template:
 
 def definition(templates: Templates, part: str) -> Dict[str, Any]:
     """A state machine's ASL with tokens left as placeholders."""
+    from infra.diagram import asl_definition
+
     (machine,) = [
         r
         for r in templates[f"Imgclf-dev-{part}"]["Resources"].values()
         if r["Type"] == "AWS::StepFunctions::StateMachine"
     ]
-    parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
-    return json.loads("".join(p if isinstance(p, str) else "TOKEN" for p in parts))
+    return asl_definition(machine)
 
 
 def test_three_stacks_per_stage(templates: Templates) -> None:
@@ -151,7 +154,7 @@ def test_teardown_custom_resource(templates: Templates) -> None:
 
 
 def test_cognito_option(tmp_path: Path) -> None:
-    templates = synthesize(stage_context(api_auth="cognito"), tmp_path)
+    templates = synthesize(stage_context(api_auth="cognito"), str(tmp_path))
     serving = template(templates, "Serving")
     serving.resource_count_is("AWS::Cognito::UserPool", 1)
     serving.has_resource_properties(
@@ -175,7 +178,7 @@ def test_an_unacknowledged_finding_fails_synth(tmp_path: Path) -> None:
     stacks.DataStack.__init__ = with_wildcard  # type: ignore[method-assign]
     try:
         with pytest.raises(Exception, match="ValidationFailed"):
-            synthesize(stage_context(), tmp_path)
+            synthesize(stage_context(), str(tmp_path))
     finally:
         stacks.DataStack.__init__ = original  # type: ignore[method-assign]
     report = json.loads((tmp_path / "validation-report.json").read_text())
