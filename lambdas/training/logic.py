@@ -77,8 +77,9 @@ def plan(
     """Everything of the request that depends on this run. ``settings``: prefix, backend,
     program, instance_count, code_uri, artifact_bucket."""
     bucket = settings["artifact_bucket"]
+    name = job_name(settings["prefix"], execution, attempt)
     return {
-        "TrainingJobName": job_name(settings["prefix"], execution, attempt),
+        "TrainingJobName": name,
         "HyperParameters": hyperparameters(
             effective,
             validation.get("hyperparameters", {}),
@@ -90,6 +91,6 @@ def plan(
         "InputDataConfig": input_channels(dataset["bucket"], dataset["prefix"], folders, settings["code_uri"]),
         "S3OutputPath": f"s3://{bucket}/training-jobs",
         # one per execution: a spot job resumes from it, a retried attempt starts clean
-        "CheckpointS3Uri": f"s3://{bucket}/checkpoints/{job_name(settings['prefix'], execution, attempt)}",
+        "CheckpointS3Uri": f"s3://{bucket}/checkpoints/{name}",
         "attempt": attempt,
     }

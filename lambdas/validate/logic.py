@@ -78,9 +78,6 @@ class WithoutWorkflowFiles(Store):
     def __init__(self, inner: Store) -> None:
         self.inner = inner
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
     def size(self, path: str) -> int:
         return self.inner.size(path)
 
@@ -99,6 +96,9 @@ class WithoutWorkflowFiles(Store):
 
     def walk_files(self, path: str) -> Any:
         return (p for p in self.inner.walk_files(path) if p not in IGNORED)
+
+    def local_path(self, path: str) -> Optional[str]:
+        return self.inner.local_path(path)
 
     def describe(self, path: str) -> str:
         return self.inner.describe(path)
