@@ -35,8 +35,7 @@ from image_dataset.recordio import RecordIOWriter, pack  # noqa: E402
 from image_training import mxnet_hyperparameters  # noqa: E402
 from image_training.mxnet_models import resnet  # noqa: E402
 from image_training.mxnet_train import (  # noqa: E402
-    MEAN_RGB,
-    STD_RGB,
+    NORMALIZATION,
     Task,
     export,
     forward_batches,
@@ -100,12 +99,7 @@ def bench_input(rec: str, images: int) -> Dict[str, float]:
             rand_mirror=True,
             resize=256,
             preprocess_threads=os.cpu_count() or 1,
-            mean_r=MEAN_RGB[0],
-            mean_g=MEAN_RGB[1],
-            mean_b=MEAN_RGB[2],
-            std_r=STD_RGB[0],
-            std_g=STD_RGB[1],
-            std_b=STD_RGB[2],
+            **NORMALIZATION,
         )
         start, seen = time.perf_counter(), 0
         while seen < images:

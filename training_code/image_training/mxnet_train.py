@@ -39,6 +39,8 @@ log = logging.getLogger("imgclf")
 ARTIFACT = "image-classification"
 MEAN_RGB = (123.68, 116.779, 103.939)  # ImageNet statistics, 0-255 scale; serving uses the same
 STD_RGB = (58.393, 57.12, 57.375)
+# ImageRecordIter's normalisation arguments for these statistics
+NORMALIZATION = dict(zip(("mean_r", "mean_g", "mean_b", "std_r", "std_g", "std_b"), MEAN_RGB + STD_RGB))
 STATE_FILE = "checkpoint-state.json"
 
 
@@ -79,12 +81,7 @@ def record_iter(
         preprocess_threads=max(1, (os.cpu_count() or 1)),
         part_index=part[0],
         num_parts=part[1],
-        mean_r=MEAN_RGB[0],
-        mean_g=MEAN_RGB[1],
-        mean_b=MEAN_RGB[2],
-        std_r=STD_RGB[0],
-        std_g=STD_RGB[1],
-        std_b=STD_RGB[2],
+        **NORMALIZATION,
     )
     if shape[0] == 1:
         options.update(mean_r=MEAN_RGB[0], std_r=STD_RGB[0])
