@@ -35,6 +35,20 @@ def start_parameter_servers(env) -> None:  # type: ignore[no-untyped-def]
     os.environ.update(role_env, DMLC_ROLE="worker")
 
 
+def multi_worker_config(env) -> None:  # type: ignore[no-untyped-def]
+    """What the AWS TensorFlow container does for sagemaker_multi_worker_mirrored_strategy_enabled:
+    TF_CONFIG naming every host as a worker (here processes on this machine, a port each)."""
+    import json
+
+    hosts = list(env.hosts)
+    port = int(env.hyperparameters.get("_mwms_port", "8890"))
+    config = {
+        "cluster": {"worker": [f"127.0.0.1:{port + i}" for i in range(len(hosts))]},
+        "task": {"type": "worker", "index": hosts.index(env.current_host)},
+    }
+    os.environ["TF_CONFIG"] = json.dumps(config)
+
+
 def main() -> int:
     os.environ.setdefault("SM_STUDIO_LOCAL_MODE", "true")  # hosts are local processes: no DNS wait
     from sagemaker_training import entry_point, environment, errors, runner
@@ -44,6 +58,10 @@ def main() -> int:
         "sagemaker_parameter_server_enabled"
     ):
         start_parameter_servers(env)
+    if os.environ.get("IMGCLF_FRAMEWORK") == "tensorflow" and env.additional_framework_parameters.get(
+        "sagemaker_multi_worker_mirrored_strategy_enabled"
+    ):
+        multi_worker_config(env)
     try:
         entry_point.run(
             uri=env.module_dir,

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import IO, Any, Dict, List, NamedTuple, Optional
 
+from image_training.schemas import DISTRIBUTION_FLAGS
+
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING_CODE = ROOT / "training_code"
 CONTAINER_ENTRY = Path(__file__).resolve().with_name("container_entry.py")
@@ -128,8 +130,8 @@ class LocalTrainingJob:
         hps = dict(self.hyperparameters)
         hps["sagemaker_program"] = json.dumps(self.backend.program)
         hps["sagemaker_submit_directory"] = json.dumps(str(TRAINING_CODE))
-        if len(self.hosts) > 1 and self.backend.name == "mxnet":
-            hps.setdefault("sagemaker_parameter_server_enabled", "true")
+        if len(self.hosts) > 1:  # as the workflow's training plan sets it
+            hps.setdefault(DISTRIBUTION_FLAGS[self.backend.name], "true")
         config = base / "input" / "config"
         (config / "hyperparameters.json").write_text(json.dumps(hps, indent=2))
         channel_config = {

@@ -8,6 +8,8 @@ import json
 import re
 from typing import Any, Dict, Iterable, List, Mapping
 
+from image_training.schemas import DISTRIBUTION_FLAGS
+
 MAX_JOB_NAME = 63
 CHANNEL_FOLDERS = ("train", "validation", "train_lst", "validation_lst")
 CODE_CHANNEL = "code"
@@ -56,12 +58,7 @@ def hyperparameters(
         f"/opt/ml/input/data/{CODE_CHANNEL}/{code_uri.rsplit('/', 1)[-1]}"
     )
     if instance_count > 1:
-        key = (
-            "sagemaker_parameter_server_enabled"
-            if backend == "mxnet"
-            else "sagemaker_multi_worker_mirrored_strategy_enabled"
-        )
-        values[key] = "true"
+        values[DISTRIBUTION_FLAGS[backend]] = "true"
     return values
 
 

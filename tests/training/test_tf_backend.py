@@ -88,7 +88,7 @@ def test_tf_model_serves_with_the_same_contract(tf_model, digits) -> None:
 @pytest.mark.slow
 @pytest.mark.tensorflow
 @pytest.mark.parametrize("raw, expected", [({"binary_mode": "1"}, "binary_mode"), ({"optimizer": "lion"}, "optimizer")])
-def test_tf_unsupported_or_invalid_fails_before_training(tmp_path, digits, raw, expected) -> None:
+def test_tf_invalid_combinations_fail_with_a_client_error(tmp_path, digits, raw, expected) -> None:
     values = {"use_pretrained_model": "0", "image_size": "32", "epochs": "1", **raw}
     result = LocalTrainingJob(
         "tensorflow",

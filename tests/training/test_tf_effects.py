@@ -10,11 +10,16 @@ import pytest
 pytestmark = [pytest.mark.tensorflow]
 
 PROBE = r"""
-import json
-import tensorflow as tf
+import json, os
+os.environ["IMGCLF_LOGICAL_CPUS"] = "2"
 from image_training import tf_hyperparameters
 from image_training.job import TrainingJob
-from image_training.tf_train import augmentation, build_model, optimizer
+from image_training.tf_train import distribution
+job = TrainingJob("/tmp/m", "/tmp/o", "/tmp/o/d", "/tmp/c", {}, {}, {}, ["algo-1"], "algo-1", 0)
+cluster = distribution(job)  # first: logical devices are set before TensorFlow starts
+import tensorflow as tf
+from image_training.tf_data import augmentation
+from image_training.tf_train import build_model, eval_metric, optimizer, precision_policy
 
 def hp(**kw):
     return tf_hyperparameters.parse({k: str(v) for k, v in kw.items()})
@@ -28,12 +33,26 @@ for name in ("adam", "sgd", "nesterov", "rmsprop", "adagrad", "adadelta"):
                  ("beta_1", "beta_2", "epsilon", "momentum", "nesterov", "rho", "initial_accumulator_value")}}
 out["augmentation"] = [type(l).__name__ for l in augmentation(hp(augmentation=1, augmentation_random_flip="vertical",
                                                                     augmentation_random_rotation=0.1, augmentation_random_zoom=0)).layers]
-job = TrainingJob("/tmp/m", "/tmp/o", "/tmp/o/d", "/tmp/c", {}, {}, {}, ["algo-1"], "algo-1", 0)
-model = build_model(job, hp(use_pretrained_model=0, image_size=32, dropout_rate=0.3, regularizers_l2=0.01), 5, 10)
+def momenta(model):
+    return sorted({l.momentum for l in model.layers[1].layers if isinstance(l, tf.keras.layers.BatchNormalization)})
+model = build_model(hp(use_pretrained_model=0, image_size=32, dropout_rate=0.3, regularizers_l2=0.01), 5, None, True)
 head = model.get_layer("top")
-momenta = sorted({l.momentum for l in model.layers[1].layers if isinstance(l, tf.keras.layers.BatchNormalization)})
 out["model"] = {"input": list(model.input_shape), "outputs": head.units, "l2": float(head.kernel_regularizer.l2),
-                "dropout": [l.rate for l in model.layers if isinstance(l, tf.keras.layers.Dropout)], "bn_momenta": momenta}
+                "activation": head.activation.__name__,
+                "dropout": [l.rate for l in model.layers if isinstance(l, tf.keras.layers.Dropout)],
+                "bn_momenta": momenta(model),
+                "long_run_momenta": momenta(build_model(hp(use_pretrained_model=0, image_size=32), 5, None, False))}
+binary = build_model(hp(use_pretrained_model=0, image_size=32, binary_mode=1), 2, None, False).get_layer("top")
+out["binary"] = {"outputs": binary.units, "activation": binary.activation.__name__}
+out["metrics"] = {name: type(eval_metric(hp(eval_metric=name, binary_mode=b))).__name__
+                  for name in ("accuracy", "precision", "recall", "auc") for b in (0,)}
+out["binary_accuracy"] = type(eval_metric(hp(binary_mode=1))).__name__
+out["replicas"] = cluster.strategy.num_replicas_in_sync
+out["policies"] = [precision_policy(job), precision_policy(job._replace(num_gpus=1))]
+tf.keras.mixed_precision.set_global_policy("mixed_float16")
+mixed = build_model(hp(use_pretrained_model=0, image_size=32), 3, None, False)
+out["mixed"] = {"backbone": mixed.layers[1].layers[2].compute_dtype, "top": mixed.get_layer("top").compute_dtype,
+                "variables": sorted({v.dtype for v in mixed.trainable_variables})}
 print(json.dumps(out))
 """
 
@@ -59,6 +78,29 @@ def test_augmentation_layers(probe) -> None:
 
 def test_head_input_size_and_batchnorm_momentum(probe) -> None:
     model = probe["model"]
-    assert model["input"] == [None, 32, 32, 3] and model["outputs"] == 5
+    assert model["input"] == [None, 32, 32, 3] and model["outputs"] == 5 and model["activation"] == "softmax"
     assert model["l2"] == pytest.approx(0.01) and model["dropout"] == [0.3]
-    assert model["bn_momenta"] == [0.9]  # 10 steps x 3 epochs: the short-run momentum
+    assert model["bn_momenta"] == [0.9] and model["long_run_momenta"] == [0.999]  # MobileNetV2 keeps its own
+
+
+def test_binary_mode_is_one_sigmoid(probe) -> None:
+    assert probe["binary"] == {"outputs": 1, "activation": "sigmoid"}
+    assert probe["binary_accuracy"] == "BinaryAccuracy"
+
+
+def test_eval_metric_builds_its_keras_metric(probe) -> None:
+    assert probe["metrics"] == {
+        "accuracy": "CategoricalAccuracy",
+        "precision": "Precision",
+        "recall": "Recall",
+        "auc": "AUC",
+    }
+
+
+def test_mixed_precision_on_gpus_keeps_the_head_in_float32(probe) -> None:
+    assert probe["policies"] == ["float32", "mixed_float16"]
+    assert probe["mixed"] == {"backbone": "float16", "top": "float32", "variables": ["float32"]}
+
+
+def test_logical_cpu_devices_give_a_mirrored_strategy_two_replicas(probe) -> None:
+    assert probe["replicas"] == 2

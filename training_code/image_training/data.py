@@ -4,10 +4,12 @@ packed here (the cloud workflow packs them before training); several .rec files 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import random
 import shutil
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from image_dataset.pack import pack_channel
 from image_dataset.recordio import RecordIOReader
@@ -52,18 +54,20 @@ def spool_pipe(fifo: str, target: str) -> int:
     return size
 
 
-def dataset_root(job: TrainingJob, work_dir: str) -> str:
+def dataset_root(job: TrainingJob, work_dir: str, required: Tuple[str, ...] = CHANNELS) -> str:
     """A folder whose train/ and validation/ are the job's channels. File and FastFile channels
     are used where they are; Pipe-mode channels (RecordIO streams) are spooled first."""
-    for name in CHANNELS:
+    for name in required:
         if name not in job.channels:
-            raise ClientError(f"the {name} channel is missing: the job needs train and validation channels")
-    piped = [name for name in CHANNELS if job.input_modes.get(name) == "Pipe"]
-    roots = {os.path.dirname(os.path.abspath(job.channels[name])) for name in CHANNELS}
+            needed = " and ".join(required)
+            raise ClientError(f"the {name} channel is missing: the job needs {needed} channels")
+    present = [name for name in CHANNELS if name in job.channels]
+    piped = [name for name in present if job.input_modes.get(name) == "Pipe"]
+    roots = {os.path.dirname(os.path.abspath(job.channels[name])) for name in present}
     if not piped and len(roots) == 1:
         return roots.pop()
     root = os.path.join(work_dir, "channels")
-    for name in CHANNELS:
+    for name in present:
         folder = os.path.join(root, name)
         if name in piped:
             os.makedirs(folder, exist_ok=True)
@@ -82,28 +86,50 @@ def _raise_if_invalid(report: Dict[str, Any]) -> None:
     raise ClientError("the dataset is invalid: {}{}".format(shown, f" (and {more} more)" if more > 0 else ""))
 
 
-def _join_recordio(files: List[str], out_rec: str, out_idx: str) -> int:
-    """Copy the records of ``files`` into one .rec with a fresh .idx; returns the count."""
-    count = 0
-    with open(out_rec + ".partial", "wb") as rec, open(out_idx + ".partial", "w") as idx:
+def _copy_records(files: List[str], outputs: Dict[str, str], route: Callable[[int], str]) -> Dict[str, int]:
+    """Copy the records of ``files``, unchanged, into ``outputs`` (key -> path prefix), record
+    ``i`` going to ``route(i)``; each output gets a fresh .idx. Returns the count per output."""
+    counts = {key: 0 for key in outputs}
+    with contextlib.ExitStack() as stack:
+        recs = {key: stack.enter_context(open(prefix + ".rec.partial", "wb")) for key, prefix in outputs.items()}
+        idxs = {key: stack.enter_context(open(prefix + ".idx.partial", "w")) for key, prefix in outputs.items()}
+        number = 0
         for path in files:
             with open(path, "rb") as f:
                 reader = RecordIOReader(f, os.path.basename(path))
                 start = 0
-                while True:
-                    item = reader.read()
-                    if item is None:
-                        break
+                while reader.read() is not None:
                     end = reader.offset
+                    key = route(number)
                     f.seek(start)
-                    idx.write(f"{count}\t{rec.tell()}\n")
-                    rec.write(f.read(end - start))
+                    idxs[key].write(f"{counts[key]}\t{recs[key].tell()}\n")
+                    recs[key].write(f.read(end - start))
                     f.seek(end)
                     start = end
-                    count += 1
-    os.replace(out_rec + ".partial", out_rec)
-    os.replace(out_idx + ".partial", out_idx)
-    return count
+                    counts[key] += 1
+                    number += 1
+    for prefix in outputs.values():
+        for suffix in (".rec", ".idx"):
+            os.replace(prefix + suffix + ".partial", prefix + suffix)
+    return counts
+
+
+def split_channel(train: ChannelData, ratio: float, work_dir: str) -> Tuple[ChannelData, ChannelData]:
+    """Hold out ``ratio`` of the train records (a seeded random choice, the same on every run
+    and every host) as the validation channel, for jobs that have none."""
+    held_count = round(train.samples * ratio)
+    if not 1 <= held_count < train.samples:
+        raise ClientError(
+            f"there is no validation channel and validation_split_ratio={ratio:g} of {train.samples} training "
+            "records leaves no record for one side: add a validation channel or change the ratio"
+        )
+    held = set(random.Random(0).sample(range(train.samples), held_count))
+    prefixes = {name: os.path.join(work_dir, f"split-{name}") for name in CHANNELS}
+    counts = _copy_records([train.rec], prefixes, lambda i: "validation" if i in held else "train")
+    train_part, validation_part = (
+        ChannelData(prefixes[name] + ".rec", prefixes[name] + ".idx", counts[name]) for name in CHANNELS
+    )
+    return train_part, validation_part
 
 
 def _recordio_channel(files: List[str], work_dir: str, name: str) -> ChannelData:
@@ -113,15 +139,17 @@ def _recordio_channel(files: List[str], work_dir: str, name: str) -> ChannelData
         with open(idx) as f:
             samples = sum(1 for line in f if line.strip())
         return ChannelData(rec, idx, samples)
-    out_rec, out_idx = os.path.join(work_dir, name + ".rec"), os.path.join(work_dir, name + ".idx")
-    return ChannelData(out_rec, out_idx, _join_recordio(files, out_rec, out_idx))
+    prefix = os.path.join(work_dir, name)
+    count = _copy_records(files, {name: prefix}, lambda _: name)[name]
+    return ChannelData(prefix + ".rec", prefix + ".idx", count)
 
 
-def prepare(job: TrainingJob, options: ValidationOptions, work_dir: str) -> PreparedData:
+def prepare(job: TrainingJob, options: ValidationOptions, work_dir: str, validation_split: float = 0.0) -> PreparedData:
     """Validate the channels (the report is kept in output/data), then make one RecordIO file
-    per channel."""
+    per channel. With ``validation_split`` > 0 the validation channel may be missing: that share
+    of train is held out instead."""
     os.makedirs(work_dir, exist_ok=True)
-    root = dataset_root(job, work_dir)
+    root = dataset_root(job, work_dir, ("train",) if validation_split > 0 else CHANNELS)
     index = load_index(root, options)
     os.makedirs(job.output_data_dir, exist_ok=True)
     with open(os.path.join(job.output_data_dir, "validation-report.json"), "w") as f:
@@ -129,15 +157,17 @@ def prepare(job: TrainingJob, options: ValidationOptions, work_dir: str) -> Prep
     _raise_if_invalid(index.report)
     channels: Dict[str, ChannelData] = {}
     num_classes = options.num_classes or index.num_classes or 0
-    for name in ("train", "validation"):
+    for name in CHANNELS:
         if name in index.channels:
             prefix = os.path.join(work_dir, name)
             # shuffled as im2rec does: readers shard and shuffle in chunks of the file
             packed = pack_channel(index.channels[name][1], num_classes, prefix, root, shuffle=name == "train")
             channels[name] = ChannelData(prefix + ".rec", prefix + ".idx", packed.records)
-        else:
+        elif name in index.report["channels"]:
             files = sorted(os.path.join(root, f) for f in index.report["channels"][name]["files"])
             channels[name] = _recordio_channel(files, work_dir, name)
+    if "validation" not in channels:
+        channels["train"], channels["validation"] = split_channel(channels["train"], validation_split, work_dir)
     report = index.report
     return PreparedData(
         channels["train"], channels["validation"], num_classes, index.label_names, bool(report["multi_label"]), report

@@ -9,7 +9,6 @@ import logging
 import math
 import os
 import shutil
-import tarfile
 import tempfile
 import time
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
@@ -22,6 +21,7 @@ from mxnet.gluon.model_zoo.vision import get_resnet
 from image_dataset.validate import ValidationOptions
 
 from . import mxnet_hyperparameters
+from .channels import earlier_model, single_file
 from .data import PreparedData, clean, prepare
 from .errors import ClientError
 from .evaluation import (
@@ -192,42 +192,6 @@ def evaluate(
 INITIALIZER = mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=2)
 
 
-def _single_file(folder: str, suffixes: Tuple[str, ...], what: str) -> str:
-    found = sorted(
-        os.path.join(root, name)
-        for root, _, names in os.walk(folder, followlinks=True)
-        for name in names
-        if name.endswith(suffixes)
-    )
-    if len(found) != 1:
-        raise ClientError(
-            "the {} channel must hold one {} file, found {}".format(what, " or ".join(suffixes), len(found))
-        )
-    return found[0]
-
-
-def earlier_model(channel: str) -> str:
-    """The folder of the model in the model channel (a model.tar.gz, or its contents)."""
-    if os.path.exists(os.path.join(channel, "model-info.json")):
-        return channel
-    archive = _single_file(channel, (".tar.gz",), "model")
-    target = tempfile.mkdtemp(prefix="imgclf-model-")
-    with tarfile.open(archive) as tar:
-        tar.extractall(
-            target,
-            members=[
-                m
-                for m in tar.getmembers()
-                if m.isfile() and not m.name.startswith("/") and ".." not in m.name.split("/")
-            ],
-        )
-    if not os.path.exists(os.path.join(target, "model-info.json")):
-        raise ClientError(
-            f"the model channel's {os.path.basename(archive)} is not a model trained by imgclf (no model-info.json)"
-        )
-    return target
-
-
 def build_network(job: TrainingJob, hp: Dict[str, Any], contexts: Sequence[mx.Context]) -> gluon.HybridBlock:
     """A new network, an earlier model to continue (model channel), or ImageNet weights with a
     new output layer (use_pretrained_model: pretrained channel, else the Gluon model zoo)."""
@@ -249,7 +213,7 @@ def build_network(job: TrainingJob, hp: Dict[str, Any], contexts: Sequence[mx.Co
         return net
     if hp["use_pretrained_model"]:
         if "pretrained" in job.channels:
-            weights = _single_file(job.channels["pretrained"], (".params",), "pretrained")
+            weights = single_file(job.channels["pretrained"], (".params",), "pretrained")
             net = resnet(depth, 1000)
             try:
                 net.load_parameters(weights, ctx=list(contexts))

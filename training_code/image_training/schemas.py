@@ -12,6 +12,13 @@ from .hyperparameters import RESERVED_PREFIXES, Schema
 BACKENDS = ("mxnet", "tensorflow")
 # set by the workflow from the validation report, never by config or uploads
 DATA_DERIVED = ("num_classes", "num_training_samples")
+# the script-mode key that makes the framework container start its distributed engine on jobs
+# of several instances: MXNet's parameter servers, TensorFlow's TF_CONFIG for
+# MultiWorkerMirroredStrategy
+DISTRIBUTION_FLAGS = {
+    "mxnet": "sagemaker_parameter_server_enabled",
+    "tensorflow": "sagemaker_multi_worker_mirrored_strategy_enabled",
+}
 
 
 def schema_for(backend: str) -> Schema:

@@ -1,7 +1,8 @@
 """TensorFlow training with the contract of SageMaker's "Image Classification - TensorFlow":
-a keras.applications network with a dropout + dense (L2) head, fine-tuned whole or top-only,
-its hyperparameters and log lines, checkpoints with automatic resume, and a SavedModel whose
-serving signature takes encoded image bytes (preprocessing inside the model: no skew)."""
+a keras.applications network with a dropout + dense (L2) head, fine-tuned whole or top-only or
+continued from an earlier model, its hyperparameters and log lines, one replica per GPU (or
+per worker across hosts), mixed precision on GPUs, checkpoints with automatic resume, and a
+SavedModel whose serving signature takes encoded image bytes (preprocessing inside the model)."""
 
 from __future__ import annotations
 
@@ -10,70 +11,65 @@ import logging
 import os
 import shutil
 import tempfile
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+import time
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
-from image_dataset.recordio import RecordIOReader, unpack
 from image_dataset.validate import ValidationOptions
 
 from . import tf_hyperparameters
+from .channels import earlier_model, single_file
 from .data import PreparedData, clean, prepare
 from .errors import ClientError
 from .evaluation import label_names_for, single_label_report, write_evaluation
 from .job import TrainingJob
+from .schemas import DISTRIBUTION_FLAGS
+from .tf_data import dataset, make_preprocess
 
 log = logging.getLogger("imgclf")
 INFERENCE_MODULES = ("__init__.py", "serving.py", "tf_inference.py")
+KERAS_WEIGHTS = os.path.join("keras", "model.weights.h5")  # what incremental training loads
+SHORT_RUN_STEPS = 5000  # below this many optimisation steps, BatchNorm follows batches faster
 
 
-def records(rec: str) -> Iterator[Tuple[bytes, int]]:
-    """(encoded image, class id) of every record of a .rec file, streamed."""
-    with open(rec, "rb") as f:
-        for _, record in RecordIOReader(f, os.path.basename(rec)):
-            header, image = unpack(record)
-            label = header.label if not isinstance(header.label, tuple) else header.label[0]
-            yield image, int(label)
+class Cluster(NamedTuple):
+    strategy: tf.distribute.Strategy
+    worker: int  # this host's index among the workers; 0 writes the model
+    workers: int
 
 
-def make_preprocess(size: int, interpolation: str) -> Any:
-    """Encoded image bytes -> a float32 size x size x 3 tensor in [0, 255]. The same function
-    feeds training, validation and the serving signature."""
+def distribution(job: TrainingJob) -> Cluster:
+    """MultiWorkerMirroredStrategy across hosts (from TF_CONFIG, which the TF container sets for
+    sagemaker_multi_worker_mirrored_strategy_enabled), MirroredStrategy across this host's GPUs
+    (or across IMGCLF_LOGICAL_CPUS logical CPU devices, to run the multi-replica path without a
+    GPU), else the default strategy. Runs before any other TensorFlow op."""
+    if len(job.hosts) > 1:
+        config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+        cluster = config.get("cluster") or {}
+        if not cluster.get("worker"):
+            raise ClientError(
+                f"training on {len(job.hosts)} instances needs MultiWorkerMirroredStrategy: set the "
+                f"hyperparameter {DISTRIBUTION_FLAGS['tensorflow']} to true"
+            )
+        task = config.get("task") or {}
+        chiefs = len(cluster.get("chief") or [])
+        worker = int(task.get("index", 0)) + (chiefs if task.get("type") == "worker" else 0)
+        return Cluster(tf.distribute.MultiWorkerMirroredStrategy(), worker, len(cluster["worker"]) + chiefs)
+    logical = int(os.environ.get("IMGCLF_LOGICAL_CPUS") or 0)
+    if logical > 1 and job.num_gpus == 0:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * logical)
+        return Cluster(tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(logical)]), 0, 1)
+    if job.num_gpus > 1:
+        return Cluster(tf.distribute.MirroredStrategy(), 0, 1)
+    return Cluster(tf.distribute.get_strategy(), 0, 1)
 
-    def preprocess(data: tf.Tensor) -> tf.Tensor:
-        image = tf.io.decode_image(data, channels=3, expand_animations=False)
-        image = tf.image.resize(image, (size, size), method=interpolation)
-        return tf.ensure_shape(tf.cast(image, tf.float32), (size, size, 3))
 
-    return preprocess
-
-
-def dataset(rec: str, hp: Dict[str, Any], num_classes: int, train: bool) -> tf.data.Dataset:
-    preprocess = make_preprocess(hp["image_size"], hp["image_resize_interpolation"])
-    data = tf.data.Dataset.from_generator(
-        lambda: records(rec), output_signature=(tf.TensorSpec((), tf.string), tf.TensorSpec((), tf.int32))
-    )
-    if train:
-        data = data.shuffle(2048, reshuffle_each_iteration=True)
-    data = data.map(lambda x, y: (preprocess(x), tf.one_hot(y, num_classes)), num_parallel_calls=tf.data.AUTOTUNE)
-    data = data.batch(hp["batch_size"])
-    if train and hp["augmentation"]:
-        augment = augmentation(hp)
-        data = data.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
-    return data.prefetch(tf.data.AUTOTUNE)
-
-
-def augmentation(hp: Dict[str, Any]) -> tf.keras.Sequential:
-    """The TF algorithm's augmentation: random flip, rotation and zoom of training batches."""
-    layers: List[tf.keras.layers.Layer] = []
-    if hp["augmentation_random_flip"] != "None":
-        layers.append(tf.keras.layers.RandomFlip(hp["augmentation_random_flip"]))
-    if hp["augmentation_random_rotation"] > 0:
-        layers.append(tf.keras.layers.RandomRotation(hp["augmentation_random_rotation"]))
-    if hp["augmentation_random_zoom"] > 0:
-        layers.append(tf.keras.layers.RandomZoom(hp["augmentation_random_zoom"]))
-    return tf.keras.Sequential(layers)
+def precision_policy(job: TrainingJob) -> str:
+    """mixed_float16 on GPUs (float16 compute; variables, the head and the loss in float32)."""
+    return "mixed_float16" if job.num_gpus > 0 else "float32"
 
 
 def optimizer(hp: Dict[str, Any]) -> tf.keras.optimizers.Optimizer:
@@ -91,30 +87,44 @@ def optimizer(hp: Dict[str, Any]) -> tf.keras.optimizers.Optimizer:
     return tf.keras.optimizers.Adadelta(lr, rho=hp["rho"], epsilon=hp["epsilon"])
 
 
-def build_model(job: TrainingJob, hp: Dict[str, Any], num_classes: int, steps: int) -> tf.keras.Model:
-    """Backbone (ImageNet weights or random) + dropout + dense with L2."""
-    builder_name, _ = tf_hyperparameters.MODELS[hp["model_name"]]
-    builder = getattr(tf.keras.applications, builder_name)
+def eval_metric(hp: Dict[str, Any]) -> tf.keras.metrics.Metric:
+    """The eval_metric hyperparameter as a Keras metric (logged as val_<name>)."""
+    name = hp["eval_metric"]
+    if name == "accuracy":
+        return (
+            tf.keras.metrics.BinaryAccuracy(name=name)
+            if hp["binary_mode"]
+            else tf.keras.metrics.CategoricalAccuracy(name=name)
+        )
+    metric = {"precision": tf.keras.metrics.Precision, "recall": tf.keras.metrics.Recall, "auc": tf.keras.metrics.AUC}
+    return metric[name](name=name)
+
+
+def loss_function(hp: Dict[str, Any], smoothing: float) -> tf.keras.losses.Loss:
+    if hp["binary_mode"]:
+        return tf.keras.losses.BinaryCrossentropy(label_smoothing=smoothing)
+    return tf.keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
+
+
+def backbone_weights(job: TrainingJob, hp: Dict[str, Any]) -> Optional[str]:
+    """Where the network's first weights come from: None (random, or an earlier model loaded
+    afterwards), the pretrained channel's file, or "imagenet" (Keras' download)."""
+    if not hp["use_pretrained_model"] or "model" in job.channels:
+        return None
+    if "pretrained" in job.channels:
+        return single_file(job.channels["pretrained"], (".h5", ".keras"), "pretrained")
+    return "imagenet"
+
+
+def build_model(hp: Dict[str, Any], num_classes: int, weights: Optional[str], short_run: bool) -> tf.keras.Model:
+    """Backbone + dropout + dense with L2: softmax over the classes, or one sigmoid (binary_mode)."""
+    builder = getattr(tf.keras.applications, tf_hyperparameters.MODELS[hp["model_name"]][0])
     size = hp["image_size"]
-    weights: Optional[str] = None
-    if hp["use_pretrained_model"]:
-        if "pretrained" in job.channels:
-            found = [
-                os.path.join(r, n)
-                for r, _, ns in os.walk(job.channels["pretrained"], followlinks=True)
-                for n in ns
-                if n.endswith((".h5", ".keras", ".weights.h5"))
-            ]
-            if len(found) != 1:
-                raise ClientError(f"the pretrained channel must hold one .weights.h5 file, found {len(found)}")
-            weights = found[0]
-        else:
-            weights = "imagenet"
     inputs = tf.keras.Input((size, size, 3), name="image")
     try:
         backbone = builder(
             include_top=False,
-            weights=None if weights and weights != "imagenet" else weights,
+            weights="imagenet" if weights == "imagenet" else None,
             input_shape=(size, size, 3),
             pooling="avg",
         )
@@ -122,11 +132,13 @@ def build_model(job: TrainingJob, hp: Dict[str, Any], num_classes: int, steps: i
             backbone.load_weights(weights)
     except Exception as err:  # noqa: BLE001 - no internet, or a file of another network
         raise ClientError(
-            "cannot load ImageNet weights for {}: {}".format(hp["model_name"], str(err).splitlines()[0])
+            "cannot load ImageNet weights for {} from {}: {}".format(
+                hp["model_name"], os.path.basename(weights or ""), str(err).splitlines()[0]
+            )
         ) from None
     if hp["train_only_top_layer"]:
         backbone.trainable = False
-    if not hp["use_pretrained_model"] and steps * hp["epochs"] < 5000:
+    if short_run:
         # few optimisation steps: BatchNorm's moving statistics (momentum 0.99) would not
         # converge and validation would score near chance; follow the batches faster
         for layer in backbone.layers:
@@ -134,28 +146,217 @@ def build_model(job: TrainingJob, hp: Dict[str, Any], num_classes: int, steps: i
                 layer.momentum = 0.9
     x = backbone(inputs, training=not hp["train_only_top_layer"])
     x = tf.keras.layers.Dropout(hp["dropout_rate"])(x)
+    binary = hp["binary_mode"]
     outputs = tf.keras.layers.Dense(
-        num_classes,
-        activation="softmax",
+        1 if binary else num_classes,
+        activation="sigmoid" if binary else "softmax",
         kernel_regularizer=tf.keras.regularizers.l2(hp["regularizers_l2"]),
+        dtype="float32",  # probabilities in float32 under mixed precision too
         name="top",
     )(x)
     return tf.keras.Model(inputs, outputs)
 
 
+def backbone_of(model: tf.keras.Model) -> tf.keras.Model:
+    return next(layer for layer in model.layers if isinstance(layer, tf.keras.Model))
+
+
+def recalibrate_batchnorm(model: tf.keras.Model, batches: tf.data.Dataset, limit: int = 100) -> int:
+    """Re-estimate every BatchNorm's moving statistics as the plain mean of the statistics of up
+    to ``limit`` training batches ("precise BN"). After a short run the moving averages still
+    lag the weights, and validation would score near chance while training accuracy is high.
+    Returns the number of batches used."""
+    layers = [layer for layer in backbone_of(model).layers if isinstance(layer, tf.keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in layers]
+    used = 0
+    try:
+        for used, (images, _) in enumerate(batches.take(limit), start=1):
+            for layer in layers:
+                layer.momentum = (used - 1) / used  # the running mean of the batch statistics
+            backbone_of(model)(images, training=True)
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+    return used
+
+
+class EarlierModel(NamedTuple):
+    folder: str
+    hyperparameters: Dict[str, Any]
+    labels: List[str]
+
+
+def read_earlier_model(job: TrainingJob) -> Optional[EarlierModel]:
+    """The model channel's model, for incremental training (None without a model channel)."""
+    if "model" not in job.channels:
+        return None
+    folder = earlier_model(job.channels["model"])
+    with open(os.path.join(folder, "model-info.json")) as f:
+        info = json.load(f)
+    if info.get("backend") != "tensorflow" or not os.path.exists(os.path.join(folder, KERAS_WEIGHTS)):
+        raise ClientError(
+            f"the model channel's model was not trained by this TensorFlow backend (no {KERAS_WEIGHTS}): "
+            "incremental training continues a model of the same backend"
+        )
+    with open(os.path.join(folder, "hyperparameters.json")) as f:
+        hyperparameters = json.load(f)
+    return EarlierModel(folder, hyperparameters, list(info["labels"]))
+
+
+def continue_network(raw: Dict[str, Any], hp: Dict[str, Any], earlier: EarlierModel) -> Dict[str, Any]:
+    """Incremental training keeps the earlier network: its model_name and image_size apply
+    unless set, and must be the same when set."""
+    hp = dict(hp)
+    for name in ("model_name", "image_size"):
+        before = earlier.hyperparameters.get(name)
+        if name in raw and hp[name] != before:
+            raise ClientError(
+                f"hyperparameter {name}: {hp[name]}, but the model channel's model was trained with {before}: "
+                "incremental training continues the same network"
+            )
+        hp[name] = before
+    return hp
+
+
+def keep_top_layer(setting: str, earlier: EarlierModel, names: List[str], binary: bool) -> bool:
+    """reinitialize_top_layer: True starts a new top layer, False keeps the earlier one (the
+    classes must be the same), Auto keeps it when the classes are the same."""
+    same = earlier.labels == names and bool(earlier.hyperparameters.get("binary_mode")) == binary
+    if setting == "False" and not same:
+        raise ClientError(
+            f"hyperparameter reinitialize_top_layer: False, but the model channel's model has the classes "
+            f"{earlier.labels} and this data {names}: set True or Auto to train a new top layer"
+        )
+    return setting != "True" and same
+
+
+def load_earlier(model: tf.keras.Model, hp: Dict[str, Any], earlier: EarlierModel, keep_top: bool) -> None:
+    """Copy the earlier model's backbone (and top layer, ``keep_top``) into ``model``."""
+    previous_hp = dict(hp, binary_mode=bool(earlier.hyperparameters.get("binary_mode")))
+    previous = build_model(previous_hp, len(earlier.labels), None, short_run=False)
+    try:
+        previous.load_weights(os.path.join(earlier.folder, KERAS_WEIGHTS))
+    except Exception as err:  # noqa: BLE001 - a file of another network
+        raise ClientError(
+            f"the model channel's {KERAS_WEIGHTS} does not fit {hp['model_name']}: {str(err).splitlines()[0]}"
+        ) from None
+    backbone_of(model).set_weights(backbone_of(previous).get_weights())
+    if keep_top:
+        model.get_layer("top").set_weights(previous.get_layer("top").get_weights())
+    log.info("Incremental training: %s the earlier top layer", "keeping" if keep_top else "reinitializing")
+
+
 class EpochLog(tf.keras.callbacks.Callback):
-    """The TF algorithm's metric lines: '- loss: 0.3 - accuracy: 0.9 - val_loss: ... - val_accuracy: ...'."""
+    """The TF algorithm's metric lines, '- loss: 0.3 - accuracy: 0.9 - val_loss: ... -
+    val_accuracy: ...', and a progress line every ``every`` seconds within long epochs."""
 
-    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, float]] = None) -> None:
-        parts = " ".join(f"- {k}: {v:.4f}" for k, v in (logs or {}).items() if not k.startswith("learning"))
-        log.info("Epoch %d/%d %s", epoch + 1, self.params.get("epochs", 0), parts)
+    def __init__(self, steps: int, every: float) -> None:
+        super().__init__()
+        self.steps, self.every = steps, every
+        self.epoch, self.last = 0, 0.0
+
+    @staticmethod
+    def _metrics(logs: Optional[Dict[str, Any]]) -> str:
+        return " ".join(f"- {k}: {float(v):.4f}" for k, v in (logs or {}).items() if not k.startswith("learning"))
+
+    def on_epoch_begin(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+        self.epoch, self.last = epoch, time.monotonic()
+
+    def on_train_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+        if time.monotonic() - self.last >= self.every and batch + 1 < self.steps:
+            self.last = time.monotonic()
+            total = self.params.get("epochs", 0)
+            log.info("Epoch %d/%d step %d/%d %s", self.epoch + 1, total, batch + 1, self.steps, self._metrics(logs))
+
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+        log.info("Epoch %d/%d %s", epoch + 1, self.params.get("epochs", 0), self._metrics(logs))
 
 
-def export(
-    model: tf.keras.Model, job: TrainingJob, hp: Dict[str, Any], names: List[str], report: Dict[str, Any]
+def fit_across_workers(
+    model: tf.keras.Model,
+    cluster: Cluster,
+    hp: Dict[str, Any],
+    data: Tuple[tf.data.Dataset, tf.data.Dataset],
+    steps: Tuple[int, int],
+    backup: str,
 ) -> None:
-    """SavedModel in 1/ with a signature on encoded bytes, plus labels, evaluation and code/."""
+    """What model.fit does, for MultiWorkerMirroredStrategy, which Keras 3's fit cannot drive
+    (keras-team/keras#20585): synchronous steps on every worker (the optimizer all-reduces the
+    gradients), the same epoch lines, a checkpoint per epoch to resume from, early stopping on
+    val_loss. ``data`` and ``steps``: (train, validation)."""
+    strategy, global_batch = cluster.strategy, hp["batch_size"] * cluster.strategy.num_replicas_in_sync
+    with strategy.scope():
+        per_example = loss_function(hp, hp["label_smoothing"])
+        per_example.reduction = "none"
+        optimizer_ = model.optimizer
+        optimizer_.build(model.trainable_variables)
+        names = ["loss", "accuracy"] + ([hp["eval_metric"]] if hp["eval_metric"] != "accuracy" else [])
+        train_metrics = [tf.keras.metrics.Mean(name="loss"), *(eval_metric(dict(hp, eval_metric=n)) for n in names[1:])]
+        val_metrics = [tf.keras.metrics.Mean(name="loss"), *(eval_metric(dict(hp, eval_metric=n)) for n in names[1:])]
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer_, epoch=epoch)
+    manager = tf.train.CheckpointManager(checkpoint, backup, max_to_keep=1)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint)
+        log.info("Resuming after epoch %d from %s", int(epoch.numpy()), manager.latest_checkpoint)
+
+    def update(metrics: List[Any], targets: tf.Tensor, scores: tf.Tensor) -> None:
+        metrics[0].update_state(per_example(targets, scores))
+        for metric in metrics[1:]:
+            metric.update_state(targets, scores)
+
+    @tf.function
+    def train_step(iterator: Any) -> None:
+        def step(images: tf.Tensor, targets: tf.Tensor) -> None:
+            with tf.GradientTape() as tape:
+                scores = model(images, training=True)
+                loss = tf.nn.compute_average_loss(per_example(targets, scores), global_batch_size=global_batch)
+                if model.losses:
+                    loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+                scaled = optimizer_.scale_loss(loss) if hasattr(optimizer_, "scale_loss") else loss
+            grads = tape.gradient(scaled, model.trainable_variables)
+            optimizer_.apply_gradients(zip(grads, model.trainable_variables))
+            update(train_metrics, targets, scores)
+
+        strategy.run(step, args=next(iterator))
+
+    @tf.function
+    def val_step(iterator: Any) -> None:
+        def step(images: tf.Tensor, targets: tf.Tensor) -> None:
+            update(val_metrics, targets, model(images, training=False))
+
+        strategy.run(step, args=next(iterator))
+
+    train_batches = iter(strategy.experimental_distribute_dataset(data[0]))
+    val_batches = iter(strategy.experimental_distribute_dataset(data[1]))
+    best, waited = float("inf"), 0
+    for number in range(int(epoch.numpy()), hp["epochs"]):
+        for metric in train_metrics + val_metrics:
+            metric.reset_state()
+        for _ in range(steps[0]):
+            train_step(train_batches)
+        for _ in range(steps[1]):
+            val_step(val_batches)
+        logs = {m.name: float(m.result()) for m in train_metrics}
+        logs.update({"val_" + m.name: float(m.result()) for m in val_metrics})
+        log.info("Epoch %d/%d %s", number + 1, hp["epochs"], EpochLog._metrics(logs))
+        epoch.assign(number + 1)
+        manager.save()
+        if hp["early_stopping"]:
+            if logs["val_loss"] < best - hp["early_stopping_min_delta"]:
+                best, waited = logs["val_loss"], 0
+            else:
+                waited += 1
+                if waited >= hp["early_stopping_patience"]:
+                    log.info("Early stopping after epoch %d", number + 1)
+                    break
+
+
+def export(model: tf.keras.Model, folder: str, hp: Dict[str, Any], names: List[str], report: Dict[str, Any]) -> None:
+    """SavedModel in 1/ with a signature on encoded bytes, the Keras weights (for incremental
+    training), labels, evaluation and code/."""
     preprocess = make_preprocess(hp["image_size"], hp["image_resize_interpolation"])
+    binary = hp["binary_mode"]
 
     class Serving(tf.Module):
         def __init__(self) -> None:
@@ -165,11 +366,15 @@ def export(
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
         def serve(self, image_bytes: tf.Tensor) -> Dict[str, tf.Tensor]:
             images = tf.map_fn(preprocess, image_bytes, fn_output_signature=tf.float32)
-            return {"probabilities": self.model(images, training=False)}
+            scores = tf.cast(self.model(images, training=False), tf.float32)
+            if binary:  # the same response as any two-class model: [P(class 0), P(class 1)]
+                scores = tf.concat([1.0 - scores, scores], axis=1)
+            return {"probabilities": scores}
 
     module = Serving()
-    folder = os.path.join(job.model_dir, "1")
-    tf.saved_model.save(module, folder, signatures={"serving_default": module.serve})
+    tf.saved_model.save(module, os.path.join(folder, "1"), signatures={"serving_default": module.serve})
+    os.makedirs(os.path.join(folder, os.path.dirname(KERAS_WEIGHTS)), exist_ok=True)
+    model.save_weights(os.path.join(folder, KERAS_WEIGHTS))
     info = {
         "backend": "tensorflow",
         "saved_model": "1",
@@ -179,35 +384,74 @@ def export(
         "multi_label": False,
     }
     for name, content in (("model-info.json", info), ("labels.json", names), ("hyperparameters.json", hp)):
-        with open(os.path.join(job.model_dir, name), "w") as f:
+        with open(os.path.join(folder, name), "w") as f:
             json.dump(content, f, indent=2)
-    code = os.path.join(job.model_dir, "code", "image_training")
+    code = os.path.join(folder, "code", "image_training")
     os.makedirs(code, exist_ok=True)
     here = os.path.dirname(os.path.abspath(__file__))
     for name in INFERENCE_MODULES:
         shutil.copyfile(os.path.join(here, name), os.path.join(code, name))
-    with open(os.path.join(job.model_dir, "code", "inference.py"), "w") as f:
+    with open(os.path.join(folder, "code", "inference.py"), "w") as f:
         f.write(
             '"""Inference handlers of this model (imgclf): TF Serving\'s and model_fn/... for imgclf serve."""\n'
             "from image_training.tf_inference import input_fn, input_handler, model_fn, output_fn, output_handler, predict_fn  # noqa: F401\n"
         )
-    write_evaluation(report, job.model_dir)
+    write_evaluation(report, folder)
 
 
-def train(job: TrainingJob, hp: Dict[str, Any], data: PreparedData) -> Dict[str, Any]:
+def evaluate(
+    model: tf.keras.Model, hp: Dict[str, Any], data: PreparedData, num_classes: int, names: List[str]
+) -> Dict[str, Any]:
+    """evaluation.json over the whole validation channel (on every worker, unsharded), with
+    the eval_metric's value."""
+    infer = tf.function(lambda x: model(x, training=False))
+    outputs, targets = [], []
+    for images, target in dataset(data.validation.rec, hp, num_classes, False, hp["batch_size"]):
+        outputs.append(tf.cast(infer(images), tf.float32).numpy())
+        targets.append(target.numpy())
+    raw, truth = np.concatenate(outputs), np.concatenate(targets)
+    metric = eval_metric(hp)
+    metric.update_state(truth, raw)
+    loss = float(loss_function(hp, 0.0)(truth, raw))
+    if hp["binary_mode"]:
+        scores, labels = np.concatenate([1.0 - raw, raw], axis=1), truth[:, 0].astype(np.int64)
+    else:
+        scores, labels = raw, truth.argmax(axis=1)
+    report = single_label_report(scores, labels, names, loss, None, best_epoch=None)
+    report["eval_metric"] = {"name": hp["eval_metric"], "value": float(metric.result())}
+    return report
+
+
+def train(
+    job: TrainingJob, hp: Dict[str, Any], data: PreparedData, cluster: Cluster, earlier: Optional[EarlierModel]
+) -> Dict[str, Any]:
     num_classes = max(data.num_classes, hp["num_classes"] or 0)
-    steps = max(1, -(-data.train.samples // hp["batch_size"]))
-    train_data = dataset(data.train.rec, hp, num_classes, True)
-    val_data = dataset(data.validation.rec, hp, num_classes, False)
-    model = build_model(job, hp, num_classes, steps)
-    model.compile(
-        optimizer=optimizer(hp),
-        loss=tf.keras.losses.CategoricalCrossentropy(label_smoothing=hp["label_smoothing"]),
-        metrics=["accuracy"],
-    )
+    names = label_names_for(num_classes, data.label_names)
+    if hp["binary_mode"] and num_classes != 2:
+        raise ClientError(f"hyperparameter binary_mode: needs a dataset of two classes, this one has {num_classes}")
+    strategy, replicas = cluster.strategy, cluster.strategy.num_replicas_in_sync
+    global_batch = hp["batch_size"] * replicas  # batch_size is per replica (per GPU)
+    steps = max(1, -(-data.train.samples // global_batch))
+    multi = cluster.workers > 1
+    shard = (cluster.worker, cluster.workers)
+    train_data = dataset(data.train.rec, hp, num_classes, True, global_batch, shard, repeat=multi)
+    val_data = dataset(data.validation.rec, hp, num_classes, False, global_batch, shard, repeat=multi)
+    with strategy.scope():
+        weights = backbone_weights(job, hp)
+        short_run = weights is None and earlier is None and steps * hp["epochs"] < SHORT_RUN_STEPS
+        model = build_model(hp, num_classes, weights, short_run)
+        if earlier is not None:
+            load_earlier(
+                model, hp, earlier, keep_top_layer(hp["reinitialize_top_layer"], earlier, names, hp["binary_mode"])
+            )
+        metrics: List[Any] = ["accuracy"]
+        if hp["eval_metric"] != "accuracy":
+            metrics.append(eval_metric(hp))
+        model.compile(optimizer=optimizer(hp), loss=loss_function(hp, hp["label_smoothing"]), metrics=metrics)
+    backup = "backup" if not multi else f"backup-{job.current_host}"  # hosts share the checkpoint prefix
     callbacks: List[tf.keras.callbacks.Callback] = [
-        tf.keras.callbacks.BackupAndRestore(os.path.join(job.checkpoint_dir, "backup")),
-        EpochLog(),
+        tf.keras.callbacks.BackupAndRestore(os.path.join(job.checkpoint_dir, backup)),
+        EpochLog(steps, float(os.environ.get("IMGCLF_PROGRESS_SECONDS") or 30)),
     ]
     if hp["early_stopping"]:
         callbacks.append(
@@ -219,20 +463,32 @@ def train(job: TrainingJob, hp: Dict[str, Any], data: PreparedData) -> Dict[str,
             )
         )
     log.info(
-        "Training %s (%s) at %dx%d on %d images",
+        "Training %s (%s) at %dx%d on %d images, %d replica(s) on %d worker(s), %s",
         hp["model_name"],
-        "ImageNet weights" if hp["use_pretrained_model"] else "from scratch",
+        "continuing an earlier model" if earlier else "ImageNet weights" if weights else "from scratch",
         hp["image_size"],
         hp["image_size"],
         data.train.samples,
+        replicas,
+        cluster.workers,
+        tf.keras.mixed_precision.global_policy().name,
     )
-    model.fit(train_data, validation_data=val_data, epochs=hp["epochs"], callbacks=callbacks, verbose=2)
-    scores = model.predict(val_data, verbose=0)
-    labels = np.array([label for _, label in records(data.validation.rec)])
-    loss = float(tf.keras.losses.CategoricalCrossentropy()(tf.one_hot(labels, num_classes), scores))
-    names = label_names_for(num_classes, data.label_names)
-    report = single_label_report(scores, labels, names, loss, None, best_epoch=None)
-    export(model, job, hp, names, report)
+    if multi:
+        val_steps = max(1, -(-data.validation.samples // global_batch))
+        backup_dir = os.path.join(job.checkpoint_dir, backup)
+        fit_across_workers(model, cluster, hp, (train_data, val_data), (steps, val_steps), backup_dir)
+    else:
+        model.fit(train_data, validation_data=val_data, epochs=hp["epochs"], callbacks=callbacks, verbose=0)
+    if not hp["train_only_top_layer"] and steps * hp["epochs"] < SHORT_RUN_STEPS:
+        plain = dict(hp, augmentation=False)
+        batches = dataset(data.train.rec, plain, num_classes, False, hp["batch_size"], shard)
+        log.info("BatchNorm statistics re-estimated on %d training batches", recalibrate_batchnorm(model, batches))
+    report = evaluate(model, hp, data, num_classes, names)
+    # every worker saves (the strategy may need all of them); the first one's is the model
+    folder = job.model_dir if cluster.worker == 0 else tempfile.mkdtemp(prefix="imgclf-worker-model-")
+    export(model, folder, hp, names, report)
+    if folder != job.model_dir:
+        shutil.rmtree(folder, ignore_errors=True)
     return report
 
 
@@ -240,30 +496,26 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     job = TrainingJob.from_environment(argv)
     hp = tf_hyperparameters.parse(job.hyperparameters)
-    for name, unsupported, what in (
-        ("binary_mode", hp["binary_mode"], "a single sigmoid output"),
-        ("eval_metric", hp["eval_metric"] != "accuracy", "metrics other than accuracy"),
-    ):
-        if unsupported:
-            raise ClientError(f"hyperparameter {name}: {what} is not available in this version yet")
-    if "model" in job.channels:
-        raise ClientError("the model channel: incremental training is not available in the TensorFlow backend yet")
-    if len(job.hosts) > 1:
-        raise ClientError(f"training on {len(job.hosts)} instances is not available in the TensorFlow backend yet")
+    earlier = read_earlier_model(job)
+    if earlier is not None:
+        hp = continue_network(job.hyperparameters, hp, earlier)
     size = hp["image_size"]
     options = ValidationOptions(
         num_classes=hp["num_classes"], image_shape=(3, size, size), resize=size, mini_batch_size=1
     )
     work_dir = tempfile.mkdtemp(prefix="imgclf-data-")
     try:
-        data = prepare(job, options, work_dir)
+        # packing forks worker processes: before the strategy starts TensorFlow's threads
+        data = prepare(job, options, work_dir, validation_split=hp["validation_split_ratio"])
+        cluster = distribution(job)  # before any other TensorFlow op
+        tf.keras.mixed_precision.set_global_policy(precision_policy(job))
         if hp["num_classes"] is not None and data.num_classes > hp["num_classes"]:
             raise ClientError(
                 "hyperparameter num_classes: {} but the labels reach class {}".format(
                     hp["num_classes"], data.num_classes - 1
                 )
             )
-        report = train(job, hp, data)
+        report = train(job, hp, data, cluster, earlier)
         write_evaluation(report, job.output_data_dir)
         log.info("Validation accuracy %.4f", report["accuracy"])
     finally:

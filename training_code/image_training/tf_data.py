@@ -1,0 +1,86 @@
+"""The TensorFlow backend's input pipeline: RecordIO records streamed into tf.data, decoded and
+resized in parallel by the same function the serving signature uses, batched and prefetched."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Iterator, List, Tuple
+
+import tensorflow as tf
+
+from image_dataset.recordio import RecordIOReader, unpack
+
+
+def records(rec: str, shard: int = 0, shards: int = 1) -> Iterator[Tuple[bytes, int]]:
+    """(encoded image, class id) of every ``shards``-th record of a .rec file from ``shard``,
+    streamed; a record with a vector label counts by its first value, as im2rec's do."""
+    with open(rec, "rb") as f:
+        for number, (_, record) in enumerate(RecordIOReader(f, os.path.basename(rec))):
+            if number % shards != shard:
+                continue
+            header, image = unpack(record)
+            label = header.label if not isinstance(header.label, tuple) else header.label[0]
+            yield image, int(label)
+
+
+def make_preprocess(size: int, interpolation: str) -> Any:
+    """Encoded image bytes -> a float32 size x size x 3 tensor in [0, 255]. The same function
+    feeds training, validation and the serving signature."""
+
+    def preprocess(data: tf.Tensor) -> tf.Tensor:
+        image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        image = tf.image.resize(image, (size, size), method=interpolation)
+        return tf.ensure_shape(tf.cast(image, tf.float32), (size, size, 3))
+
+    return preprocess
+
+
+def augmentation(hp: Dict[str, Any]) -> tf.keras.Sequential:
+    """The TF algorithm's augmentation: random flip, rotation and zoom of training batches."""
+    layers: List[tf.keras.layers.Layer] = []
+    if hp["augmentation_random_flip"] != "None":
+        layers.append(tf.keras.layers.RandomFlip(hp["augmentation_random_flip"]))
+    if hp["augmentation_random_rotation"] > 0:
+        layers.append(tf.keras.layers.RandomRotation(hp["augmentation_random_rotation"]))
+    if hp["augmentation_random_zoom"] > 0:
+        layers.append(tf.keras.layers.RandomZoom(hp["augmentation_random_zoom"]))
+    return tf.keras.Sequential(layers)
+
+
+def encode_label(num_classes: int, binary: bool) -> Any:
+    """Class id -> the training target: one-hot, or one 0/1 value for the binary head."""
+    if binary:
+        return lambda y: tf.reshape(tf.cast(y, tf.float32), (1,))
+    return lambda y: tf.one_hot(y, num_classes)
+
+
+def dataset(
+    rec: str,
+    hp: Dict[str, Any],
+    num_classes: int,
+    train: bool,
+    batch_size: int,
+    shard: Tuple[int, int] = (0, 1),
+    repeat: bool = False,
+) -> tf.data.Dataset:
+    """Batches of (images, targets) from a .rec file. ``shard`` (index, count) keeps one worker's
+    share of the records, chosen before decoding; ``repeat`` makes the stream endless (workers
+    with shares of unequal size then run the same number of steps)."""
+    preprocess = make_preprocess(hp["image_size"], hp["image_resize_interpolation"])
+    target = encode_label(num_classes, hp["binary_mode"])
+    data = tf.data.Dataset.from_generator(
+        lambda: records(rec, *shard), output_signature=(tf.TensorSpec((), tf.string), tf.TensorSpec((), tf.int32))
+    )
+    if train:
+        data = data.shuffle(2048, reshuffle_each_iteration=True)
+    if repeat:
+        data = data.repeat()
+    data = data.map(lambda x, y: (preprocess(x), target(y)), num_parallel_calls=tf.data.AUTOTUNE)
+    data = data.batch(batch_size)
+    if train and hp["augmentation"]:
+        augment = augmentation(hp)
+        data = data.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    # each worker reads its own share (``shard``): tf.distribute must not shard again
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return data.with_options(options).prefetch(tf.data.AUTOTUNE)
