@@ -76,6 +76,7 @@ diagrams: $(VENV)/.ready
 bench: env
 	$(VENV)/bin/python bench/validate_recordio.py
 	$(VENV_MXNET)/bin/python bench/mxnet_backend.py
+	$(VENV_TF)/bin/python bench/tf_backend.py
 
 # Re-resolve requirements/NAME.in into the lock requirements/NAME.txt (keeps its header line).
 lock:

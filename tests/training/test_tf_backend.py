@@ -35,6 +35,7 @@ def test_defaults_are_the_tf_algorithms() -> None:
         ({"augmentation_random_flip": "diagonal"}, "augmentation_random_flip"),
         ({"train_only_top_layer": "True", "use_pretrained_model": "0"}, "train_only_top_layer"),
         ({"image_size": "8"}, "image_size"),
+        ({"model_name": "inception_v3", "image_size": "64"}, "image_size"),
         ({"epochs": "0"}, "epochs"),
     ],
 )

@@ -47,6 +47,12 @@ out["binary"] = {"outputs": binary.units, "activation": binary.activation.__name
 out["metrics"] = {name: type(eval_metric(hp(eval_metric=name, binary_mode=b))).__name__
                   for name in ("accuracy", "precision", "recall", "auc") for b in (0,)}
 out["binary_accuracy"] = type(eval_metric(hp(binary_mode=1))).__name__
+out["families"] = {}
+for name, size in (("mobilenet_v3_small", 32), ("inception_v3", 75), ("resnet50", 32), ("resnet50_v2", 32),
+                   ("efficientnet_b0", 32), ("efficientnet_v2_b0", 32)):
+    net = build_model(hp(model_name=name, use_pretrained_model=0, image_size=size), 4, None, True)
+    scores = net(tf.zeros((2, size, size, 3)), training=False).numpy()
+    out["families"][name] = [list(scores.shape), round(float(scores.sum()), 3)]
 out["replicas"] = cluster.strategy.num_replicas_in_sync
 out["policies"] = [precision_policy(job), precision_policy(job._replace(num_gpus=1))]
 tf.keras.mixed_precision.set_global_policy("mixed_float16")
@@ -81,6 +87,11 @@ def test_head_input_size_and_batchnorm_momentum(probe) -> None:
     assert model["input"] == [None, 32, 32, 3] and model["outputs"] == 5 and model["activation"] == "softmax"
     assert model["l2"] == pytest.approx(0.01) and model["dropout"] == [0.3]
     assert model["bn_momenta"] == [0.9] and model["long_run_momenta"] == [0.999]  # MobileNetV2 keeps its own
+
+
+def test_every_model_family_builds_and_answers_probabilities(probe) -> None:
+    for name, (shape, total) in probe["families"].items():
+        assert shape == [2, 4] and total == pytest.approx(2.0, abs=1e-3), name
 
 
 def test_binary_mode_is_one_sigmoid(probe) -> None:

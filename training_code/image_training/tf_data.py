@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, Iterator, List, Tuple
 
+import numpy as np
 import tensorflow as tf
 
 from image_dataset.recordio import RecordIOReader, unpack
@@ -21,6 +22,24 @@ def records(rec: str, shard: int = 0, shards: int = 1) -> Iterator[Tuple[bytes, 
             header, image = unpack(record)
             label = header.label if not isinstance(header.label, tuple) else header.label[0]
             yield image, int(label)
+
+
+CHUNK = 256  # records handed from Python to tf.data at a time
+
+
+def record_chunks(rec: str, shard: int = 0, shards: int = 1) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+    """``records`` in arrays of up to CHUNK (encoded images, class ids): one Python-to-TensorFlow
+    hand-over per chunk instead of per image."""
+    images: List[bytes] = []
+    labels: List[int] = []
+    for image, label in records(rec, shard, shards):
+        images.append(image)
+        labels.append(label)
+        if len(images) == CHUNK:
+            yield np.array(images, dtype=object), np.array(labels, dtype=np.int32)
+            images, labels = [], []
+    if images:
+        yield np.array(images, dtype=object), np.array(labels, dtype=np.int32)
 
 
 def make_preprocess(size: int, interpolation: str) -> Any:
@@ -69,13 +88,17 @@ def dataset(
     preprocess = make_preprocess(hp["image_size"], hp["image_resize_interpolation"])
     target = encode_label(num_classes, hp["binary_mode"])
     data = tf.data.Dataset.from_generator(
-        lambda: records(rec, *shard), output_signature=(tf.TensorSpec((), tf.string), tf.TensorSpec((), tf.int32))
-    )
+        lambda: record_chunks(rec, *shard),
+        output_signature=(tf.TensorSpec((None,), tf.string), tf.TensorSpec((None,), tf.int32)),
+    ).unbatch()
     if train:
         data = data.shuffle(2048, reshuffle_each_iteration=True)
     if repeat:
         data = data.repeat()
-    data = data.map(lambda x, y: (preprocess(x), target(y)), num_parallel_calls=tf.data.AUTOTUNE)
+    # training order is random anyway: let whichever decode finishes first go first
+    data = data.map(
+        lambda x, y: (preprocess(x), target(y)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=not train
+    )
     data = data.batch(batch_size)
     if train and hp["augmentation"]:
         augment = augmentation(hp)

@@ -33,6 +33,9 @@ MODELS: Dict[str, Tuple[str, int]] = {
     "efficientnet_v2_l": ("EfficientNetV2L", 480),
 }
 
+# the smallest input some keras.applications networks accept (the others: image_size's minimum)
+MIN_IMAGE_SIZE = {"inception_v3": 75}
+
 SCHEMA = Schema(
     "tensorflow",
     [
@@ -140,4 +143,7 @@ def parse(raw: Dict[str, Any]) -> Dict[str, Any]:
             "train_only_top_layer", "needs use_pretrained_model=1: a random network has nothing to keep"
         )
     hp["image_size"] = hp["image_size"] or MODELS[hp["model_name"]][1]
+    smallest = MIN_IMAGE_SIZE.get(hp["model_name"], 0)
+    if hp["image_size"] < smallest:
+        raise HyperparameterError("image_size", f"{hp['model_name']} needs at least {smallest} pixels")
     return hp

@@ -509,6 +509,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         data = prepare(job, options, work_dir, validation_split=hp["validation_split_ratio"])
         cluster = distribution(job)  # before any other TensorFlow op
         tf.keras.mixed_precision.set_global_policy(precision_policy(job))
+        if data.multi_label:
+            raise ClientError(
+                "the dataset is multi-label (several labels per image): the TensorFlow backend trains one "
+                "class per image; use the MXNet backend with multi_label=1"
+            )
         if hp["num_classes"] is not None and data.num_classes > hp["num_classes"]:
             raise ClientError(
                 "hyperparameter num_classes: {} but the labels reach class {}".format(
