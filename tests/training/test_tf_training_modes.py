@@ -139,3 +139,29 @@ def test_two_workers_on_localhost_with_multi_worker_mirrored_strategy(tmp_path, 
     assert result.evaluation is not None and result.evaluation["samples"] > 0
     second = (tmp_path / "job" / "algo-2" / "job.log").read_text()
     assert "2 replica(s) on 2 worker(s)" in second and not any((tmp_path / "job" / "algo-2" / "model").iterdir())
+
+
+def write_rec(folder: Path, images: Path, label) -> None:
+    """One .rec/.idx per channel from the digit PNGs, with ``label(class_id)`` as each label."""
+    from image_dataset.recordio import RecordIOWriter, pack
+
+    for channel in ("train", "validation"):
+        (folder / channel).mkdir(parents=True)
+        files = sorted((images / channel).rglob("*.png"))
+        with RecordIOWriter(str(folder / channel / "data.rec"), str(folder / channel / "data.idx")) as writer:
+            for i, path in enumerate(files):
+                writer.write(pack(label(int(path.parent.name)), path.read_bytes(), id=i), key=i)
+
+
+def test_recordio_with_vector_labels_trains_and_multi_hot_is_refused(tmp_path, digits) -> None:
+    vector = tmp_path / "vector"
+    write_rec(vector, digits, lambda c: (float(c),))  # im2rec --pack-label: one class id in a vector
+    channels = {name: str(vector / name) for name in ("train", "validation")}
+    result = run(tmp_path / "job", channels, {**SMALL, "epochs": "3"})
+    assert result.exit_code == 0, result.log.read_text()[-3000:]
+    assert result.evaluation["label_names"] == ["0", "1", "2"] and result.evaluation["accuracy"] > 0.5
+
+    multi_hot = tmp_path / "multi-hot"
+    write_rec(multi_hot, digits, lambda c: [1.0 if i == c else 0.0 for i in range(3)])
+    refused = run(tmp_path / "refused", {name: str(multi_hot / name) for name in ("train", "validation")}, SMALL)
+    assert refused.exit_code == 1 and "the dataset is multi-label" in refused.failure
