@@ -5,6 +5,9 @@
           same encoded images held in memory                               target ratio >= 0.9
   train:  the backend's model and compile settings fed by its input pipeline vs a bare
           model.fit of the same network on the same images, decoded in memory  target >= 0.9
+  serve:  per request, the handler's image check (input_fn: a full decode, for a 400 before
+          the model) against the SavedModel's call (its own decode, resize and forward): the
+          share of the serving time the double decode costs        measured, no target
 
 Runs in .venv-tf (make bench does this):  .venv-tf/bin/python bench/tf_backend.py
 """
@@ -125,12 +128,40 @@ def bench_train(rec: str, model_name: str, size: int, batch: int, repeats: int) 
     return results
 
 
+def bench_serve(model_name: str, size: int, requests: int) -> Dict[str, float]:
+    import tempfile
+
+    from image_training import tf_inference
+    from image_training.tf_train import export
+
+    h = hp(model_name=model_name, image_size=size, use_pretrained_model=0)
+    folder = tempfile.mkdtemp(prefix="imgclf-bench-model-")
+    model = build_model(h, CLASSES, None, short_run=False)
+    export(model, folder, h, [str(i) for i in range(CLASSES)], {"accuracy": 0.0})
+    loaded = tf_inference.model_fn(folder)
+    body = photo(size, 1)
+
+    def timed(call: Callable[[], object]) -> float:
+        call()  # warm
+        samples = []
+        for _ in range(requests):
+            start = time.perf_counter()
+            call()
+            samples.append(time.perf_counter() - start)
+        return float(np.median(samples)) * 1000
+
+    check = timed(lambda: tf_inference.input_fn(body, "image/jpeg"))
+    predict = timed(lambda: tf_inference.predict_fn(body, loaded))
+    return {"check_ms": check, "predict_ms": predict}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input-images", type=int, default=4000)
     parser.add_argument("--train-images", type=int, default=640)
     parser.add_argument("--model", default="mobilenet_v3_small", choices=sorted(tf_hyperparameters.MODELS))
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()
     folder = str(ROOT / ".bench")
     os.makedirs(folder, exist_ok=True)
@@ -146,12 +177,20 @@ def main() -> None:
             args.model, tr["ours"], tr["bare"]
         )
     )
+    sv = bench_serve("mobilenet_v2", 224, args.requests)
+    print(
+        "serve  (mobilenet_v2 224x224, one 224px JPEG): input_fn check p50 {:.2f} ms, SavedModel call p50 {:.2f} ms".format(
+            sv["check_ms"], sv["predict_ms"]
+        )
+    )
     print(f"\nratios (cores: {os.cpu_count()}, TensorFlow {tf.__version__})")
     for name, value, target in (
         ("input throughput vs bare tf.data loop", inp["ours"] / inp["bare"], ">= 0.9"),
         ("training images/s vs bare model.fit", tr["ours"] / tr["bare"], ">= 0.9"),
     ):
         print(f"  {name:<44} {value:5.2f}x  (target {target})")
+    share = sv["check_ms"] / (sv["check_ms"] + sv["predict_ms"])
+    print(f"  {'share of serving time in the image check':<44} {share:5.1%}  (measured)")
 
 
 if __name__ == "__main__":
