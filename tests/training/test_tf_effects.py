@@ -19,7 +19,8 @@ job = TrainingJob("/tmp/m", "/tmp/o", "/tmp/o/d", "/tmp/c", {}, {}, {}, ["algo-1
 cluster = distribution(job)  # first: logical devices are set before TensorFlow starts
 import tensorflow as tf
 from image_training.tf_data import augmentation
-from image_training.tf_train import build_model, eval_metric, optimizer, precision_policy
+from image_training.tf_data import make_preprocess
+from image_training.tf_train import build_model, eval_metric, loss_function, optimizer, precision_policy
 
 def hp(**kw):
     return tf_hyperparameters.parse({k: str(v) for k, v in kw.items()})
@@ -47,6 +48,12 @@ out["binary"] = {"outputs": binary.units, "activation": binary.activation.__name
 out["metrics"] = {name: type(eval_metric(hp(eval_metric=name, binary_mode=b))).__name__
                   for name in ("accuracy", "precision", "recall", "auc") for b in (0,)}
 out["binary_accuracy"] = type(eval_metric(hp(binary_mode=1))).__name__
+truth = tf.one_hot([0, 1], 3)
+out["smoothed_loss"] = {str(v): float(loss_function(hp(label_smoothing=v), v)(truth, truth * 0.998 + 0.001))
+                        for v in (0.0, 0.3)}
+checker = tf.io.encode_png(tf.cast(tf.reshape(tf.tile([[0, 255], [255, 0]], [4, 4]), (8, 8, 1)) * tf.ones((1, 1, 3), tf.int32), tf.uint8))
+out["resized_values"] = {m: sorted({float(v) for v in make_preprocess(5, m)(checker).numpy().ravel()})
+                         for m in ("nearest", "bilinear")}
 out["families"] = {}
 for name, size in (("mobilenet_v3_small", 32), ("inception_v3", 75), ("resnet50", 32), ("resnet50_v2", 32),
                    ("efficientnet_b0", 32), ("efficientnet_v2_b0", 32)):
@@ -87,6 +94,12 @@ def test_head_input_size_and_batchnorm_momentum(probe) -> None:
     assert model["input"] == [None, 32, 32, 3] and model["outputs"] == 5 and model["activation"] == "softmax"
     assert model["l2"] == pytest.approx(0.01) and model["dropout"] == [0.3]
     assert model["bn_momenta"] == [0.9] and model["long_run_momenta"] == [0.999]  # MobileNetV2 keeps its own
+
+
+def test_label_smoothing_and_resize_interpolation(probe) -> None:
+    assert probe["smoothed_loss"]["0.0"] < 0.01 < 0.3 < probe["smoothed_loss"]["0.3"]
+    assert probe["resized_values"]["nearest"] == [0.0, 255.0]  # only the source's values
+    assert len(probe["resized_values"]["bilinear"]) > 2  # blends neighbours
 
 
 def test_every_model_family_builds_and_answers_probabilities(probe) -> None:

@@ -165,3 +165,23 @@ def test_recordio_with_vector_labels_trains_and_multi_hot_is_refused(tmp_path, d
     write_rec(multi_hot, digits, lambda c: [1.0 if i == c else 0.0 for i in range(3)])
     refused = run(tmp_path / "refused", {name: str(multi_hot / name) for name in ("train", "validation")}, SMALL)
     assert refused.exit_code == 1 and "the dataset is multi-label" in refused.failure
+
+
+def test_early_stopping_batch_size_and_num_classes_checked(tmp_path, digits) -> None:
+    values = {
+        **SMALL,
+        "epochs": "20",
+        "early_stopping": "1",
+        "early_stopping_patience": "1",
+        "early_stopping_min_delta": "100",  # no epoch improves that much: stop after patience
+        "batch_size": "16",
+    }
+    channels = {"train": str(digits / "train"), "validation": str(digits / "validation")}
+    result = run(tmp_path / "job", channels, values, extra_env={"IMGCLF_PROGRESS_SECONDS": "0"})
+    log = result.log.read_text()
+    assert result.exit_code == 0, log[-3000:]
+    assert re.findall(r"^Epoch (\d+)/20 - ", log, re.M) == ["1", "2"]
+    train_images = sum(1 for _ in (digits / "train").rglob("*.png"))
+    assert set(re.findall(r"^Epoch 1/20 step \d+/(\d+) ", log, re.M)) == {str(-(-train_images // 16))}
+    wrong = run(tmp_path / "wrong", channels, {**SMALL, "num_classes": "5"})  # the folders name three
+    assert wrong.exit_code == 1 and "num_classes is 5 but the dataset names 3 classes" in wrong.failure
