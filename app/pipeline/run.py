@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import re
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, List, NamedTuple, Optional
 
@@ -18,6 +17,7 @@ from image_dataset.pack import pack_channel
 from image_dataset.recordio import RecordIOReader, unpack
 from image_dataset.validate import ValidationOptions, load_index
 from lambdas.gate.logic import decide
+from lambdas.trigger.logic import execution_name
 
 from .endpoint import LocalEndpoint
 from .registry import APPROVED, REJECTED, ModelRegistry
@@ -44,7 +44,6 @@ DEFAULT_HYPERPARAMETERS = {
         "batch_size": "32",
     },
 }
-NAME_CHARS = re.compile(r"[^A-Za-z0-9-]")
 
 
 class RunResult(NamedTuple):
@@ -62,13 +61,6 @@ def dataset_version(root: Path) -> str:
         stat = path.stat()
         digest.update(f"{path.relative_to(root).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
-
-
-def execution_name(dataset: Path, version: str, config: Dict[str, Any]) -> str:
-    """At most 80 characters of [A-Za-z0-9-_], as a Step Functions execution name."""
-    config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
-    stem = NAME_CHARS.sub("-", dataset.resolve().name)[:50].strip("-") or "dataset"
-    return f"{stem}-{version[:12]}-{config_hash}"
 
 
 class PipelineRun:
@@ -153,8 +145,8 @@ class PipelineRun:
         )
         hps = self.hyperparameters(report)
         execution = execution_name(
-            self.dataset,
-            version,
+            self.dataset.name,
+            version[:12],
             {
                 "backend": self.backend,
                 "hyperparameters": hps,

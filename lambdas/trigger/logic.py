@@ -55,16 +55,16 @@ def effective_hyperparameters(backend: str, defaults: Mapping[str, str], descrip
     return {**defaults, **overrides}
 
 
-def execution_name(upload: Upload, config: Mapping[str, Any], rerun: str = "") -> str:
-    """At most 80 characters of [A-Za-z0-9-_]: readable name and version, then a hash of the
-    exact name, version and configuration (so sanitising never merges two datasets)."""
+def execution_name(name: str, version: str, config: Mapping[str, Any], rerun: str = "") -> str:
+    """The run of one dataset version under one configuration, in the cloud (the Step Functions
+    execution) and locally (imgclf pipeline run): at most 80 characters of [A-Za-z0-9-_],
+    readable name and version, then a hash of the exact name, version and configuration (so
+    sanitising never merges two datasets)."""
     digest = hashlib.sha256(
-        json.dumps({"name": upload.name, "version": upload.version, "config": config}, sort_keys=True).encode()
+        json.dumps({"name": name, "version": version, "config": config}, sort_keys=True).encode()
     ).hexdigest()[:16]
     suffix = f"-{digest}" + (f"_{rerun}" if rerun else "")
-    readable = "-".join(
-        p for p in (UNSAFE.sub("-", upload.name).strip("-"), UNSAFE.sub("-", upload.version).strip("-")) if p
-    )
+    readable = "-".join(p for p in (UNSAFE.sub("-", name).strip("-"), UNSAFE.sub("-", version).strip("-")) if p)
     readable = readable[: MAX_NAME - len(suffix)].rstrip("-") or "dataset"
     return readable + suffix
 
@@ -82,7 +82,7 @@ def workflow_input(
     described.pop("rerun", None)
     config = {"stage": stage_config_hash, "hyperparameters": hyperparameters, "descriptor": described}
     return {
-        "name": execution_name(upload, config, descriptor.rerun),
+        "name": execution_name(upload.name, upload.version, config, descriptor.rerun),
         "input": {
             "dataset": {
                 "bucket": upload.bucket,

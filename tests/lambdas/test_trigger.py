@@ -145,11 +145,15 @@ def test_other_keys_are_ignored() -> None:
 def test_execution_names_are_bounded_and_distinct() -> None:
     upload = parse_upload(BUCKET, "datasets/" + "n" * 200 + "/" + "v" * 200 + "/dataset.json")
     assert upload is not None
-    name = execution_name(upload, {"a": 1}, "tag")
+    name = execution_name(upload.name, upload.version, {"a": 1}, "tag")
     assert len(name) <= 80 and name.endswith("_tag")
     a = parse_upload(BUCKET, "datasets/a b/v1/dataset.json")
     b = parse_upload(BUCKET, "datasets/a-b/v1/dataset.json")
-    assert a is not None and b is not None and execution_name(a, {}) != execution_name(b, {})
+    assert (
+        a is not None
+        and b is not None
+        and execution_name(a.name, a.version, {}) != execution_name(b.name, b.version, {})
+    )
 
 
 def test_config_change_changes_the_name() -> None:
