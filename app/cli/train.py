@@ -25,7 +25,10 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--backend", choices=sorted(BACKENDS), default="mxnet")
     p.add_argument("--train", required=True, help="train channel: any dataset format (folder or file)")
-    p.add_argument("--validation", required=True, help="validation channel")
+    p.add_argument(
+        "--validation",
+        help="validation channel; the TensorFlow backend can do without (validation_split_ratio of train)",
+    )
     p.add_argument("--model", help="model channel: an earlier model.tar.gz (incremental training)")
     p.add_argument("--pretrained", help="pretrained channel: ImageNet weights (transfer learning)")
     p.add_argument(
@@ -63,7 +66,9 @@ def hyperparameters_from(args: argparse.Namespace) -> Dict[str, str]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    channels = {"train": args.train, "validation": args.validation}
+    channels = {"train": args.train}
+    if args.validation:
+        channels["validation"] = args.validation
     if args.model:
         channels["model"] = args.model
     if args.pretrained:
