@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, TextIO, Tuple
 from image_dataset.images import DEFAULT_MAX_PIXELS
 from image_dataset.layout import FORMATS, RECORDIO
 from image_dataset.manifest import AUTO, LABEL_CLASS_IDS, LABEL_MULTI_HOT
-from image_dataset.pack import PackOptions, plan, split, write_pack
+from image_dataset.pack import PackOptions, plan, split, write_label_names, write_pack
 from image_dataset.store import LocalStore
 from image_dataset.validate import ValidationOptions, load_index, validate_path
 
@@ -255,7 +255,8 @@ def run_pack(args: argparse.Namespace) -> int:
     for result in written:
         print(f"{result.prefix}.rec: {result.records} records (+ .idx, .lst)")
     if index.label_names:
-        print("labels: " + ", ".join(f"{i}={n}" for i, n in enumerate(index.label_names)))
+        names_file = write_label_names(out_dir, index.label_names)
+        print("labels: " + ", ".join(f"{i}={n}" for i, n in enumerate(index.label_names)) + f" (in {names_file})")
     return EXIT_OK
 
 

@@ -13,7 +13,7 @@ from typing import IO, Any, Callable, Dict, List, NamedTuple, Optional
 from app.local_sagemaker import LocalTrainingJob, collect
 from app.local_serving import content_type_of, invoke
 from image_dataset.layout import RECORDIO
-from image_dataset.pack import pack_channel
+from image_dataset.pack import pack_channel, write_label_names
 from image_dataset.recordio import RecordIOReader, unpack
 from image_dataset.validate import ValidationOptions, load_index
 from lambdas.gate.logic import decide
@@ -219,12 +219,16 @@ class PipelineRun:
             if channels[name]["format"] == RECORDIO:
                 data[name] = str(self.dataset / name)
                 continue
-            prefix = self.work / "packed" / execution / name
-            prefix.parent.mkdir(parents=True, exist_ok=True)
+            folder = self.work / "packed" / execution / name  # a RecordIO channel, with its class names
+            folder.mkdir(parents=True, exist_ok=True)
             root = index.store.local_path("")
             report = functools.partial(self.progress, "packing " + name)
-            pack_channel(index.channels[name][1], index.num_classes or 0, str(prefix), root, name == "train", report)
-            data[name] = str(prefix) + ".rec"
+            pack_channel(
+                index.channels[name][1], index.num_classes or 0, str(folder / name), root, name == "train", report
+            )
+            if index.label_names:
+                write_label_names(str(folder), index.label_names)
+            data[name] = str(folder)
         self._step("pack", "ok", "image channels packed into RecordIO")
         return data
 

@@ -124,3 +124,23 @@ def test_demo_with_the_tensorflow_backend(tmp_path, cli) -> None:
     assert registry.deployed()["version"] == 1
     report = next((work / "runs").iterdir()) / "report.html"
     assert "backend <b>tensorflow</b>" in report.read_text()
+
+
+def test_class_names_survive_packing_into_the_model(tmp_path, cli) -> None:
+    root = tmp_path / "named"
+    write_digits(str(root), classes=(0, 1))
+    for channel in ("train", "validation"):
+        for digit, name in (("0", "zero"), ("1", "one")):
+            (root / channel / digit).rename(root / channel / name)
+    work = tmp_path / "work"
+    code, out, err = cli(
+        "pipeline", "run", str(root), "--work", str(work), "--no-serve", "--threshold", "0", "--hp", "epochs=2"
+    )
+    assert code == 0, out + err
+    package = ModelRegistry(str(work / "registry"), "image-classification").versions()[0]
+    with tarfile.open(package["model"]) as tar:
+        labels = json.load(tar.extractfile("labels.json"))  # type: ignore[arg-type]
+    assert labels == ["one", "zero"]  # the folders' names, through the packed RecordIO
+    summary = json.loads(next((work / "runs").iterdir()).joinpath("summary.json").read_text())
+    right = int(summary["steps"][-1]["detail"].rsplit(": ", 1)[1].split()[0])
+    assert right >= 1  # the answers carry the names, so they can match the held-out truth

@@ -142,6 +142,38 @@ def test_pack_folders_roundtrip(tmp_path, cli, validate_json) -> None:
             assert image[:3] == b"\xff\xd8\xff"
     code, report = validate_json(out + ".rec", "--image-shape", "3,32,32")
     assert code == 0 and report["channels"]["train"]["image_size"]["min_height"] == 32
+    # RecordIO carries class ids only: the names travel in labels.json beside the .rec
+    assert json.loads((tmp_path / "labels.json").read_text()) == ["cat", "dog"] and "labels.json" in stdout
+    assert report["label_names"] == ["cat", "dog"]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('["cat", "cat"]', "names appear twice: cat"),
+        ('["cat"]', "names 1 classes, but class ids 1 appear"),
+        ("{not json", "not a JSON list of class names"),
+        ('["cat", ""]', "non-empty JSON list of non-empty strings"),
+    ],
+)
+def test_recordio_label_names_file_is_checked(tmp_path, validate_json, content, message) -> None:
+    for channel in ("train", "validation"):
+        write_rec(str(tmp_path / channel / "data.rec"), [(0.0, jpeg()), (1.0, jpeg())])
+    (tmp_path / "train" / "labels.json").write_text(content)
+    code, report = validate_json(str(tmp_path))
+    issue = next(e for e in report["errors"] if e["code"] == "LABEL_NAMES_INVALID")
+    assert code == 1 and issue["location"] == "train/labels.json" and message in issue["message"]
+
+
+def test_recordio_channels_with_different_label_names(tmp_path, validate_json) -> None:
+    for channel, names in (("train", '["cat", "dog"]'), ("validation", '["dog", "cat"]')):
+        write_rec(str(tmp_path / channel / "data.rec"), [(0.0, jpeg()), (1.0, jpeg())])
+        (tmp_path / channel / "labels.json").write_text(names)
+    code, report = validate_json(str(tmp_path))
+    assert code == 1 and codes(report) == ["LABEL_NAMES_INVALID"]
+    (tmp_path / "validation" / "labels.json").write_text('["cat", "dog"]')
+    code, report = validate_json(str(tmp_path))
+    assert code == 0 and report["label_names"] == ["cat", "dog"]
 
 
 def test_pack_train_ratio_and_lst_source(tmp_path, cli) -> None:

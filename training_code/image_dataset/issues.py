@@ -46,6 +46,11 @@ CODES: Dict[str, CodeInfo] = {
     ),
     "REC_BAD_HEADER": CodeInfo(ERROR, "A record is too short for its image-record header."),
     "REC_EMPTY_FILE": CodeInfo(ERROR, "A .rec file holds no record."),
+    "LABEL_NAMES_INVALID": CodeInfo(
+        ERROR,
+        "A RecordIO channel's labels.json is not a list of unique non-empty names covering every class id, "
+        "or the channels' lists differ.",
+    ),
     "IDX_SYNTAX": CodeInfo(ERROR, "A .idx line is not 'key<TAB>offset'."),
     "IDX_DUPLICATE_KEY": CodeInfo(ERROR, "A key appears twice in a .idx file."),
     "IDX_BAD_OFFSET": CodeInfo(ERROR, "A .idx offset is not the start of a record."),

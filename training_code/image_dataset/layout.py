@@ -19,6 +19,7 @@ RECORDIO, LST, MANIFEST, ANNOTATIONS, FOLDERS = "recordio", "lst", "manifest", "
 FORMATS = (RECORDIO, LST, MANIFEST, ANNOTATIONS, FOLDERS)
 CHANNELS = ("train", "validation")
 ANNOTATIONS_FILE = "annotations.json"
+LABELS_FILE = "labels.json"  # beside .rec files: the class names by id (RecordIO carries only ids)
 MANIFEST_EXTENSIONS = (".manifest", ".jsonl")
 
 

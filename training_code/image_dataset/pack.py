@@ -8,6 +8,7 @@ and the header id are the sample's .lst index, as im2rec writes them.
 from __future__ import annotations
 
 import io
+import json
 import os
 import random
 from multiprocessing import Pool
@@ -16,6 +17,7 @@ from typing import Callable, Iterator, List, NamedTuple, Optional, Sequence, Tup
 from PIL import Image
 
 from .issues import DatasetError
+from .layout import LABELS_FILE
 from .lst import format_lst_line
 from .recordio import RecordIOWriter, pack
 from .samples import CLASS_ID, Sample, multi_hot
@@ -163,3 +165,13 @@ def pack_channel(
         PackOptions(pass_through=True),
         progress=progress,
     )
+
+
+def write_label_names(folder: str, names: Sequence[str]) -> str:
+    """``labels.json`` in the folder of packed .rec files: the class names (index = class id),
+    which RecordIO records cannot carry. The validator and the training jobs read it."""
+    path = os.path.join(folder, LABELS_FILE)
+    with open(path + ".partial", "w", encoding="utf-8") as f:
+        json.dump(list(names), f, ensure_ascii=False, indent=1)
+    os.replace(path + ".partial", path)
+    return path

@@ -27,7 +27,7 @@ from .images import (
     check_ranges,
 )
 from .issues import CollectingSink, IssueSink
-from .layout import ANNOTATIONS, FOLDERS, LST, MANIFEST, RECORDIO, Channel, discover, is_image_file
+from .layout import ANNOTATIONS, FOLDERS, LABELS_FILE, LST, MANIFEST, RECORDIO, Channel, discover, is_image_file
 from .lst import parse_lst
 from .manifest import AUTO, ManifestReader
 from .recordio import location as record_location
@@ -312,6 +312,7 @@ class Validator:
         self.stats: Dict[str, ChannelStats] = {}
         self.s3_unchecked = 0
         self._current_stats: Optional[ChannelStats] = None
+        self.label_names_file: Optional[str] = None  # a RecordIO channel's labels.json, when read
 
     # -- entry point ----------------------------------------------------------------------
     def run(self) -> Dict[str, Any]:
@@ -341,6 +342,36 @@ class Validator:
             for c in folder_channels:
                 names.update(posixpath.basename(d) for d in c.files)
             self.label_names = sorted(names)
+        for channel in channels:
+            path = posixpath.join(channel.root, LABELS_FILE) if channel.root else LABELS_FILE
+            if channel.format != RECORDIO or not self.store.exists(path):
+                continue
+            listed = self._read_label_names(path)
+            if listed is None:
+                continue
+            if self.label_names is None:
+                self.label_names = listed
+            elif listed != self.label_names:
+                self.sink.report("LABEL_NAMES_INVALID", "differs from the other channel's class names", path)
+
+    def _read_label_names(self, path: str) -> Optional[List[str]]:
+        """The class names of a RecordIO channel's labels.json (a JSON list, index = class id)."""
+        import json
+
+        try:
+            names = json.loads(self.store.read(path).decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as err:
+            self.sink.report("LABEL_NAMES_INVALID", f"not a JSON list of class names: {err}", path)
+            return None
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) and n.strip() for n in names):
+            self.sink.report("LABEL_NAMES_INVALID", "must be a non-empty JSON list of non-empty strings", path)
+            return None
+        if len(set(names)) != len(names):
+            twice = sorted({n for n in names if names.count(n) > 1})[:5]
+            self.sink.report("LABEL_NAMES_INVALID", "names appear twice: " + ", ".join(twice), path)
+            return None
+        self.label_names_file = path
+        return names
 
     # -- RecordIO -------------------------------------------------------------------------
     def _recordio(self, channel: Channel, stats: ChannelStats) -> None:
@@ -672,6 +703,14 @@ class Validator:
                 f"num_classes is {o.num_classes} but the dataset names {len(self.label_names)} classes",
                 ".",
             )
+        if self.label_names_file and self.label_names:
+            beyond = sorted({c for s in self.stats.values() for c in s.class_counts if c >= len(self.label_names)})
+            if beyond:
+                self.sink.report(
+                    "LABEL_NAMES_INVALID",
+                    f"names {len(self.label_names)} classes, but class ids {', '.join(map(str, beyond[:10]))} appear",
+                    self.label_names_file,
+                )
         n = self._num_classes()
         if train and n and train.class_counts and n <= MAX_CLASSES:
             empty = sorted(set(range(n)) - set(train.class_counts))
