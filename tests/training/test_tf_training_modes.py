@@ -185,3 +185,15 @@ def test_early_stopping_batch_size_and_num_classes_checked(tmp_path, digits) -> 
     assert set(re.findall(r"^Epoch 1/20 step \d+/(\d+) ", log, re.M)) == {str(-(-train_images // 16))}
     wrong = run(tmp_path / "wrong", channels, {**SMALL, "num_classes": "5"})  # the folders name three
     assert wrong.exit_code == 1 and "num_classes is 5 but the dataset names 3 classes" in wrong.failure
+
+
+def test_mixed_precision_path_trains_and_serves(tmp_path, digits) -> None:
+    channels = {"train": str(digits / "train"), "validation": str(digits / "validation")}
+    result = run(tmp_path / "job", channels, {**SMALL, "epochs": "2"}, extra_env={"IMGCLF_MIXED_PRECISION": "1"})
+    log = result.log.read_text()
+    assert result.exit_code == 0, log[-3000:]
+    assert "mixed_float16" in log and result.evaluation["accuracy"] > 0.4
+    body = next((digits / "validation" / "1").glob("*.png")).read_bytes()
+    with ModelServer(str(result.model_tar)) as server:
+        status, _, raw = invoke(server.url, body, "image/png")
+    assert status == 200 and abs(sum(json.loads(raw)["probabilities"]) - 1) < 1e-3  # float32 out of a float16 net

@@ -68,8 +68,10 @@ def distribution(job: TrainingJob) -> Cluster:
 
 
 def precision_policy(job: TrainingJob) -> str:
-    """mixed_float16 on GPUs (float16 compute; variables, the head and the loss in float32)."""
-    return "mixed_float16" if job.num_gpus > 0 else "float32"
+    """mixed_float16 on GPUs (float16 compute; variables, the head and the loss in float32).
+    IMGCLF_MIXED_PRECISION=1 forces it, to run that path on a machine without a GPU."""
+    forced = os.environ.get("IMGCLF_MIXED_PRECISION") == "1"
+    return "mixed_float16" if job.num_gpus > 0 or forced else "float32"
 
 
 def optimizer(hp: Dict[str, Any]) -> tf.keras.optimizers.Optimizer:
