@@ -181,6 +181,7 @@ def test_early_stopping_batch_size_and_num_classes_checked(tmp_path, digits) -> 
     log = result.log.read_text()
     assert result.exit_code == 0, log[-3000:]
     assert re.findall(r"^Epoch (\d+)/20 - ", log, re.M) == ["1", "2"]
+    assert result.evaluation["best_epoch"] == 0  # the first epoch's weights, restored
     train_images = sum(1 for _ in (digits / "train").rglob("*.png"))
     assert set(re.findall(r"^Epoch 1/20 step \d+/(\d+) ", log, re.M)) == {str(-(-train_images // 16))}
     wrong = run(tmp_path / "wrong", channels, {**SMALL, "num_classes": "5"})  # the folders name three

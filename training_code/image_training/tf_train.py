@@ -281,7 +281,7 @@ def fit_across_workers(
     data: Tuple[tf.data.Dataset, tf.data.Dataset],
     steps: Tuple[int, int],
     backup: str,
-) -> None:
+) -> int:
     """What model.fit does, for MultiWorkerMirroredStrategy, which Keras 3's fit cannot drive
     (keras-team/keras#20585): synchronous steps on every worker (the optimizer all-reduces the
     gradients), the same epoch lines, a checkpoint per epoch to resume from, early stopping on
@@ -331,8 +331,9 @@ def fit_across_workers(
 
     train_batches = iter(strategy.experimental_distribute_dataset(data[0]))
     val_batches = iter(strategy.experimental_distribute_dataset(data[1]))
-    best, waited = float("inf"), 0
+    best, waited, last = float("inf"), 0, hp["epochs"] - 1
     for number in range(int(epoch.numpy()), hp["epochs"]):
+        last = number
         for metric in train_metrics + val_metrics:
             metric.reset_state()
         for _ in range(steps[0]):
@@ -352,6 +353,7 @@ def fit_across_workers(
                 if waited >= hp["early_stopping_patience"]:
                     log.info("Early stopping after epoch %d", number + 1)
                     break
+    return last  # the epoch whose weights the model keeps
 
 
 def export(model: tf.keras.Model, folder: str, hp: Dict[str, Any], names: List[str], report: Dict[str, Any]) -> None:
@@ -478,14 +480,17 @@ def train(
     if multi:
         val_steps = max(1, -(-data.validation.samples // global_batch))
         backup_dir = os.path.join(job.checkpoint_dir, backup)
-        fit_across_workers(model, cluster, hp, (train_data, val_data), (steps, val_steps), backup_dir)
+        best_epoch = fit_across_workers(model, cluster, hp, (train_data, val_data), (steps, val_steps), backup_dir)
     else:
         model.fit(train_data, validation_data=val_data, epochs=hp["epochs"], callbacks=callbacks, verbose=0)
+        stopper = next((c for c in callbacks if isinstance(c, tf.keras.callbacks.EarlyStopping)), None)
+        best_epoch = stopper.best_epoch if stopper is not None else hp["epochs"] - 1  # restored, else the last
     if not hp["train_only_top_layer"] and steps * hp["epochs"] < SHORT_RUN_STEPS:
         plain = dict(hp, augmentation=False)
         batches = dataset(data.train.rec, plain, num_classes, False, hp["batch_size"], shard)
         log.info("BatchNorm statistics re-estimated on %d training batches", recalibrate_batchnorm(model, batches))
     report = evaluate(model, hp, data, num_classes, names)
+    report["best_epoch"] = int(best_epoch)  # 0-based, as the MXNet backend's
     # every worker saves (the strategy may need all of them); the first one's is the model
     folder = job.model_dir if cluster.worker == 0 else tempfile.mkdtemp(prefix="imgclf-worker-model-")
     export(model, folder, hp, names, report)
