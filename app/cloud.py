@@ -68,12 +68,27 @@ def signed_request(url: str, body: bytes, content_type: str, session: Any = None
     return urllib.request.Request(url, data=body, method="POST", headers=dict(request.headers.items()))
 
 
+def token_request(url: str, body: bytes, content_type: str, token: str) -> urllib.request.Request:
+    """A POST to an API Gateway URL with a Cognito user pool's ID token (Cognito auth)."""
+    headers = {"Content-Type": content_type, "Authorization": token.strip()}
+    return urllib.request.Request(url, data=body, method="POST", headers=headers)
+
+
 def invoke_api(
-    url: str, body: bytes, content_type: str, session: Any = None, timeout: float = 60.0
+    url: str,
+    body: bytes,
+    content_type: str,
+    session: Any = None,
+    timeout: float = 60.0,
+    token: Optional[str] = None,
 ) -> Tuple[int, bytes]:
-    """(status, body) of POST /classify."""
+    """(status, body) of POST /classify: signed with SigV4 (IAM auth), or with ``token``, a
+    Cognito ID token, in the Authorization header (Cognito auth)."""
+    request = (
+        token_request(url, body, content_type, token) if token else signed_request(url, body, content_type, session)
+    )
     try:
-        with urllib.request.urlopen(signed_request(url, body, content_type, session), timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()

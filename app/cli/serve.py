@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 
@@ -24,6 +25,11 @@ def add_serve_parsers(sub: argparse._SubParsersAction) -> None:
     source.add_argument("--model", help="model.tar.gz: served for the call, then stopped")
     source.add_argument("--url", help="a running server, e.g. http://127.0.0.1:8080")
     source.add_argument("--api", help="the deployed API's /classify URL (signed with your AWS credentials)")
+    p.add_argument(
+        "--token",
+        default=os.environ.get("IMGCLF_API_TOKEN"),
+        help="with --api on a stage with api_auth cognito: the user's Cognito ID token (default: $IMGCLF_API_TOKEN)",
+    )
     p.add_argument("images", nargs="+")
     p.add_argument("--top-k", type=positive_int, default=3)
     p.add_argument("--json", action="store_true", help="print the verbose JSON responses")
@@ -64,7 +70,7 @@ def _predict(url: str, args: argparse.Namespace, api: bool = False) -> int:
             from app.cloud import invoke_api
 
             try:
-                status, response = invoke_api(url, body, content_type_of(path))
+                status, response = invoke_api(url, body, content_type_of(path), token=args.token)
             except (ValueError, OSError) as err:
                 raise UsageError(f"cannot call {url}: {err}") from None
         else:

@@ -99,3 +99,17 @@ def test_predict_api_signs_with_sigv4(tmp_path: Path, capsys: pytest.CaptureFixt
     auth = _Recorder.seen["Authorization"]
     assert auth.startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/") and "/eu-west-1/execute-api/aws4_request" in auth
     assert "X-Amz-Date" in _Recorder.seen
+
+
+def test_predict_api_with_a_cognito_token(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    server = HTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    image = write_file(str(tmp_path / "a.jpg"), b"\xff\xd8\xff" + b"0" * 100)
+    url = f"http://127.0.0.1:{server.server_port}/v1/classify"
+    try:
+        with mock.patch.dict(os.environ, {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}):
+            code = main(["predict", "--api", url, "--token", "eyJraWQ.header.signature", image])
+    finally:
+        server.shutdown()
+    assert code == 0 and "cat 0.800" in capsys.readouterr().out
+    assert _Recorder.seen["Authorization"] == "eyJraWQ.header.signature" and "X-Amz-Date" not in _Recorder.seen
