@@ -26,6 +26,7 @@ CONTAINERS: Dict[str, Dict[str, Tuple[str, Optional[str]]]] = {
 TRAINING_PROGRAMS = {"mxnet": "train_mxnet.py", "tensorflow": "train_tensorflow.py"}
 TRAINING_INSTANCE = re.compile(r"^ml\.(p3|p3dn|g5)\.[0-9]*x?large$")
 ENDPOINT_INSTANCE = re.compile(r"^ml\.(m5|g4dn)\.[0-9]*x?large$")
+PACK_INSTANCE = re.compile(r"^ml\.(m5|c5)\.[0-9]*x?large$")
 APPROVAL_MODES = ("auto", "manual")
 API_AUTH = ("iam", "cognito")
 
@@ -47,6 +48,7 @@ class TrainingConfig:
     max_runtime_seconds: int = 24 * 3600
     volume_size_gb: int = 50
     max_attempts: int = 2  # runs of a job that failed for a transient reason (capacity, internal)
+    pack_instance_type: str = "ml.m5.xlarge"  # the Processing job that packs image datasets (CPU)
 
 
 @dataclass(frozen=True)
@@ -120,9 +122,14 @@ class StageConfig:
         return TRAINING_PROGRAMS[self.backend]
 
     def image_uri(self, scope: str) -> str:
-        """The AWS framework container for this stage's backend, region and instance type."""
-        version, python = CONTAINERS[self.backend][scope]
-        instance = self.training.instance_type if scope == "training" else self.endpoint.instance_type
+        """The AWS framework container for this stage's backend and region: ``training`` (on the
+        training instance type), ``processing`` (the CPU training image that packs datasets) or
+        ``inference`` (on the endpoint's instance type)."""
+        instance = {"training": self.training.instance_type, "processing": self.training.pack_instance_type}.get(
+            scope, self.endpoint.instance_type
+        )
+        image_scope = "inference" if scope == "inference" else "training"
+        version, python = CONTAINERS[self.backend][image_scope]
         return str(
             image_uris.retrieve(
                 self.backend,
@@ -130,7 +137,7 @@ class StageConfig:
                 version=version,
                 py_version=python,
                 instance_type=instance,
-                image_scope=scope,
+                image_scope=image_scope,
             )
         )
 
@@ -162,7 +169,7 @@ def _training(raw: Any, where: str) -> TrainingConfig:
     if not isinstance(raw, dict):
         raise ConfigError(where, "must be an object")
     known: Tuple[str, ...] = ("instance_type", "instance_count", "spot", "max_wait_seconds", "max_runtime_seconds")
-    known += ("volume_size_gb", "max_attempts")
+    known += ("volume_size_gb", "max_attempts", "pack_instance_type")
     _no_unknown(raw, known, where)
     d = TrainingConfig()
     instance = _take(raw, "instance_type", where, str, d.instance_type)
@@ -175,8 +182,12 @@ def _training(raw: Any, where: str) -> TrainingConfig:
     wait = _take(raw, "max_wait_seconds", where, int, d.max_wait_seconds)
     if spot and wait < runtime:
         raise ConfigError(f"{where}.max_wait_seconds", f"{wait} is below max_runtime_seconds {runtime}")
+    pack_instance = _take(raw, "pack_instance_type", where, str, d.pack_instance_type)
+    if not PACK_INSTANCE.match(pack_instance):
+        raise ConfigError(f"{where}.pack_instance_type", f"{pack_instance!r} is not an ml.m5 or ml.c5 instance type")
     return TrainingConfig(
         instance_type=instance,
+        pack_instance_type=pack_instance,
         instance_count=_positive(_take(raw, "instance_count", where, int, d.instance_count), where + ".instance_count"),
         spot=spot,
         max_wait_seconds=wait,
@@ -283,7 +294,7 @@ def parse_stage(name: str, raw: Any) -> StageConfig:
             _take(raw, "artifact_retention_days", where, int, 365), where + ".artifact_retention_days"
         ),
     )
-    for scope in ("training", "inference"):
+    for scope in ("training", "processing", "inference"):
         try:
             stage.image_uri(scope)
         except ValueError as err:

@@ -1,5 +1,6 @@
-"""The roles SageMaker assumes: one for training jobs, one for endpoint models. Each reads and
-writes only its prefixes, uses the stage key, and pulls only its framework's container."""
+"""The roles SageMaker assumes: one for the pack job, one for training jobs, one for endpoint
+models. Each reads and writes only its prefixes, uses the stage key, and pulls only its
+framework's container."""
 
 from __future__ import annotations
 
@@ -81,7 +82,9 @@ def training_role(
     datasets.grant_read(role, "datasets/*")
     artifacts.grant_read_write(role, "training-jobs/*")
     artifacts.grant_read_write(role, "checkpoints/*")
+    artifacts.grant_read(role, "packed/*")
     acknowledge(role, s3_objects(stage.datasets_bucket, "datasets/*"), "Training reads any uploaded dataset.")
+    acknowledge(role, s3_objects(stage.artifacts_bucket, "packed/*"), "Training reads the packed channels.")
     for prefix in ("training-jobs/*", "checkpoints/*"):
         acknowledge(
             role, s3_objects(stage.artifacts_bucket, prefix), "Jobs write their model, output and checkpoints here."
@@ -93,4 +96,16 @@ def model_role(scope: Construct, id: str, stage: StageConfig, key: kms.IKey, art
     role = _base_role(scope, id, stage, key, "inference", "Endpoints")
     artifacts.grant_read(role, "training-jobs/*")
     acknowledge(role, s3_objects(stage.artifacts_bucket, "training-jobs/*"), "Endpoints load model.tar.gz of any job.")
+    return role
+
+
+def processing_role(
+    scope: Construct, id: str, stage: StageConfig, key: kms.IKey, datasets: s3.IBucket, artifacts: s3.IBucket
+) -> iam.Role:
+    """The pack job's role: it reads datasets and writes packed channels, nothing else."""
+    role = _base_role(scope, id, stage, key, "processing", "ProcessingJobs")
+    datasets.grant_read(role, "datasets/*")
+    artifacts.grant_put(role, "packed/*")
+    acknowledge(role, s3_objects(stage.datasets_bucket, "datasets/*"), "The pack job reads any uploaded dataset.")
+    acknowledge(role, s3_objects(stage.artifacts_bucket, "packed/*"), "The pack job writes the packed channels here.")
     return role

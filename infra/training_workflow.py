@@ -1,4 +1,5 @@
-"""The training workflow (a standard state machine): validate -> plan -> train (spot,
+"""The training workflow (a standard state machine): validate -> pack image channels (a
+Processing job, when a channel is not RecordIO) -> plan -> train (spot,
 checkpointed, retried on transient failures) -> evaluate and gate -> register -> deploy, with a
 notification for every outcome. Every task retries throttling and catches to a notification."""
 
@@ -21,7 +22,8 @@ from image_training.schemas import METRIC_DEFINITIONS
 
 from .function import PipelineFunction
 from .nag import acknowledge, lambda_versions, s3_objects, wildcard
-from .sagemaker_roles import training_role
+from .pack_step import PackStep
+from .sagemaker_roles import processing_role, training_role
 from .sourcedir import SourceDir
 
 THROTTLING = ["ThrottlingException", "SageMaker.ThrottlingException", "SageMaker.AmazonSageMakerException"]
@@ -70,12 +72,14 @@ class TrainingWorkflow(Construct):
         region, account = stage.region, stage.account
         code = SourceDir(self, "TrainingCode")
         self.role = training_role(self, "TrainingRole", stage, key, datasets, artifacts)
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["s3:GetObject"],
-                resources=[f"arn:aws:s3:::{code.asset.s3_bucket_name}/{code.asset.s3_object_key}"],
+        self.pack_role = processing_role(self, "PackRole", stage, key, datasets, artifacts)
+        for job_role in (self.role, self.pack_role):  # both jobs get the code as an input
+            job_role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["s3:GetObject"],
+                    resources=[f"arn:aws:s3:::{code.asset.s3_bucket_name}/{code.asset.s3_object_key}"],
+                )
             )
-        )
 
         self.validator = PipelineFunction(
             self,
@@ -204,6 +208,32 @@ class TrainingWorkflow(Construct):
             sfn.Fail(self, "DatasetInvalid", error="DatasetInvalid", cause="the validation report lists errors")
         )
 
+        plan_packing = guarded(
+            tasks.LambdaInvoke(
+                self,
+                "PlanPacking",
+                lambda_function=self.planner.function,
+                payload=sfn.TaskInput.from_object(
+                    {
+                        "step": "pack",
+                        "execution.$": "$$.Execution.Name",
+                        "dataset.$": "$.dataset",
+                        "hyperparameters.$": "$.hyperparameters",
+                        "validation.$": "$.validation",
+                    }
+                ),
+                payload_response_only=True,
+                result_path="$.pack",
+            )
+        )
+        self.pack = PackStep(
+            self,
+            "Pack",
+            stage=stage,
+            key=key,
+            role=self.pack_role,
+        )
+        pack = guarded(self.pack.state)
         first_attempt = sfn.Pass(self, "FirstAttempt", result=sfn.Result.from_number(1), result_path="$.attempt")
         plan = guarded(
             tasks.LambdaInvoke(
@@ -217,6 +247,7 @@ class TrainingWorkflow(Construct):
                         "dataset.$": "$.dataset",
                         "hyperparameters.$": "$.hyperparameters",
                         "validation.$": "$.validation",
+                        "pack.$": "$.pack",
                     }
                 ),
                 payload_response_only=True,
@@ -354,8 +385,13 @@ class TrainingWorkflow(Construct):
 
         definition = validate.next(
             sfn.Choice(self, "DatasetValid")
-            .when(sfn.Condition.boolean_equals("$.validation.valid", True), first_attempt)
+            .when(sfn.Condition.boolean_equals("$.validation.valid", True), plan_packing)
             .otherwise(invalid)
+        )
+        plan_packing.next(
+            sfn.Choice(self, "PackingNeeded")
+            .when(sfn.Condition.boolean_equals("$.pack.needed", True), pack.next(first_attempt))
+            .otherwise(first_attempt)
         )
         first_attempt.next(plan)
         plan.next(train)
@@ -380,6 +416,7 @@ class TrainingWorkflow(Construct):
             timeout=Duration.seconds(stage.training.max_wait_seconds * stage.training.max_attempts + 6 * 3600),
         )
         self._grant_training(stage)
+        self.pack.grant(self.state_machine.role)
         role = self.state_machine.role
         for function in self.functions:
             acknowledge(role, lambda_versions(function.function), "Invoking the function and its versions.")

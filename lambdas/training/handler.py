@@ -1,4 +1,5 @@
-"""The workflow's PlanTraining step: the run-dependent parts of CreateTrainingJob."""
+"""The workflow's PlanPacking and PlanTraining steps: the run-dependent parts of
+CreateProcessingJob (packing image channels) and CreateTrainingJob."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from .logic import plan
+from .logic import pack_plan, plan
 
 logger = Logger()
 
@@ -17,8 +18,6 @@ logger = Logger()
 @logger.inject_lambda_context
 def handler(event: Dict[str, Any], context: LambdaContext) -> Dict[str, Any]:
     dataset = event["dataset"]
-    listing = boto3.client("s3").list_objects_v2(Bucket=dataset["bucket"], Prefix=dataset["prefix"], Delimiter="/")
-    folders = [p["Prefix"][len(dataset["prefix"]) :].rstrip("/") for p in listing.get("CommonPrefixes", [])]
     settings = {
         "prefix": os.environ["RESOURCE_PREFIX"],
         "backend": os.environ["BACKEND"],
@@ -27,6 +26,12 @@ def handler(event: Dict[str, Any], context: LambdaContext) -> Dict[str, Any]:
         "code_uri": os.environ["CODE_URI"],
         "artifact_bucket": os.environ["ARTIFACT_BUCKET"],
     }
+    if event.get("step") == "pack":
+        packing = pack_plan(event["execution"], dataset, event["hyperparameters"], event["validation"], settings)
+        logger.info("packing planned", extra={"job": packing.get("ProcessingJobName"), "needed": packing["needed"]})
+        return packing
+    listing = boto3.client("s3").list_objects_v2(Bucket=dataset["bucket"], Prefix=dataset["prefix"], Delimiter="/")
+    folders = [p["Prefix"][len(dataset["prefix"]) :].rstrip("/") for p in listing.get("CommonPrefixes", [])]
     result = plan(
         event["execution"],
         int(event.get("attempt", 1)),
@@ -35,6 +40,7 @@ def handler(event: Dict[str, Any], context: LambdaContext) -> Dict[str, Any]:
         event["validation"],
         folders,
         settings,
+        (event.get("pack") or {}).get("channels", {}),
     )
     logger.info("training planned", extra={"job": result["TrainingJobName"]})
     return result

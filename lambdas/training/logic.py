@@ -35,11 +35,76 @@ def s3_channel(name: str, uri: str, input_mode: str = "File") -> Dict[str, Any]:
     }
 
 
-def input_channels(bucket: str, prefix: str, folders: Iterable[str], code_uri: str) -> List[Dict[str, Any]]:
-    """The dataset's channel folders that exist, then the code channel."""
+def input_channels(
+    bucket: str, prefix: str, folders: Iterable[str], code_uri: str, packed: Mapping[str, str]
+) -> List[Dict[str, Any]]:
+    """The dataset's channel folders that exist (a packed channel from the Pack step's output,
+    without its image list), then the code channel."""
     present = set(folders)
-    channels = [s3_channel(name, f"s3://{bucket}/{prefix}{name}/") for name in CHANNEL_FOLDERS if name in present]
+    channels = []
+    for name in CHANNEL_FOLDERS:
+        if name in packed:
+            channels.append(s3_channel(name, packed[name]))
+        elif name in present and name.removesuffix("_lst") not in packed:
+            channels.append(s3_channel(name, f"s3://{bucket}/{prefix}{name}/"))
     return channels + [s3_channel(CODE_CHANNEL, code_uri)]
+
+
+PACK_INPUT = "/opt/ml/processing/input"
+PACK_OUTPUT = "/opt/ml/processing/output"
+
+
+def pack_plan(
+    execution: str,
+    dataset: Mapping[str, Any],
+    hyperparameters: Mapping[str, str],
+    validation: Mapping[str, Any],
+    settings: Mapping[str, Any],
+) -> Dict[str, Any]:
+    """The Pack step: needed when a channel is not RecordIO. Its CreateProcessingJob parts (job
+    name, inputs, outputs, arguments) and where each packed channel will be."""
+    images = sorted(name for name, c in validation.get("channels", {}).items() if c["format"] != "recordio")
+    if not images:
+        return {"needed": False, "channels": {}}
+    name = job_name(f"{settings['prefix']}-pack", execution, 1)
+    output = f"s3://{settings['artifact_bucket']}/packed/{name}/"
+
+    def s3_input(input_name: str, uri: str) -> Dict[str, Any]:
+        return {
+            "InputName": input_name,
+            "S3Input": {
+                "S3Uri": uri,
+                "LocalPath": f"{PACK_INPUT}/{input_name}",
+                "S3DataType": "S3Prefix",
+                "S3InputMode": "File",
+                "S3DataDistributionType": "FullyReplicated",
+            },
+        }
+
+    descriptor = dataset.get("descriptor") or {}
+    arguments = ["--input", f"{PACK_INPUT}/dataset", "--output", PACK_OUTPUT]
+    if descriptor.get("format"):
+        arguments += ["--format", str(descriptor["format"])]
+    if descriptor.get("label_attribute"):
+        arguments += ["--label-attribute", str(descriptor["label_attribute"])]
+    if settings["backend"] == "mxnet" and hyperparameters.get("multi_label", "0").strip().lower() in ("1", "true"):
+        arguments.append("--multi-label")
+    return {
+        "needed": True,
+        "ProcessingJobName": name,
+        "ProcessingInputs": [
+            s3_input("dataset", f"s3://{dataset['bucket']}/{dataset['prefix']}"),
+            s3_input(CODE_CHANNEL, settings["code_uri"]),
+        ],
+        "Outputs": [
+            {
+                "OutputName": "packed",
+                "S3Output": {"S3Uri": output, "LocalPath": PACK_OUTPUT, "S3UploadMode": "EndOfJob"},
+            }
+        ],
+        "Arguments": arguments,
+        "channels": {channel: f"{output}{channel}/" for channel in images},
+    }
 
 
 def hyperparameters(
@@ -70,9 +135,10 @@ def plan(
     validation: Mapping[str, Any],
     folders: Iterable[str],
     settings: Mapping[str, Any],
+    packed: Mapping[str, str] = {},
 ) -> Dict[str, Any]:
     """Everything of the request that depends on this run. ``settings``: prefix, backend,
-    program, instance_count, code_uri, artifact_bucket."""
+    program, instance_count, code_uri, artifact_bucket; ``packed``: the Pack step's channels."""
     bucket = settings["artifact_bucket"]
     name = job_name(settings["prefix"], execution, attempt)
     return {
@@ -85,7 +151,7 @@ def plan(
             settings["backend"],
             settings["code_uri"],
         ),
-        "InputDataConfig": input_channels(dataset["bucket"], dataset["prefix"], folders, settings["code_uri"]),
+        "InputDataConfig": input_channels(dataset["bucket"], dataset["prefix"], folders, settings["code_uri"], packed),
         "S3OutputPath": f"s3://{bucket}/training-jobs",
         # one per execution: a spot job resumes from it, a retried attempt starts clean
         "CheckpointS3Uri": f"s3://{bucket}/checkpoints/{name}",

@@ -6,6 +6,8 @@ What moto lacks, the harness fills, and nothing else changes in the definitions:
 - Lambda tasks run our real handlers in-process, with the environment from the template;
 - ``sagemaker:createTrainingJob.sync`` runs a fake training job (a callable the test chooses)
   that leaves output.tar.gz and model.tar.gz in S3 and answers with DescribeTrainingJob's shape;
+- ``sagemaker:createProcessingJob.sync`` runs the real pack job in-process: its S3 inputs are
+  downloaded to a folder that stands for /opt/ml/processing, and its output is uploaded;
 - the aws-sdk integration maps ``applicationautoscaling`` to boto's name and adds UpdateEndpoint
   (absent from moto), which can be told to roll back as SageMaker's guardrails would;
 - Wait states wait 0 seconds.
@@ -108,6 +110,7 @@ class WorkflowHarness:
         self.stage = stage
         self.training_outcomes: List[TrainingOutcome] = []
         self.training_requests: List[Dict[str, Any]] = []
+        self.processing_requests: List[Dict[str, Any]] = []
         self.endpoint_update_rolls_back = False
         self.endpoint_create_fails = False
         self.registration_error: Optional[str] = None  # an error code CreateModelPackage answers with
@@ -292,6 +295,48 @@ class WorkflowHarness:
         self.jobs[name] = description
         return description
 
+    def run_processing_job(self, request: Dict[str, Any]) -> Dict[str, Any]:
+        """The pack job, run for real on a local copy of its inputs (the code input is the
+        training_code in this checkout, so it is not downloaded)."""
+        import tempfile
+
+        from image_training.errors import failure_text
+        from image_training.pack_job import main as pack_main
+
+        self.processing_requests.append(request)
+        s3 = boto3.client("s3", region_name=REGION)
+        base = "/opt/ml/processing"
+        root = tempfile.mkdtemp(prefix="harness-processing-")
+        for item in request["ProcessingInputs"]:
+            source = item["S3Input"]
+            if item["InputName"] == "code":
+                continue
+            bucket, _, prefix = source["S3Uri"][5:].partition("/")
+            local = source["LocalPath"].replace(base, root, 1)
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                for obj in page.get("Contents", []):
+                    target = os.path.join(local, obj["Key"][len(prefix) :])
+                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                    s3.download_file(bucket, obj["Key"], target)
+        args = [a.replace(base, root, 1) for a in request["AppSpecification"]["ContainerArguments"]]
+        name = request["ProcessingJobName"]
+        description: Dict[str, Any] = {
+            "ProcessingJobName": name,
+            "ProcessingJobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:processing-job/{name}",
+        }
+        try:
+            pack_main(args)
+        except Exception as error:  # noqa: BLE001 - what the container would say
+            return {**description, "ProcessingJobStatus": "Failed", "FailureReason": failure_text(error)}
+        for output in request["ProcessingOutputConfig"]["Outputs"]:
+            bucket, _, prefix = output["S3Output"]["S3Uri"][5:].partition("/")
+            local = output["S3Output"]["LocalPath"].replace(base, root, 1)
+            for folder, _, files in os.walk(local):
+                for file in files:
+                    path = os.path.join(folder, file)
+                    s3.upload_file(path, bucket, prefix + os.path.relpath(path, local).replace(os.sep, "/"))
+        return {**description, "ProcessingJobStatus": "Completed"}
+
     def update_endpoint(self, params: Dict[str, Any]) -> Dict[str, Any]:
         from moto.sagemaker.models import sagemaker_backends
 
@@ -346,21 +391,17 @@ class WorkflowHarness:
         return [json.loads(m["Body"]) for m in messages]
 
 
-def _create_training_job_shape() -> Any:
-    return (
-        boto3.client("sagemaker", region_name=REGION)
-        .meta.service_model.operation_model("CreateTrainingJob")
-        .input_shape
-    )
+def _request_shape(operation: str) -> Any:
+    return boto3.client("sagemaker", region_name=REGION).meta.service_model.operation_model(operation).input_shape
 
 
-def _check_request(params: Dict[str, Any]) -> None:
-    """The request is valid for the real CreateTrainingJob API (botocore's own validator)."""
+def _check_request(operation: str, params: Dict[str, Any]) -> None:
+    """The request is valid for the real SageMaker API (botocore's own validator)."""
     from botocore.validate import ParamValidator
 
-    report = ParamValidator().validate(params, _create_training_job_shape())
+    report = ParamValidator().validate(params, _request_shape(operation))
     if report.has_errors():
-        raise AssertionError("invalid CreateTrainingJob request: " + report.generate_report())
+        raise AssertionError(f"invalid {operation} request: " + report.generate_report())
 
 
 def _sagemaker_sync_service(harness: WorkflowHarness) -> Any:
@@ -386,21 +427,30 @@ def _sagemaker_sync_service(harness: WorkflowHarness) -> Any:
             )
 
         def _get_supported_parameters(self) -> Any:
-            return set(_create_training_job_shape().members)
+            operation = (
+                "CreateProcessingJob" if self.resource.api_action == "createProcessingJob" else "CreateTrainingJob"
+            )
+            return set(_request_shape(operation).members)
 
         def _eval_service_task(
             self, env: Any, resource_runtime_part: Any, normalised_parameters: dict, state_credentials: Any
         ) -> None:
-            assert self.resource.api_action == "createTrainingJob", self.resource.api_action
-            _check_request(normalised_parameters)
-            env.stack.append(harness.run_training_job(normalised_parameters))
+            action = self.resource.api_action
+            assert action in ("createTrainingJob", "createProcessingJob"), action
+            if action == "createProcessingJob":
+                _check_request("CreateProcessingJob", normalised_parameters)
+                env.stack.append(harness.run_processing_job(normalised_parameters))
+            else:
+                _check_request("CreateTrainingJob", normalised_parameters)
+                env.stack.append(harness.run_training_job(normalised_parameters))
 
         def _build_sync_resolver(
             self, env: Any, resource_runtime_part: Any, normalised_parameters: dict, state_credentials: Any
         ) -> Callable[[], Any]:
             def resolve() -> Any:
                 description = env.stack.pop()
-                if description["TrainingJobStatus"] == "Completed":
+                status = description.get("TrainingJobStatus") or description.get("ProcessingJobStatus")
+                if status == "Completed":
                     return description
                 raise FailureEventException(
                     FailureEvent(

@@ -33,6 +33,7 @@ def test_defaults_and_image_uris_resolve_offline() -> None:
     )
     assert "tensorflow-training:2.21-gpu-py312" in tf.image_uri("training")
     assert "tensorflow-inference:2.20-gpu" in tf.image_uri("inference")
+    assert "tensorflow-training:2.21-cpu-py312" in tf.image_uri("processing")  # the pack job: CPU
 
 
 @pytest.mark.parametrize(
@@ -48,6 +49,7 @@ def test_defaults_and_image_uris_resolve_offline() -> None:
             "dev.training.max_wait_seconds",
         ),
         ({"training": {"gpus": 2}}, "dev.training.gpus"),
+        ({"training": {"pack_instance_type": "ml.p3.2xlarge"}}, "dev.training.pack_instance_type"),
         ({"endpoint": {"instance_type": "ml.p3.2xlarge"}}, "dev.endpoint.instance_type"),
         ({"endpoint": {"min_instances": 3, "max_instances": 2}}, "dev.endpoint.max_instances"),
         ({"hyperparameters": {"epochs": "zero"}}, "dev.hyperparameters.epochs"),

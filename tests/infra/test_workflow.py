@@ -48,14 +48,36 @@ def test_success_trains_registers_and_deploys(harness: WorkflowHarness) -> None:
     result = harness.wait(execution)
     assert result["status"] == "SUCCEEDED", harness.explain(execution)
     entered = harness.states_entered(execution)
-    assert entered[:4] == ["ValidateDataset", "DatasetValid", "FirstAttempt", "PlanTraining"]
+    assert entered[:7] == [
+        "ValidateDataset",
+        "DatasetValid",
+        "PlanPacking",
+        "PackingNeeded",
+        "PackDataset",
+        "FirstAttempt",
+        "PlanTraining",
+    ]
     assert "Deploy" in entered and entered[-1] == "Done"
+    # the image channels were packed by the real pack job, and training reads the packed files
+    (packing,) = harness.processing_requests
+    assert packing["NetworkConfig"]["EnableNetworkIsolation"] is True
+    assert packing["ProcessingResources"]["ClusterConfig"]["InstanceType"] == "ml.m5.xlarge"
+    assert "cpu" in packing["AppSpecification"]["ImageUri"]
     request = harness.training_requests[0]
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["InputDataConfig"]}
+    assert set(channels) == {"train", "validation", "code"}
+    packed = channels["train"]
+    assert packed.startswith("s3://") and "/packed/imgclf-dev-pack-" in packed and packed.endswith("/train/")
+    bucket, _, prefix = packed[5:].partition("/")
+    s3 = boto3.client("s3", region_name=REGION)
+    keys = {o["Key"][len(prefix) :] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]}
+    assert {"train.rec", "train.idx", "labels.json"} <= keys
+    names = json.loads(s3.get_object(Bucket=bucket, Key=prefix + "labels.json")["Body"].read())
+    assert names == ["daisy", "rose"]
     hps = request["HyperParameters"]
     assert hps["num_classes"] == "2" and hps["num_training_samples"] == "12" and hps["epochs"] == "2"
     assert json.loads(hps["sagemaker_program"]) == "train_mxnet.py"
     assert request["EnableManagedSpotTraining"] is True and request["EnableNetworkIsolation"] is True
-    assert {c["ChannelName"] for c in request["InputDataConfig"]} == {"train", "validation", "code"}
     sagemaker = boto3.client("sagemaker", region_name=REGION)
     packages = sagemaker.list_model_packages(ModelPackageGroupName="imgclf-dev-models")["ModelPackageSummaryList"]
     assert [p["ModelApprovalStatus"] for p in packages] == ["Approved"]
@@ -157,3 +179,34 @@ def test_deploying_an_approved_package_again_is_a_no_op(harness: WorkflowHarness
     again = harness.start("deployment", {"model_package_arn": arn})
     result = harness.wait(again)
     assert result["status"] == "SUCCEEDED" and json.loads(result["output"])["action"] == "skip"
+
+
+def test_recordio_dataset_skips_packing(harness: WorkflowHarness) -> None:
+    from image_dataset.recordio import RecordIOWriter, pack
+
+    s3 = boto3.client("s3", region_name=REGION)
+    prefix = "datasets/records/v1/"
+    for channel, count in (("train", 8), ("validation", 4)):
+        import tempfile
+
+        path = tempfile.mktemp(suffix=".rec")
+        with RecordIOWriter(path, path[:-4] + ".idx") as writer:
+            for i in range(count):
+                writer.write(pack(float(i % 2), png(40, 40, (200, 30 * (i % 2), 30)), id=i), key=i)
+        for suffix in (".rec", ".idx"):
+            s3.upload_file(path[:-4] + suffix, harness.datasets_bucket, f"{prefix}{channel}/data{suffix}")
+    payload = {
+        "dataset": {"bucket": harness.datasets_bucket, "prefix": prefix, "name": "records", "version": "v1"},
+        "hyperparameters": {"epochs": "2", "image_shape": "3,32,32", "mini_batch_size": "4"},
+    }
+    execution = harness.start("training", payload)
+    result = harness.wait(execution)
+    assert result["status"] == "SUCCEEDED", harness.explain(execution)
+    entered = harness.states_entered(execution)
+    assert "PackDataset" not in entered and entered[2:5] == ["PlanPacking", "PackingNeeded", "FirstAttempt"]
+    assert harness.processing_requests == []
+    channels = {
+        c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
+        for c in harness.training_requests[0]["InputDataConfig"]
+    }
+    assert channels["train"].endswith("datasets/records/v1/train/")

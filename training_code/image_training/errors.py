@@ -27,8 +27,9 @@ def failure_text(error: BaseException) -> str:
     return f"AlgorithmError: {type(error).__name__}: {error}"
 
 
-def run_job(main: Callable[[], None], output_dir: str) -> int:
-    """Run ``main``; on failure write the reason to ``output_dir/failure`` and return 1."""
+def run_job(main: Callable[[], None], output_dir: str, file_name: str = "failure") -> int:
+    """Run ``main``; on failure write the reason to ``output_dir/file_name`` and return 1
+    (training jobs: output/failure; processing jobs: /opt/ml/output/message)."""
     try:
         main()
         return 0
@@ -40,6 +41,6 @@ def run_job(main: Callable[[], None], output_dir: str) -> int:
             traceback.print_exc()
         sys.stderr.write(text + "\n")
         os.makedirs(output_dir, exist_ok=True)
-        with open(os.path.join(output_dir, "failure"), "w") as f:
+        with open(os.path.join(output_dir, file_name), "w") as f:
             f.write(text[: 1024 * 1024])
         return 1

@@ -1,0 +1,69 @@
+"""The workflow's Pack step: a SageMaker Processing job, in the backend's CPU training container,
+that turns a dataset's image channels into RecordIO (``<channel>.rec/.idx/.lst`` and
+``labels.json`` in ``OUTPUT/<channel>/``), so that training reads one sequential file per
+channel. Channels that are RecordIO already are left out; the training plan uses them as they are.
+
+    python3 -m image_training.pack_job [--input DIR] [--output DIR] [--format F]
+                                       [--label-attribute A] [--multi-label] [--workers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Dict, Optional, Sequence
+
+from image_dataset.pack import pack_channel, write_label_names
+from image_dataset.validate import ValidationOptions, load_index
+
+from .errors import ClientError, run_job
+
+INPUT = "/opt/ml/processing/input/dataset"
+OUTPUT = "/opt/ml/processing/output"
+MESSAGE_DIR = "/opt/ml/output"  # SageMaker shows output/message as the job's ExitMessage
+
+
+def pack_dataset(root: str, output: str, options: ValidationOptions) -> Dict[str, int]:
+    """Validate ``root`` (the same rules as the validator) and pack its image channels into
+    ``output``; returns the records written per channel."""
+    index = load_index(root, options)
+    report = index.report
+    if not report["valid"]:
+        shown = "; ".join("{} {}: {}".format(e["code"], e["location"], e["message"]) for e in report["errors"][:5])
+        raise ClientError(f"the dataset is invalid: {shown}")
+    packed: Dict[str, int] = {}
+    for name, (_, samples) in sorted(index.channels.items()):
+        folder = os.path.join(output, name)
+        os.makedirs(folder, exist_ok=True)
+        source = index.store.local_path("") or root
+        result = pack_channel(samples, index.num_classes or 0, os.path.join(folder, name), source, name == "train")
+        if index.label_names:
+            write_label_names(folder, index.label_names)
+        packed[name] = result.records
+        print(f"{name}: {result.records} records -> {folder}", flush=True)
+    return packed
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    parser = argparse.ArgumentParser(prog="pack_job", description=__doc__)
+    parser.add_argument("--input", default=INPUT)
+    parser.add_argument("--output", default=OUTPUT)
+    parser.add_argument("--format")
+    parser.add_argument("--label-attribute")
+    parser.add_argument("--multi-label", action="store_true")
+    parser.add_argument("--workers", type=int)
+    args = parser.parse_args(argv)
+    options = ValidationOptions(
+        format=args.format,
+        label_attribute=args.label_attribute,
+        multi_label=True if args.multi_label else None,
+        workers=args.workers,
+    )
+    packed = pack_dataset(args.input, args.output, options)
+    print(json.dumps({"packed": packed}), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(run_job(lambda: main(sys.argv[1:]), MESSAGE_DIR, "message"))
