@@ -4,7 +4,6 @@ the same data reuses the registered model instead of training again."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import IO, Any, Callable, Dict, List, NamedTuple, Optional
 from app.local_sagemaker import LocalTrainingJob, collect
 from app.local_serving import content_type_of, invoke
 from image_dataset.layout import RECORDIO
-from image_dataset.pack import pack_channel, write_label_names
+from image_dataset.pack import pack_channels
 from image_dataset.recordio import RecordIOReader, unpack
 from image_dataset.validate import ValidationOptions, load_index
 from lambdas.gate.logic import decide
@@ -213,22 +212,16 @@ class PipelineRun:
         return self._finish(EXIT_DEPLOYED, summary, log_text, endpoint, self._classify(endpoint, index))
 
     def _pack(self, index: Any, channels: Dict[str, Any], execution: str) -> Dict[str, str]:
-        """Image channels become RecordIO, as the cloud workflow packs them before training."""
-        data: Dict[str, str] = {}
+        """Image channels become RecordIO channel folders (with their class names), as the cloud
+        workflow's Pack step makes them; RecordIO channels are used where they are."""
+        output = self.work / "packed" / execution
+        packed = pack_channels(
+            index, str(output), lambda name, done, total: self.progress("packing " + name, done, total)
+        )
+        data = {name: str(output / name) for name in packed}
         for name in ("train", "validation"):
             if channels[name]["format"] == RECORDIO:
                 data[name] = str(self.dataset / name)
-                continue
-            folder = self.work / "packed" / execution / name  # a RecordIO channel, with its class names
-            folder.mkdir(parents=True, exist_ok=True)
-            root = index.store.local_path("")
-            report = functools.partial(self.progress, "packing " + name)
-            pack_channel(
-                index.channels[name][1], index.num_classes or 0, str(folder / name), root, name == "train", report
-            )
-            if index.label_names:
-                write_label_names(str(folder), index.label_names)
-            data[name] = str(folder)
         self._step("pack", "ok", "image channels packed into RecordIO")
         return data
 

@@ -12,7 +12,7 @@ import json
 import os
 import random
 from multiprocessing import Pool
-from typing import Callable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from PIL import Image
 
@@ -21,6 +21,9 @@ from .layout import LABELS_FILE
 from .lst import format_lst_line
 from .recordio import RecordIOWriter, pack
 from .samples import CLASS_ID, Sample, multi_hot
+
+if TYPE_CHECKING:
+    from .validate import DatasetIndex
 
 BILINEAR = getattr(Image, "Resampling", Image).BILINEAR  # Pillow < 9.1 has no Resampling
 
@@ -165,6 +168,28 @@ def pack_channel(
         PackOptions(pass_through=True),
         progress=progress,
     )
+
+
+def pack_channels(
+    index: DatasetIndex, output: str, progress: Optional[Callable[[str, int, int], None]] = None
+) -> Dict[str, PackResult]:
+    """Every image channel of a validated dataset as ``output/<channel>/<channel>.rec/.idx/.lst``
+    plus ``labels.json`` (a RecordIO channel folder); RecordIO channels are left out. Training
+    shuffles: the train channel is shuffled as im2rec does."""
+    root = index.store.local_path("")
+    if root is None:
+        raise ValueError("packing needs the dataset on a local disk")
+    packed: Dict[str, PackResult] = {}
+    for name, (_, samples) in sorted(index.channels.items()):
+        folder = os.path.join(output, name)
+        os.makedirs(folder, exist_ok=True)
+        report = (lambda done, total, name=name: progress(name, done, total)) if progress else None
+        packed[name] = pack_channel(
+            samples, index.num_classes or 0, os.path.join(folder, name), root, name == "train", report
+        )
+        if index.label_names:
+            write_label_names(folder, index.label_names)
+    return packed
 
 
 def write_label_names(folder: str, names: Sequence[str]) -> str:

@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Dict, Optional, Sequence
 
-from image_dataset.pack import pack_channel, write_label_names
+from image_dataset.pack import pack_channels
 from image_dataset.validate import ValidationOptions, load_index
 
 from .errors import ClientError, run_job
@@ -33,16 +33,9 @@ def pack_dataset(root: str, output: str, options: ValidationOptions) -> Dict[str
     if not report["valid"]:
         shown = "; ".join("{} {}: {}".format(e["code"], e["location"], e["message"]) for e in report["errors"][:5])
         raise ClientError(f"the dataset is invalid: {shown}")
-    packed: Dict[str, int] = {}
-    for name, (_, samples) in sorted(index.channels.items()):
-        folder = os.path.join(output, name)
-        os.makedirs(folder, exist_ok=True)
-        source = index.store.local_path("") or root
-        result = pack_channel(samples, index.num_classes or 0, os.path.join(folder, name), source, name == "train")
-        if index.label_names:
-            write_label_names(folder, index.label_names)
-        packed[name] = result.records
-        print(f"{name}: {result.records} records -> {folder}", flush=True)
+    packed = {name: result.records for name, result in pack_channels(index, output).items()}
+    for name, records in packed.items():
+        print(f"{name}: {records} records -> {os.path.join(output, name)}", flush=True)
     return packed
 
 
