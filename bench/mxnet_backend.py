@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import io
 import json
 import os
 import sys
@@ -28,10 +27,9 @@ sys.path.insert(0, str(ROOT / "training_code"))
 
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
+from bench_data import build_rec, photo  # noqa: E402
 from mxnet import autograd, gluon  # noqa: E402
-from PIL import Image  # noqa: E402
 
-from image_dataset.recordio import RecordIOWriter, pack  # noqa: E402
 from image_training import mxnet_hyperparameters  # noqa: E402
 from image_training.mxnet_models import resnet  # noqa: E402
 from image_training.mxnet_train import (  # noqa: E402
@@ -44,25 +42,6 @@ from image_training.mxnet_train import (  # noqa: E402
     train_step,
 )
 from image_training.serving import preprocess  # noqa: E402
-
-
-def photo(side: int, seed: int) -> bytes:
-    rng = np.random.default_rng(seed)
-    base = Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize((side, side), Image.BICUBIC)
-    pixels = np.clip(np.asarray(base, np.float64) + rng.normal(0, 12, (side, side, 3)), 0, 255).astype(np.uint8)
-    out = io.BytesIO()
-    Image.fromarray(pixels).save(out, format="JPEG", quality=90)
-    return out.getvalue()
-
-
-def build_rec(folder: str, side: int, count: int) -> str:
-    rec = os.path.join(folder, f"bench-{side}-{count}.rec")
-    if not os.path.exists(rec):
-        pool = [photo(side, seed) for seed in range(200)]
-        with RecordIOWriter(rec, rec[:-4] + ".idx") as writer:
-            for i in range(count):
-                writer.write(pack(float(i % 10), pool[i % len(pool)], id=i), key=i)
-    return rec
 
 
 def hp(**kw: object) -> Dict[str, object]:

@@ -15,7 +15,6 @@ Runs in .venv-tf (make bench does this):  .venv-tf/bin/python bench/tf_backend.p
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import sys
 import time
@@ -27,33 +26,13 @@ sys.path.insert(0, str(ROOT / "training_code"))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from PIL import Image  # noqa: E402
+from bench_data import build_rec, photo  # noqa: E402
 
-from image_dataset.recordio import RecordIOWriter, pack  # noqa: E402
 from image_training import tf_hyperparameters  # noqa: E402
 from image_training.tf_data import dataset, make_preprocess, records  # noqa: E402
 from image_training.tf_train import build_model, loss_function, optimizer  # noqa: E402
 
 CLASSES = 10
-
-
-def photo(side: int, seed: int) -> bytes:
-    rng = np.random.default_rng(seed)
-    base = Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize((side, side), Image.BICUBIC)
-    pixels = np.clip(np.asarray(base, np.float64) + rng.normal(0, 12, (side, side, 3)), 0, 255).astype(np.uint8)
-    out = io.BytesIO()
-    Image.fromarray(pixels).save(out, format="JPEG", quality=90)
-    return out.getvalue()
-
-
-def build_rec(folder: str, side: int, count: int) -> str:
-    rec = os.path.join(folder, f"bench-tf-{side}-{count}.rec")
-    if not os.path.exists(rec):
-        pool = [photo(side, seed) for seed in range(200)]
-        with RecordIOWriter(rec, rec[:-4] + ".idx") as writer:
-            for i in range(count):
-                writer.write(pack(float(i % CLASSES), pool[i % len(pool)], id=i), key=i)
-    return rec
 
 
 def hp(**kw: object) -> Dict[str, object]:
@@ -165,13 +144,13 @@ def main() -> None:
     args = parser.parse_args()
     folder = str(ROOT / ".bench")
     os.makedirs(folder, exist_ok=True)
-    inp = bench_input(build_rec(folder, 160, args.input_images), 128, 64, args.repeats)
+    inp = bench_input(build_rec(folder, 160, args.input_images, CLASSES, "bench-tf"), 128, 64, args.repeats)
     print(
         "input  (160px JPEG -> 128x128, batch 64):    ours {:7.0f} img/s, bare tf.data loop {:7.0f} img/s".format(
             inp["ours"], inp["bare"]
         )
     )
-    tr = bench_train(build_rec(folder, 80, args.train_images), args.model, 64, 32, args.repeats)
+    tr = bench_train(build_rec(folder, 80, args.train_images, CLASSES, "bench-tf"), args.model, 64, 32, args.repeats)
     print(
         "train  ({} 64x64, batch 32, adam): ours {:7.0f} img/s, bare model.fit    {:7.0f} img/s".format(
             args.model, tr["ours"], tr["bare"]
