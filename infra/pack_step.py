@@ -17,6 +17,7 @@ from constructs import Construct
 from app.config import StageConfig
 
 from .nag import acknowledge, wildcard
+from .sagemaker_roles import grant_sync_job
 
 # unpack the code channel, then run the pack job with the plan's arguments ("$@")
 ENTRYPOINT = [
@@ -87,32 +88,7 @@ class PackStep(Construct):
 
     def grant(self, state_machine_role: iam.IRole) -> None:
         """What the .sync integration does on the state machine's behalf."""
-        region, account, prefix = self.stage.region, self.stage.account, self.stage.prefix
-        jobs = f"arn:aws:sagemaker:{region}:{account}:processing-job/{prefix}-pack-*"
-        state_machine_role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "sagemaker:CreateProcessingJob",
-                    "sagemaker:DescribeProcessingJob",
-                    "sagemaker:StopProcessingJob",
-                    "sagemaker:AddTags",
-                ],
-                resources=[jobs],
-            )
-        )
-        state_machine_role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
-                resources=[
-                    f"arn:aws:events:{region}:{account}:rule/StepFunctionsGetEventsForSageMakerProcessingJobsRule"
-                ],
-            )
-        )
-        state_machine_role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["iam:PassRole"],
-                resources=[self.role.role_arn],
-                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-            )
-        )
+        stage = self.stage
+        jobs = f"arn:aws:sagemaker:{stage.region}:{stage.account}:processing-job/{stage.prefix}-pack-*"
+        grant_sync_job(state_machine_role, self.stage, "Processing", jobs, self.role)
         acknowledge(state_machine_role, wildcard(jobs), "Pack jobs are named per run under the stage prefix.")

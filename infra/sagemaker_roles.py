@@ -109,3 +109,37 @@ def processing_role(
     acknowledge(role, s3_objects(stage.datasets_bucket, "datasets/*"), "The pack job reads any uploaded dataset.")
     acknowledge(role, s3_objects(stage.artifacts_bucket, "packed/*"), "The pack job writes the packed channels here.")
     return role
+
+
+def grant_sync_job(
+    state_machine_role: iam.IRole, stage: StageConfig, kind: str, jobs: str, job_role: iam.IRole
+) -> None:
+    """What Step Functions' optimized ``.sync`` integration does on a state machine's behalf for
+    one kind of SageMaker job (``Training``, ``Processing``): create, follow and stop the jobs
+    named ``jobs`` (an ARN pattern), the managed EventBridge rule it follows them with, and pass
+    the jobs' role. Hand-written: a CustomState gets no generated policy."""
+    region, account = stage.region, stage.account
+    state_machine_role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=[
+                f"sagemaker:Create{kind}Job",
+                f"sagemaker:Describe{kind}Job",
+                f"sagemaker:Stop{kind}Job",
+                "sagemaker:AddTags",
+            ],
+            resources=[jobs],
+        )
+    )
+    state_machine_role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+            resources=[f"arn:aws:events:{region}:{account}:rule/StepFunctionsGetEventsForSageMaker{kind}JobsRule"],
+        )
+    )
+    state_machine_role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["iam:PassRole"],
+            resources=[job_role.role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        )
+    )

@@ -23,7 +23,7 @@ from image_training.schemas import METRIC_DEFINITIONS
 from .function import PipelineFunction
 from .nag import acknowledge, lambda_versions, s3_objects, wildcard
 from .pack_step import PackStep
-from .sagemaker_roles import processing_role, training_role
+from .sagemaker_roles import grant_sync_job, processing_role, training_role
 from .sourcedir import SourceDir
 
 THROTTLING = ["ThrottlingException", "SageMaker.ThrottlingException", "SageMaker.AmazonSageMakerException"]
@@ -415,7 +415,8 @@ class TrainingWorkflow(Construct):
             logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
             timeout=Duration.seconds(stage.training.max_wait_seconds * stage.training.max_attempts + 6 * 3600),
         )
-        self._grant_training(stage)
+        jobs = f"arn:aws:sagemaker:{region}:{account}:training-job/{stage.prefix}-*"
+        grant_sync_job(self.state_machine.role, stage, "Training", jobs, self.role)
         self.pack.grant(self.state_machine.role)
         role = self.state_machine.role
         for function in self.functions:
@@ -497,38 +498,6 @@ class TrainingWorkflow(Construct):
                 "validation_report.$": "$.validation.report_uri",
             },
         }
-
-    def _grant_training(self, stage: StageConfig) -> None:
-        """What the .sync integration does on the state machine's behalf (hand-written: the
-        CustomState gets no generated policy)."""
-        region, account = stage.region, stage.account
-        role = self.state_machine.role
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "sagemaker:CreateTrainingJob",
-                    "sagemaker:DescribeTrainingJob",
-                    "sagemaker:StopTrainingJob",
-                    "sagemaker:AddTags",
-                ],
-                resources=[f"arn:aws:sagemaker:{region}:{account}:training-job/{stage.prefix}-*"],
-            )
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
-                resources=[
-                    f"arn:aws:events:{region}:{account}:rule/StepFunctionsGetEventsForSageMakerTrainingJobsRule"
-                ],
-            )
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["iam:PassRole"],
-                resources=[self.role.role_arn],
-                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-            )
-        )
 
     @property
     def functions(self) -> List[PipelineFunction]:
