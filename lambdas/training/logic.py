@@ -9,6 +9,7 @@ import re
 from typing import Any, Dict, Iterable, List, Mapping
 
 from image_training.schemas import DISTRIBUTION_FLAGS
+from lambdas.validate.logic import options_for
 
 MAX_JOB_NAME = 63
 CHANNEL_FOLDERS = ("train", "validation", "train_lst", "validation_lst")
@@ -81,14 +82,15 @@ def pack_plan(
             },
         }
 
-    descriptor = dataset.get("descriptor") or {}
+    # the pack job reads the dataset with the options the validator used
+    options = options_for(settings["backend"], hyperparameters, dataset.get("descriptor") or {})
     arguments = ["--input", f"{PACK_INPUT}/dataset", "--output", PACK_OUTPUT]
-    if descriptor.get("format"):
-        arguments += ["--format", str(descriptor["format"])]
-    if descriptor.get("label_attribute"):
-        arguments += ["--label-attribute", str(descriptor["label_attribute"])]
-    if settings["backend"] == "mxnet" and hyperparameters.get("multi_label", "0").strip().lower() in ("1", "true"):
-        arguments.append("--multi-label")
+    if options.format:
+        arguments += ["--format", options.format]
+    if options.label_attribute:
+        arguments += ["--label-attribute", options.label_attribute]
+    if options.multi_label is not None:
+        arguments += ["--multi-label", str(int(options.multi_label))]
     return {
         "needed": True,
         "ProcessingJobName": name,

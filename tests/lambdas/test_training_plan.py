@@ -31,7 +31,7 @@ def test_image_channels_are_packed_with_the_descriptors_options() -> None:
         "imgclf-dev-pack", "flowers-v1-0123456789abcdef", 1
     )
     assert len(plan["ProcessingJobName"]) <= 63
-    assert plan["Arguments"][-5:] == ["--format", "manifest", "--label-attribute", "class", "--multi-label"]
+    assert plan["Arguments"][-6:] == ["--format", "manifest", "--label-attribute", "class", "--multi-label", "1"]
     inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in plan["ProcessingInputs"]}
     assert inputs == {"dataset": "s3://data/datasets/flowers/v1/", "code": "s3://assets/abc.tar.gz"}
     packed = f"s3://artifacts/packed/{plan['ProcessingJobName']}/"

@@ -7,6 +7,7 @@ bounded: payloads are never held; per sample only ids (8 bytes) and, for image f
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import posixpath
@@ -356,8 +357,6 @@ class Validator:
 
     def _read_label_names(self, path: str) -> Optional[List[str]]:
         """The class names of a RecordIO channel's labels.json (a JSON list, index = class id)."""
-        import json
-
         try:
             names = json.loads(self.store.read(path).decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as err:

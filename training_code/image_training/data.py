@@ -11,7 +11,7 @@ import random
 import shutil
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
-from image_dataset.pack import pack_channel
+from image_dataset.pack import pack_channels
 from image_dataset.recordio import RecordIOReader
 from image_dataset.validate import ValidationOptions, load_index
 
@@ -78,7 +78,8 @@ def dataset_root(job: TrainingJob, work_dir: str, required: Tuple[str, ...] = CH
     return root
 
 
-def _raise_if_invalid(report: Dict[str, Any]) -> None:
+def raise_if_invalid(report: Dict[str, Any]) -> None:
+    """ClientError naming the first errors of an invalid validation report."""
     if report["valid"]:
         return
     shown = "; ".join("{} {}: {}".format(e["code"], e["location"], e["message"]) for e in report["errors"][:5])
@@ -154,15 +155,15 @@ def prepare(job: TrainingJob, options: ValidationOptions, work_dir: str, validat
     os.makedirs(job.output_data_dir, exist_ok=True)
     with open(os.path.join(job.output_data_dir, "validation-report.json"), "w") as f:
         json.dump(index.report, f, indent=2)
-    _raise_if_invalid(index.report)
+    raise_if_invalid(index.report)
     channels: Dict[str, ChannelData] = {}
     num_classes = options.num_classes or index.num_classes or 0
+    # image channels: train shuffled as im2rec does (readers shard and shuffle in chunks of the file)
+    packed = pack_channels(index, os.path.join(work_dir, "packed"))
     for name in CHANNELS:
-        if name in index.channels:
-            prefix = os.path.join(work_dir, name)
-            # shuffled as im2rec does: readers shard and shuffle in chunks of the file
-            packed = pack_channel(index.channels[name][1], num_classes, prefix, root, shuffle=name == "train")
-            channels[name] = ChannelData(prefix + ".rec", prefix + ".idx", packed.records)
+        if name in packed:
+            prefix = packed[name].prefix
+            channels[name] = ChannelData(prefix + ".rec", prefix + ".idx", packed[name].records)
         elif name in index.report["channels"]:
             files = sorted(os.path.join(root, f) for f in index.report["channels"][name]["files"])
             channels[name] = _recordio_channel(files, work_dir, name)

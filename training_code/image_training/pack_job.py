@@ -4,7 +4,7 @@ that turns a dataset's image channels into RecordIO (``<channel>.rec/.idx/.lst``
 channel. Channels that are RecordIO already are left out; the training plan uses them as they are.
 
     python3 -m image_training.pack_job [--input DIR] [--output DIR] [--format F]
-                                       [--label-attribute A] [--multi-label] [--workers N]
+                                       [--label-attribute A] [--multi-label 0|1] [--workers N]
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import Dict, Optional, Sequence
 from image_dataset.pack import pack_channels
 from image_dataset.validate import ValidationOptions, load_index
 
-from .errors import ClientError, run_job
+from .data import raise_if_invalid
+from .errors import run_job
 
 INPUT = "/opt/ml/processing/input/dataset"
 OUTPUT = "/opt/ml/processing/output"
@@ -29,10 +30,7 @@ def pack_dataset(root: str, output: str, options: ValidationOptions) -> Dict[str
     """Validate ``root`` (the same rules as the validator) and pack its image channels into
     ``output``; returns the records written per channel."""
     index = load_index(root, options)
-    report = index.report
-    if not report["valid"]:
-        shown = "; ".join("{} {}: {}".format(e["code"], e["location"], e["message"]) for e in report["errors"][:5])
-        raise ClientError(f"the dataset is invalid: {shown}")
+    raise_if_invalid(index.report)
     packed = {name: result.records for name, result in pack_channels(index, output).items()}
     for name, records in packed.items():
         print(f"{name}: {records} records -> {os.path.join(output, name)}", flush=True)
@@ -45,13 +43,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--output", default=OUTPUT)
     parser.add_argument("--format")
     parser.add_argument("--label-attribute")
-    parser.add_argument("--multi-label", action="store_true")
+    parser.add_argument("--multi-label", choices=("0", "1"), help="as the validator was told (unset: from the data)")
     parser.add_argument("--workers", type=int)
     args = parser.parse_args(argv)
     options = ValidationOptions(
         format=args.format,
         label_attribute=args.label_attribute,
-        multi_label=True if args.multi_label else None,
+        multi_label=None if args.multi_label is None else args.multi_label == "1",
         workers=args.workers,
     )
     packed = pack_dataset(args.input, args.output, options)

@@ -102,6 +102,14 @@ def eval_metric(hp: Dict[str, Any]) -> tf.keras.metrics.Metric:
     return metric[name](name=name)
 
 
+def metrics_for(hp: Dict[str, Any]) -> List[tf.keras.metrics.Metric]:
+    """What training reports each epoch: accuracy, and the eval_metric when it is another."""
+    metrics = [eval_metric(dict(hp, eval_metric="accuracy"))]
+    if hp["eval_metric"] != "accuracy":
+        metrics.append(eval_metric(hp))
+    return metrics
+
+
 def loss_function(hp: Dict[str, Any], smoothing: float) -> tf.keras.losses.Loss:
     if hp["binary_mode"]:
         return tf.keras.losses.BinaryCrossentropy(label_smoothing=smoothing)
@@ -168,14 +176,15 @@ def recalibrate_batchnorm(model: tf.keras.Model, batches: tf.data.Dataset, limit
     to ``limit`` training batches ("precise BN"). After a short run the moving averages still
     lag the weights, and validation would score near chance while training accuracy is high.
     Returns the number of batches used."""
-    layers = [layer for layer in backbone_of(model).layers if isinstance(layer, tf.keras.layers.BatchNormalization)]
+    backbone = backbone_of(model)
+    layers = [layer for layer in backbone.layers if isinstance(layer, tf.keras.layers.BatchNormalization)]
     momenta = [layer.momentum for layer in layers]
     used = 0
     try:
         for used, (images, _) in enumerate(batches.take(limit), start=1):
             for layer in layers:
                 layer.momentum = (used - 1) / used  # the running mean of the batch statistics
-            backbone_of(model)(images, training=True)
+            backbone(images, training=True)
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
@@ -292,9 +301,8 @@ def fit_across_workers(
         per_example.reduction = "none"
         optimizer_ = model.optimizer
         optimizer_.build(model.trainable_variables)
-        names = ["loss", "accuracy"] + ([hp["eval_metric"]] if hp["eval_metric"] != "accuracy" else [])
-        train_metrics = [tf.keras.metrics.Mean(name="loss"), *(eval_metric(dict(hp, eval_metric=n)) for n in names[1:])]
-        val_metrics = [tf.keras.metrics.Mean(name="loss"), *(eval_metric(dict(hp, eval_metric=n)) for n in names[1:])]
+        train_metrics = [tf.keras.metrics.Mean(name="loss"), *metrics_for(hp)]
+        val_metrics = [tf.keras.metrics.Mean(name="loss"), *metrics_for(hp)]
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer_, epoch=epoch)
     manager = tf.train.CheckpointManager(checkpoint, backup, max_to_keep=1)
@@ -448,10 +456,7 @@ def train(
             load_earlier(
                 model, hp, earlier, keep_top_layer(hp["reinitialize_top_layer"], earlier, names, hp["binary_mode"])
             )
-        metrics: List[Any] = ["accuracy"]
-        if hp["eval_metric"] != "accuracy":
-            metrics.append(eval_metric(hp))
-        model.compile(optimizer=optimizer(hp), loss=loss_function(hp, hp["label_smoothing"]), metrics=metrics)
+        model.compile(optimizer=optimizer(hp), loss=loss_function(hp, hp["label_smoothing"]), metrics=metrics_for(hp))
     backup = "backup" if not multi else f"backup-{job.current_host}"  # hosts share the checkpoint prefix
     callbacks: List[tf.keras.callbacks.Callback] = [
         tf.keras.callbacks.BackupAndRestore(os.path.join(job.checkpoint_dir, backup)),
