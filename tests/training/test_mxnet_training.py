@@ -120,7 +120,8 @@ def test_sigkill_mid_training_then_resume(tmp_path, digits) -> None:
 
 def test_incremental_training_continues_an_earlier_model(tmp_path, digits) -> None:
     channels = {"train": str(digits / "train"), "validation": str(digits / "validation")}
-    first = LocalTrainingJob("mxnet", str(tmp_path / "first"), channels, hps(digits, epochs="4")).run(echo=None)
+    # long enough to converge: a half-trained model swings by more than the margin below in one epoch
+    first = LocalTrainingJob("mxnet", str(tmp_path / "first"), channels, hps(digits, epochs="8")).run(echo=None)
     assert first.exit_code == 0 and first.model_tar is not None and first.evaluation is not None
     second = LocalTrainingJob(
         "mxnet",
