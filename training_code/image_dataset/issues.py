@@ -7,7 +7,7 @@ relative to the dataset root, then ``:line N`` or ``#record N @byte B``.
 
 from __future__ import annotations
 
-from typing import Dict, List, NamedTuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple
 
 ERROR = "error"
 WARNING = "warning"
@@ -156,6 +156,25 @@ class CollectingSink(IssueSink):
     @property
     def error_count(self) -> int:
         return sum(n for code, n in self.counts.items() if CODES[code].severity == ERROR)
+
+    def to_state(self) -> Dict[str, Any]:
+        """The kept problems and the counts, JSON-ready (for :meth:`absorb`)."""
+        return {
+            "issues": [list(i) for i in self.errors + self.warnings],
+            "counts": dict(self.counts),
+        }
+
+    def absorb(self, state: Mapping[str, Any], relocate: Callable[[str], str] = str, skip: Iterable[str] = ()) -> None:
+        """Take over another sink's problems, in order, as if they had been reported here;
+        ``relocate`` rewrites their locations, codes in ``skip`` are dropped."""
+        kept: Dict[str, int] = {}
+        for code, message, location in state["issues"]:
+            if code not in skip:
+                self.report(code, message, relocate(location))
+            kept[code] = kept.get(code, 0) + 1
+        for code, n in state["counts"].items():
+            if code not in skip and n > kept.get(code, 0):
+                self.counts[code] = self.counts.get(code, 0) + n - kept.get(code, 0)
 
     def suppressed(self) -> Dict[str, int]:
         """How many problems of each code were counted but not kept."""

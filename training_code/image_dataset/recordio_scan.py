@@ -132,6 +132,7 @@ class RecordIOScanner:
         self.records = 0
         self.unescaped_magic = 0
         self.nonzero_padding = 0
+        self.stopped_at = 0
 
     # -- problems -------------------------------------------------------------------------
     def _report(self, code: str, message: str, record: int, offset: int) -> None:
@@ -192,12 +193,13 @@ class RecordIOScanner:
             if len(dirty):
                 self.nonzero_padding += len(dirty)
                 r = tails[dirty[0]]
-                self._report(
-                    "REC_PADDING_NONZERO",
-                    f"padding after the {lengths[r]} data bytes is not zero",
-                    int(ordinals[r]),
-                    int(offsets[r]),
-                )
+                if self.nonzero_padding == len(dirty):  # the file's first: the total comes at the end
+                    self._report(
+                        "REC_PADDING_NONZERO",
+                        f"padding after the {lengths[r]} data bytes is not zero",
+                        int(ordinals[r]),
+                        int(offsets[r]),
+                    )
 
         short = lengths < IR_HEADER_SIZE
         good = ~short
@@ -245,8 +247,13 @@ class RecordIOScanner:
         )
 
     # -- the main loop --------------------------------------------------------------------
-    def scan(self, start: int = 0, end: Optional[int] = None, batch_records: int = 65536) -> Iterator[RecordBatch]:
-        """Yield batches for the records that start in ``[start, end)``."""
+    def scan(
+        self, start: int = 0, end: Optional[int] = None, batch_records: int = 65536, summarize: bool = True
+    ) -> Iterator[RecordBatch]:
+        """Yield batches for the records that start in ``[start, end)``. Afterwards
+        ``stopped_at`` is where the scan stopped: the end of the last record it read (the start
+        of the next one), or the file's size. ``summarize=False`` leaves the totals of repeated
+        warnings to the caller (a shard of a file; see :func:`report_repeats`)."""
         end = self.size if end is None else min(end, self.size)
         rows = _Rows()
         pos = start
@@ -301,8 +308,8 @@ class RecordIOScanner:
             s = int(np.argmax(special))
             if s:  # records [0, s) are whole, single-part, and followed by the next record
                 rows.add(self._plain_rows(words, cand[:s], lengths[:s], pos))
-            if s >= in_range:
-                pos = end
+            if s >= in_range:  # record s - 1 ends where candidate s (at or after end) starts
+                pos += int(cand[s]) * 4 if s < len(cand) else end - pos
             else:
                 pos, damage = self._special(pos, words, cand, s, rows)
             if sum(len(p) for p in rows.parts) >= batch_records or pos >= end:
@@ -312,15 +319,12 @@ class RecordIOScanner:
         if damage is not None:
             code, message, record, offset = damage
             self._report(code, message + "; no further record in the file", record, offset)
+        self.stopped_at = min(pos, self.size)
         batch = rows.take()
         if batch is not None:
             yield batch
-        for count, code, what in (
-            (self.unescaped_magic, "REC_UNESCAPED_MAGIC", "hold an unsplit magic number"),
-            (self.nonzero_padding, "REC_PADDING_NONZERO", "have non-zero padding"),
-        ):
-            if count > 1:
-                self.sink.report(code, f"{count} records in all {what}", self.name)
+        if summarize:
+            report_repeats(self.sink, self.name, self.unescaped_magic, self.nonzero_padding)
 
     def _walk(self, data: bytes, words: np.ndarray, pos: int, end: int) -> Optional[Tuple[np.ndarray, np.ndarray, int]]:
         """Follow record lengths through the chunk while every record is plain (whole, with a
@@ -459,6 +463,16 @@ class RecordIOScanner:
             self.records,
             record_end,
         )
+
+
+REPEATED = {"REC_UNESCAPED_MAGIC": "hold an unsplit magic number", "REC_PADDING_NONZERO": "have non-zero padding"}
+
+
+def report_repeats(sink: IssueSink, name: str, unescaped_magic: int, nonzero_padding: int) -> None:
+    """The totals of the warnings a scan reports once per file (its first case in detail)."""
+    for count, (code, what) in zip((unescaped_magic, nonzero_padding), REPEATED.items()):
+        if count > 1:
+            sink.report(code, f"{count} records in all {what}", name)
 
 
 class ChunkReader:

@@ -11,7 +11,7 @@ import json
 import math
 import os
 import posixpath
-from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -122,6 +122,52 @@ class ChannelStats:
             return
         self.min_size = (min(self.min_size[0], low[0]), min(self.min_size[1], low[1]))
         self.max_size = (max(self.max_size[0], high[0]), max(self.max_size[1], high[1]))
+
+    def to_state(self) -> Dict[str, Any]:
+        """Everything in the stats, JSON-ready (see :meth:`from_state`)."""
+        return {
+            "channel": list(self.channel[:3]) + [list(self.channel.files)],
+            "samples": self.samples,
+            "class_counts": [[k, v] for k, v in sorted(self.class_counts.items())],
+            "vector_length": self.vector_length,
+            "multi_label": self.multi_label,
+            "bytes": self.bytes,
+            "min_size": list(self.min_size) if self.min_size else None,
+            "max_size": list(self.max_size) if self.max_size else None,
+            "images_checked": self.images_checked,
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> ChannelStats:
+        name, format, root, files = state["channel"]
+        stats = cls(Channel(name, format, root, tuple(files)))
+        stats.samples = int(state["samples"])
+        stats.class_counts = {int(k): int(v) for k, v in state["class_counts"]}
+        stats.vector_length = state["vector_length"]
+        stats.multi_label = state["multi_label"]
+        stats.bytes = int(state["bytes"])
+        stats.min_size = (state["min_size"][0], state["min_size"][1]) if state["min_size"] else None
+        stats.max_size = (state["max_size"][0], state["max_size"][1]) if state["max_size"] else None
+        stats.images_checked = int(state["images_checked"])
+        return stats
+
+    def merge(self, part: ChannelStats, sink: IssueSink, where: str) -> None:
+        """Add the stats of another part of this channel (a shard); label shapes that differ
+        between the parts are reported at ``where``, as one scan would have."""
+        if part.multi_label is not None and self.multi_label is not None and part.multi_label != self.multi_label:
+            sink.report("LABEL_SHAPE", "single-label and multi-label samples are mixed", where)
+        elif self.multi_label is None:
+            self.multi_label = part.multi_label
+        if part.vector_length and self.vector_length and part.vector_length != self.vector_length:
+            sink.report(
+                "LABEL_SHAPE", f"label vector has {part.vector_length} values, expected {self.vector_length}", where
+            )
+        self.vector_length = self.vector_length or part.vector_length
+        self.samples += part.samples
+        self.bytes += part.bytes
+        self.count(np.array(list(part.class_counts), np.int64), np.array(list(part.class_counts.values()), np.int64))
+        if part.min_size and part.max_size:
+            self.add(DecodeSummary(part.images_checked, *part.min_size, *part.max_size, []))
 
     def as_dict(self) -> Dict[str, Any]:
         out: Dict[str, Any] = {
@@ -291,6 +337,41 @@ class _LabelRules:
         return good
 
 
+class Records(NamedTuple):
+    """The good records of a .rec, in file order: number, byte offset and header id."""
+
+    ordinals: np.ndarray  # int64
+    offsets: np.ndarray  # int64
+    ids: np.ndarray  # uint64
+
+
+class RecordTable:
+    """Collects :class:`Records` batch by batch (24 bytes per record)."""
+
+    def __init__(self) -> None:
+        self.parts: List[Tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def add(self, batch: RecordBatch) -> None:
+        self.parts.append((batch.ordinals, batch.offsets, batch.ids))
+
+    def arrays(self) -> Records:
+        if not self.parts:
+            return Records(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint64))
+        columns = [np.concatenate(column) for column in zip(*self.parts)]
+        self.parts = []
+        return Records(columns[0].astype(np.int64), columns[1].astype(np.int64), columns[2].astype(np.uint64))
+
+
+class RecordScan(NamedTuple):
+    """What a scan of (part of) a .rec leaves for the checks over the whole file."""
+
+    records: Records
+    seen: int  # records seen, good or not (the next part's ordinals start here)
+    stopped_at: int  # where the scan stopped: the next part must start there
+    unescaped_magic: int
+    nonzero_padding: int
+
+
 class Validator:
     """Validates one dataset. ``run()`` returns the report (a JSON-ready dict)."""
 
@@ -314,11 +395,13 @@ class Validator:
         self.s3_unchecked = 0
         self._current_stats: Optional[ChannelStats] = None
         self.label_names_file: Optional[str] = None  # a RecordIO channel's labels.json, when read
+        # when a list: image files are collected here as (location, path) instead of decoded
+        self.deferred_images: Optional[List[Tuple[str, str]]] = None
+        self.pool = DecodePool(1)  # run() and the shard steps supply theirs
 
     # -- entry point ----------------------------------------------------------------------
     def run(self) -> Dict[str, Any]:
-        channels = discover(self.store, self.options.format, self.sink, self.single_file)
-        self._label_names(channels)
+        channels = self.channels()
         with DecodePool(self.options.workers) as pool:
             self.pool = pool
             for channel in channels:
@@ -328,12 +411,48 @@ class Validator:
                     self._recordio(channel, stats)
                 else:
                     self._list_channel(channel, stats)
-                if stats.samples == 0:
-                    self.sink.report(
-                        "CHANNEL_EMPTY", f"the {channel.name} channel holds no valid sample", channel.root or "."
-                    )
+        return self.finish()
+
+    def channels(self) -> List[Channel]:
+        """Find the channels and their class names (the first step of a run)."""
+        channels = discover(self.store, self.options.format, self.sink, self.single_file)
+        self._label_names(channels)
+        return channels
+
+    def finish(self) -> Dict[str, Any]:
+        """The checks over whole channels and across them, once every sample is counted; the report."""
+        for stats in self.stats.values():
+            if stats.samples == 0:
+                channel = stats.channel
+                self.sink.report(
+                    "CHANNEL_EMPTY", f"the {channel.name} channel holds no valid sample", channel.root or "."
+                )
         self._cross_channel()
         return self.report()
+
+    # -- state between the steps of a sharded run (see shards.py) ---------------------------
+    def to_state(self) -> Dict[str, Any]:
+        """What a run found so far, JSON-ready (for :meth:`from_state`)."""
+        return {
+            "display_name": self.display_name,
+            "stats": [s.to_state() for s in self.stats.values()],
+            "issues": self.issues.to_state(),
+            "label_names": self.label_names,
+            "label_names_file": self.label_names_file,
+            "s3_unchecked": self.s3_unchecked,
+        }
+
+    @classmethod
+    def from_state(cls, store: Store, options: ValidationOptions, state: Mapping[str, Any]) -> Validator:
+        validator = cls(store, options, display_name=state["display_name"])
+        for stats_state in state["stats"]:
+            stats = ChannelStats.from_state(stats_state)
+            validator.stats[stats.channel.name] = stats
+        validator.issues.absorb(state["issues"])
+        validator.label_names = state["label_names"]
+        validator.label_names_file = state["label_names_file"]
+        validator.s3_unchecked = state["s3_unchecked"]
+        return validator
 
     # -- label names ----------------------------------------------------------------------
     def _label_names(self, channels: List[Channel]) -> None:
@@ -377,19 +496,61 @@ class Validator:
         rules = _LabelRules(self.options, self.sink, stats)
         self._current_stats = stats
         for rec in channel.files:
-            size = self.store.size(rec)
-            stats.bytes += size
-            if size == 0:
-                self.sink.report("REC_EMPTY_FILE", "the file is empty", rec)
-                continue
-            idx_path = rec[: -len(".rec")] + ".idx"
-            index = None
-            if self.store.exists(idx_path):
-                index = self._read_idx(idx_path)
-            self._scan_rec(rec, size, index, rules, stats)
+            size = self._rec_size(rec, stats)
+            if size:
+                scan = self.scan_records(rec, size, rules, stats)
+                self.check_records(rec, scan.records)
 
-    def _read_idx(self, idx_path: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(offsets, keys, line numbers, matched flags) of a .idx, sorted by offset."""
+    def _rec_size(self, rec: str, stats: ChannelStats) -> int:
+        """The size of a .rec (counted in the channel's bytes); 0, reported, when it is empty."""
+        size = self.store.size(rec)
+        stats.bytes += size
+        if size == 0:
+            self.sink.report("REC_EMPTY_FILE", "the file is empty", rec)
+        return size
+
+    def scan_records(
+        self, rec: str, size: int, rules: _LabelRules, stats: ChannelStats, start: int = 0, end: Optional[int] = None
+    ) -> RecordScan:
+        """Check the records that start in ``[start, end)`` of a .rec: framing, labels and
+        images. A part of a file (``start > 0`` or ``end``) leaves the file's totals to the caller."""
+        local = self.store.local_path(rec)
+        fd = os.open(local, os.O_RDONLY) if local else None
+
+        def read_at(offset: int, length: int) -> bytes:
+            if fd is not None:
+                return os.pread(fd, length, offset)
+            return self.store.read_at(rec, offset, length)
+
+        chunks = ChunkReader(local) if local and hasattr(os, "preadv") else None
+        scanner = RecordIOScanner(read_at, size, rec, self.sink, read_chunk=chunks)  # type: ignore[arg-type]
+        table = RecordTable()
+        try:
+            for batch in scanner.scan(start, end, summarize=start == 0 and end is None):
+                good = rules.records(batch, rec)
+                good &= self._record_images(rec, local, batch, good)
+                stats.samples += int(good.sum())
+                table.add(batch)
+                self.progress(rec, int(batch.offsets[-1]) if len(batch) else 0, size)
+            self._drain(stats)
+        finally:
+            if fd is not None:
+                os.close(fd)
+            if chunks is not None:
+                chunks.close()
+        return RecordScan(
+            table.arrays(), scanner.records, scanner.stopped_at, scanner.unescaped_magic, scanner.nonzero_padding
+        )
+
+    def check_records(self, rec: str, records: Records) -> None:
+        """The checks over all records of a .rec: its .idx, when there is one, and unique ids."""
+        idx_path = rec[: -len(".rec")] + ".idx"
+        if self.store.exists(idx_path):
+            self._check_index(rec, idx_path, records)
+        self._duplicate_ids(rec, records)
+
+    def _read_idx(self, idx_path: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(offsets, keys, line numbers) of a .idx, sorted by offset."""
         data = self.store.read(idx_path)
         fast = parse_idx_fast(data)
         if fast is not None:
@@ -401,81 +562,52 @@ class Validator:
             offsets = np.array([e.offset for e in entries], np.int64)
             lines = np.array([e.line for e in entries], np.int64)
         order = np.argsort(offsets, kind="stable")
-        return offsets[order], keys[order], lines[order], np.zeros(len(order), bool)
+        return offsets[order], keys[order], lines[order]
 
-    def _scan_rec(self, rec: str, size: int, index: Optional[tuple], rules: _LabelRules, stats: ChannelStats) -> None:
-        local = self.store.local_path(rec)
-        fd = os.open(local, os.O_RDONLY) if local else None
-
-        def read_at(offset: int, length: int) -> bytes:
-            if fd is not None:
-                return os.pread(fd, length, offset)
-            return self.store.read_at(rec, offset, length)
-
-        chunks = ChunkReader(local) if local and hasattr(os, "preadv") else None
-        scanner = RecordIOScanner(read_at, size, rec, self.sink, read_chunk=chunks)  # type: ignore[arg-type]
-        ids: List[np.ndarray] = []
-        unindexed = 0
-        key_mismatch = 0
-        try:
-            for batch in scanner.scan():
-                good = rules.records(batch, rec)
-                good &= self._record_images(rec, local, batch, good)
-                stats.samples += int(good.sum())
-                ids.append(batch.ids)
-                if index is not None and not len(index[0]):
-                    unindexed += len(batch)
-                elif index is not None:
-                    offsets, keys, _, matched = index
-                    pos = np.minimum(np.searchsorted(offsets, batch.offsets), len(offsets) - 1)
-                    hit = offsets[pos] == batch.offsets
-                    matched[pos[hit]] = True
-                    unindexed += int((~hit).sum())
-                    mism = hit & (keys[pos].astype(np.uint64) != batch.ids)
-                    if mism.any() and key_mismatch == 0:
-                        r = int(np.argmax(mism))
-                        self.sink.report(
-                            "IDX_KEY_MISMATCH",
-                            f"the .idx key is {int(keys[pos[r]])}, the record's header id {int(batch.ids[r])}",
-                            record_location(rec, int(batch.ordinals[r]), int(batch.offsets[r])),
-                        )
-                    key_mismatch += int(mism.sum())
-                self.progress(rec, int(batch.offsets[-1]) if len(batch) else 0, size)
-            self._drain(stats)
-        finally:
-            if fd is not None:
-                os.close(fd)
-            if chunks is not None:
-                chunks.close()
-        if index is not None:
-            offsets, keys, lines, matched = index
-            for i in np.flatnonzero(~matched)[:50]:
-                self.sink.report(
-                    "IDX_BAD_OFFSET",
-                    f"key {int(keys[i])} points at byte {int(offsets[i])}, where no record starts",
-                    "{}:line {}".format(rec[: -len(".rec")] + ".idx", int(lines[i])),
-                )
-            if unindexed:
-                self.sink.report("IDX_MISSING_RECORD", f"{unindexed} records have no .idx entry", rec)
-        self._duplicate_ids(rec, ids)
-
-    def _duplicate_ids(self, rec: str, ids: List[np.ndarray]) -> None:
-        if not ids:
+    def _check_index(self, rec: str, idx_path: str, records: Records) -> None:
+        offsets, keys, lines = self._read_idx(idx_path)
+        if not len(offsets):
+            if len(records.offsets):
+                self.sink.report("IDX_MISSING_RECORD", f"{len(records.offsets)} records have no .idx entry", rec)
             return
-        all_ids = np.concatenate(ids)
-        del ids[:]
-        if len(all_ids) > 1 and (all_ids == all_ids[0]).all():
-            self.sink.report("IDS_NOT_SET", f"all {len(all_ids)} records have id {int(all_ids[0])}", rec)
+        pos = np.minimum(np.searchsorted(offsets, records.offsets), len(offsets) - 1)
+        hit = offsets[pos] == records.offsets
+        matched = np.zeros(len(offsets), bool)
+        matched[pos[hit]] = True
+        mismatch = hit & (keys[pos].astype(np.uint64) != records.ids)
+        if mismatch.any():
+            r = int(np.argmax(mismatch))
+            self.sink.report(
+                "IDX_KEY_MISMATCH",
+                f"the .idx key is {int(keys[pos[r]])}, the record's header id {int(records.ids[r])}",
+                record_location(rec, int(records.ordinals[r]), int(records.offsets[r])),
+            )
+        for i in np.flatnonzero(~matched)[:50]:
+            self.sink.report(
+                "IDX_BAD_OFFSET",
+                f"key {int(keys[i])} points at byte {int(offsets[i])}, where no record starts",
+                f"{idx_path}:line {int(lines[i])}",
+            )
+        unindexed = int((~hit).sum())
+        if unindexed:
+            self.sink.report("IDX_MISSING_RECORD", f"{unindexed} records have no .idx entry", rec)
+
+    def _duplicate_ids(self, rec: str, records: Records) -> None:
+        ids = records.ids
+        if not len(ids):
             return
-        order = np.argsort(all_ids, kind="stable")
-        sorted_ids = all_ids[order]
+        if len(ids) > 1 and (ids == ids[0]).all():
+            self.sink.report("IDS_NOT_SET", f"all {len(ids)} records have id {int(ids[0])}", rec)
+            return
+        order = np.argsort(ids, kind="stable")
+        sorted_ids = ids[order]
         dup = np.flatnonzero(sorted_ids[1:] == sorted_ids[:-1]) + 1
         for i in dup[:50]:
             first, again = int(order[i - 1]), int(order[i])
             self.sink.report(
                 "DUPLICATE_ID",
-                f"id {int(sorted_ids[i])} is also the id of record {first}",
-                f"{rec}#record {again}",
+                f"id {int(sorted_ids[i])} is also the id of record {int(records.ordinals[first])}",
+                record_location(rec, int(records.ordinals[again]), int(records.offsets[again])),
             )
         for _ in range(max(0, len(dup) - 50)):
             self.sink.report("DUPLICATE_ID", "", rec)
@@ -645,6 +777,9 @@ class Validator:
         self._extra_files(channel, referenced)
 
     def _submit_files(self, files: List[Tuple[str, str]]) -> None:
+        if self.deferred_images is not None:
+            self.deferred_images.extend(files)
+            return
         local = [(where, self.store.local_path(p)) for where, p in files]
         if all(path is not None for _, path in local):
             self._handle(self.pool.submit(check_files, (local, self._limits())))
