@@ -60,6 +60,19 @@ class EndpointConfig:
 
 
 @dataclass(frozen=True)
+class ValidationConfig:
+    """When and how the Validate step fans out over a Distributed Map (see shards.py)."""
+
+    shard_mb: int = 1024  # RecordIO bytes per shard; datasets above this fan out
+    shard_images: int = 5000  # image files per shard of a list-format dataset
+    max_concurrency: int = 40  # shards checked at once
+
+    @property
+    def shard_bytes(self) -> int:
+        return self.shard_mb << 20
+
+
+@dataclass(frozen=True)
 class VpcConfig:
     subnet_ids: Tuple[str, ...]
     security_group_ids: Tuple[str, ...]
@@ -77,6 +90,7 @@ class StageConfig:
     backend: str = "mxnet"
     training: TrainingConfig = field(default_factory=TrainingConfig)
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
     hyperparameters: Mapping[str, str] = field(default_factory=dict)
     approval: str = "auto"
     accuracy_threshold: float = 0.8
@@ -213,6 +227,25 @@ def _endpoint(raw: Any, where: str) -> EndpointConfig:
     return EndpointConfig(instance, low, high, _positive(target, where + ".invocations_per_instance"))
 
 
+def _validation(raw: Any, where: str) -> ValidationConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(where, "must be an object")
+    _no_unknown(raw, ("shard_mb", "shard_images", "max_concurrency"), where)
+    d = ValidationConfig()
+    shard_mb = _positive(_take(raw, "shard_mb", where, int, d.shard_mb), where + ".shard_mb", 64)
+    if shard_mb > 8192:
+        raise ConfigError(f"{where}.shard_mb", f"{shard_mb} is above 8192 (a shard must fit a 15-minute Lambda)")
+    shard_images = _positive(_take(raw, "shard_images", where, int, d.shard_images), where + ".shard_images", 100)
+    if shard_images > 20000:
+        raise ConfigError(
+            f"{where}.shard_images", f"{shard_images} is above 20000 (a shard must fit a 15-minute Lambda)"
+        )
+    concurrency = _take(raw, "max_concurrency", where, int, d.max_concurrency)
+    if not 1 <= concurrency <= 1000:
+        raise ConfigError(f"{where}.max_concurrency", f"{concurrency} is not between 1 and 1000")
+    return ValidationConfig(shard_mb, shard_images, concurrency)
+
+
 def check_hyperparameters(backend: str, raw: Any, where: str) -> Dict[str, str]:
     """String values of hyperparameters that config may set and that parse under the schema."""
     if not isinstance(raw, dict):
@@ -249,7 +282,7 @@ def parse_stage(name: str, raw: Any) -> StageConfig:
         raise ConfigError(where, "must be an object")
     known: Tuple[str, ...] = ("account", "region", "backend", "training", "endpoint", "hyperparameters", "approval")
     known += ("accuracy_threshold", "max_regression", "alert_email", "vpc", "api_auth", "api_rate_limit")
-    known += ("artifact_retention_days",)
+    known += ("artifact_retention_days", "validation")
     _no_unknown(raw, known, where)
     account = _take(raw, "account", where, str, None)
     if account is None or not re.match(r"^[0-9]{12}$", account):
@@ -282,6 +315,7 @@ def parse_stage(name: str, raw: Any) -> StageConfig:
         backend=backend,
         training=_training(raw.get("training", {}), where + ".training"),
         endpoint=_endpoint(raw.get("endpoint", {}), where + ".endpoint"),
+        validation=_validation(raw.get("validation", {}), where + ".validation"),
         hyperparameters=check_hyperparameters(backend, raw.get("hyperparameters", {}), where + ".hyperparameters"),
         approval=approval,
         accuracy_threshold=threshold,

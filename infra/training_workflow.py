@@ -25,6 +25,7 @@ from .nag import acknowledge, lambda_versions, s3_objects, wildcard
 from .pack_step import PackStep
 from .sagemaker_roles import grant_sync_job, processing_role, training_role
 from .sourcedir import SourceDir
+from .validation_step import ValidationStep
 
 THROTTLING = ["ThrottlingException", "SageMaker.ThrottlingException", "SageMaker.AmazonSageMakerException"]
 # FailureReason texts of SageMaker failures that a new attempt can cure
@@ -81,20 +82,6 @@ class TrainingWorkflow(Construct):
                 )
             )
 
-        self.validator = PipelineFunction(
-            self,
-            "Validator",
-            handler="lambdas.validate.handler.handler",
-            key=key,
-            timeout=Duration.minutes(15),
-            memory_size=3008,
-        )
-        datasets.grant_read_write(self.validator.function, "datasets/*")
-        acknowledge(
-            self.validator.role,
-            s3_objects(stage.datasets_bucket, "datasets/*"),
-            "The validator reads any uploaded dataset and writes its report beside it.",
-        )
         self.planner = PipelineFunction(
             self,
             "TrainingPlanner",
@@ -177,21 +164,8 @@ class TrainingWorkflow(Construct):
             state.add_catch(notify_failure, errors=["States.ALL"], result_path="$.error")
             return state
 
-        validate = guarded(
-            tasks.LambdaInvoke(
-                self,
-                "ValidateDataset",
-                lambda_function=self.validator.function,
-                payload=sfn.TaskInput.from_object(
-                    {
-                        "dataset.$": "$.dataset",
-                        "hyperparameters.$": "$.hyperparameters",
-                        "backend": stage.backend,
-                    }
-                ),
-                payload_response_only=True,
-                result_path="$.validation",
-            )
+        self.validation = ValidationStep(
+            self, "Validation", stage=stage, key=key, datasets=datasets, artifacts=artifacts, guarded=guarded
         )
         invalid = notify(
             "NotifyInvalidDataset",
@@ -383,7 +357,7 @@ class TrainingWorkflow(Construct):
         )
         done = sfn.Succeed(self, "Done")
 
-        definition = validate.next(
+        definition = self.validation.chain.next(
             sfn.Choice(self, "DatasetValid")
             .when(sfn.Condition.boolean_equals("$.validation.valid", True), plan_packing)
             .otherwise(invalid)
@@ -418,6 +392,7 @@ class TrainingWorkflow(Construct):
         jobs = f"arn:aws:sagemaker:{region}:{account}:training-job/{stage.prefix}-*"
         grant_sync_job(self.state_machine.role, stage, "Training", jobs, self.role)
         self.pack.grant(self.state_machine.role)
+        self.validation.grant_item_reading(self.state_machine)
         role = self.state_machine.role
         for function in self.functions:
             acknowledge(role, lambda_versions(function.function), "Invoking the function and its versions.")
@@ -501,4 +476,4 @@ class TrainingWorkflow(Construct):
 
     @property
     def functions(self) -> List[PipelineFunction]:
-        return [self.validator, self.planner, self.gate]
+        return [*self.validation.functions, self.planner, self.gate]

@@ -1,27 +1,30 @@
-"""The workflow's Validate step: validate the dataset in S3 (ranged reads), write the report
-beside it, return the summary the next states branch on."""
+"""The workflow's Validate steps. ``handler`` validates the dataset in S3 (ranged reads) and
+writes the report beside it; a dataset above one shard's work is planned instead, for
+``check_shard`` under a Distributed Map and ``merge_shards`` after it. Each step that ends a
+validation returns the summary the next states branch on."""
 
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Dict
 
 import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from .logic import REPORT_NAME, summary, validate
-from .s3_store import S3Store
+from .logic import REPORT_NAME, ShardLimits, check_shard, merge_shards, plan_fan_out, summary, validate
+from .s3_store import S3Store, WorkArea
 
 logger = Logger()
 
 
-@logger.inject_lambda_context
-def handler(event: Dict[str, Any], context: LambdaContext) -> Dict[str, Any]:
+def _dataset_store(s3: Any, event: Dict[str, Any]) -> S3Store:
+    return S3Store(s3, event["dataset"]["bucket"], event["dataset"]["prefix"])
+
+
+def _publish(s3: Any, event: Dict[str, Any], report: Dict[str, Any], requests: int) -> Dict[str, Any]:
     dataset = event["dataset"]
-    s3 = boto3.client("s3")
-    store = S3Store(s3, dataset["bucket"], dataset["prefix"])
-    report = validate(store, event["backend"], event["hyperparameters"], dataset.get("descriptor", {}))
     key = dataset["prefix"] + REPORT_NAME
     s3.put_object(
         Bucket=dataset["bucket"],
@@ -30,5 +33,40 @@ def handler(event: Dict[str, Any], context: LambdaContext) -> Dict[str, Any]:
         ContentType="application/json",
     )
     result = summary(report, event["backend"], f"s3://{dataset['bucket']}/{key}")
-    logger.info("validated", extra={"valid": result["valid"], "errors": result["error_count"], "reads": store.requests})
+    logger.info("validated", extra={"valid": result["valid"], "errors": result["error_count"], "reads": requests})
     return result
+
+
+@logger.inject_lambda_context
+def handler(event: Dict[str, Any], context: LambdaContext) -> Dict[str, Any]:
+    s3 = boto3.client("s3")
+    store = _dataset_store(s3, event)
+    work = WorkArea(s3, os.environ["WORK_BUCKET"], f"validation/{event['execution']}/")
+    limits = ShardLimits(int(os.environ["SHARD_BYTES"]), int(os.environ["SHARD_IMAGES"]))
+    fan_out = plan_fan_out(store, work, event, limits)
+    if fan_out is not None:
+        logger.info("planned", extra={"shards": fan_out["shards"], "reads": store.requests})
+        return fan_out
+    report = validate(store, event["backend"], event["hyperparameters"], event["dataset"].get("descriptor", {}))
+    return _publish(s3, event, report, store.requests)
+
+
+@logger.inject_lambda_context
+def shard_handler(event: Dict[str, Any], context: LambdaContext) -> Dict[str, Any]:
+    s3 = boto3.client("s3")
+    store = _dataset_store(s3, event)
+    result = check_shard(store, WorkArea(s3, **_work(event)), event, event["shard"])
+    logger.info("shard checked", extra={"shard": event["shard"], "reads": store.requests})
+    return result
+
+
+@logger.inject_lambda_context
+def merge_handler(event: Dict[str, Any], context: LambdaContext) -> Dict[str, Any]:
+    s3 = boto3.client("s3")
+    store = _dataset_store(s3, event)
+    report = merge_shards(store, WorkArea(s3, **_work(event)), event)
+    return _publish(s3, event, report, store.requests)
+
+
+def _work(event: Dict[str, Any]) -> Dict[str, str]:
+    return {"bucket": event["work"]["bucket"], "prefix": event["work"]["prefix"]}

@@ -4,12 +4,25 @@ data decide (``num_classes``, ``num_training_samples``)."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 from image_dataset.descriptor import FILE_NAME
+from image_dataset.shards import (
+    IMAGES,
+    Plan,
+    ShardResult,
+    merge,
+    needs_shards,
+    plan,
+    records_from_bytes,
+    records_to_bytes,
+    run_shard,
+)
 from image_dataset.store import Store
 from image_dataset.validate import ValidationOptions, Validator
 from image_training.schemas import DATA_DERIVED, schema_for
+
+from .s3_store import WorkArea
 
 REPORT_NAME = "validation-report.json"
 IGNORED = (FILE_NAME, REPORT_NAME)  # files of the workflow, not of the dataset
@@ -104,11 +117,72 @@ class WithoutWorkflowFiles(Store):
         return self.inner.describe(path)
 
 
+def _reader(store: Store, request: Mapping[str, Any]) -> Tuple[Store, ValidationOptions]:
+    """The dataset without the workflow's files, and how to read it; ``request`` is the
+    step's event: ``backend``, ``hyperparameters`` and the ``dataset``'s ``descriptor``."""
+    descriptor = request.get("dataset", {}).get("descriptor", {})
+    options = options_for(request["backend"], request["hyperparameters"], descriptor)
+    bucket = getattr(store, "bucket", None)  # manifests may reference s3:// objects of the dataset bucket
+    options.allowed_buckets = (bucket,) if bucket else ()
+    return WithoutWorkflowFiles(store), options
+
+
 def validate(
     store: Store, backend: str, hyperparameters: Mapping[str, str], descriptor: Mapping[str, Any]
 ) -> Dict[str, Any]:
-    """The full validation report of the dataset in ``store``."""
-    options = options_for(backend, hyperparameters, descriptor)
-    bucket = getattr(store, "bucket", None)  # manifests may reference s3:// objects of the dataset bucket
-    options.allowed_buckets = (bucket,) if bucket else ()
-    return Validator(WithoutWorkflowFiles(store), options, display_name=store.describe("")).run()
+    """The full validation report of the dataset in ``store``, in this process."""
+    request = {"backend": backend, "hyperparameters": hyperparameters, "dataset": {"descriptor": descriptor}}
+    dataset, options = _reader(store, request)
+    return Validator(dataset, options, display_name=store.describe("")).run()
+
+
+# -- the fan-out for datasets above one shard (image_dataset.shards) ------------------------
+PLAN_FILE = "plan.json"
+SHARDS_FILE = "shards.json"  # the Distributed Map's items
+
+
+class ShardLimits(NamedTuple):
+    shard_bytes: int
+    shard_images: int
+
+
+def plan_fan_out(store: Store, work: WorkArea, request: Mapping[str, Any], limits: ShardLimits) -> Optional[Dict]:
+    """For a dataset that is more than one shard's work: check what one step can, write the
+    plan and the shard list to ``work``, and return the Map's input (None: validate at once)."""
+    dataset, options = _reader(store, request)
+    if not needs_shards(dataset, limits.shard_bytes, limits.shard_images):
+        return None
+    planned = plan(dataset, options, limits.shard_bytes, limits.shard_images, store.describe(""))
+    for index, files in planned.images.items():
+        work.put_json(f"images-{index:06d}.json", files)
+    work.put_json(PLAN_FILE, {"state": planned.state, "shards": planned.shards})
+    items_key = work.put_json(SHARDS_FILE, planned.shards)
+    return {"shards": len(planned.shards), "work": {"bucket": work.bucket, "prefix": work.prefix, "items": items_key}}
+
+
+def check_shard(store: Store, work: WorkArea, request: Mapping[str, Any], shard: Mapping[str, Any]) -> Dict:
+    """Check one shard and leave its result in ``work``."""
+    dataset, options = _reader(store, request)
+    index = shard["index"]
+    images = None
+    if shard["kind"] == IMAGES:
+        images = [(where, path) for where, path in work.get_json(f"images-{index:06d}.json")]
+    result = run_shard(dataset, options, shard, images)
+    if result.records is not None:
+        work.put(f"shard-{index:06d}.npz", records_to_bytes(result.records))
+    work.put_json(f"shard-{index:06d}.json", result.partial)
+    return {"index": index}
+
+
+def merge_shards(store: Store, work: WorkArea, request: Mapping[str, Any]) -> Dict[str, Any]:
+    """The report of a fanned-out validation, from the plan and every shard's result."""
+    dataset, options = _reader(store, request)
+    saved = work.get_json(PLAN_FILE)
+    planned = Plan(saved["state"], saved["shards"], {})
+
+    def result(index: int) -> ShardResult:
+        partial = work.get_json(f"shard-{index:06d}.json")
+        records = records_from_bytes(work.get(f"shard-{index:06d}.npz")) if "count" in partial else None
+        return ShardResult(partial, records)
+
+    return merge(dataset, options, planned, result)

@@ -4,6 +4,7 @@ block and memory stays bounded whatever the dataset's size."""
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from typing import Any, Dict, Iterator, List, Set, Tuple
 
@@ -96,3 +97,27 @@ class S3Store(Store):
 
     def describe(self, path: str) -> str:
         return f"s3://{self.bucket}/{self.prefix}{path}"
+
+
+class WorkArea:
+    """A prefix in the artifact bucket where the steps of a fanned-out validation leave their
+    results for each other (JSON documents and the shards' record tables)."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix if prefix.endswith("/") else prefix + "/"
+
+    def put(self, name: str, body: bytes) -> str:
+        self.client.put_object(Bucket=self.bucket, Key=self.prefix + name, Body=body)
+        return self.prefix + name
+
+    def get(self, name: str) -> bytes:
+        data: bytes = self.client.get_object(Bucket=self.bucket, Key=self.prefix + name)["Body"].read()
+        return data
+
+    def put_json(self, name: str, value: Any) -> str:
+        return self.put(name, json.dumps(value, separators=(",", ":")).encode())
+
+    def get_json(self, name: str) -> Any:
+        return json.loads(self.get(name))

@@ -248,6 +248,12 @@ class WorkflowHarness:
         )["stateMachineArn"]
 
     # -- Lambda ------------------------------------------------------------------------
+    def set_environment(self, handler_module: str, **values: str) -> None:
+        """Change the environment of the functions whose handler is in ``handler_module``."""
+        for spec in self.functions.values():
+            if spec["handler"].rsplit(".", 1)[0] == handler_module:
+                spec["environment"].update(values)
+
     def _invoke(self, name: str, event: Dict[str, Any]) -> Any:
         spec = self.functions[name]
         module_name, function = spec["handler"].rsplit(".", 1)

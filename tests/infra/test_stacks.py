@@ -84,6 +84,34 @@ def test_training_request_has_spot_checkpoints_isolation_and_encryption(template
     assert names == ["train:accuracy", "validation:accuracy"]
 
 
+def test_large_datasets_fan_out_over_a_distributed_map(templates: Templates) -> None:
+    states = definition(templates, "Training")["States"]
+    assert states["FansOut"]["Choices"][0] == {
+        "Variable": "$.validation.shards",
+        "IsPresent": True,
+        "Next": "CheckShards",
+    }
+    check = states["CheckShards"]
+    assert check["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+    assert check["ItemReader"]["Resource"].endswith(":states:::s3:getObject")
+    assert check["ItemReader"]["Parameters"] == {
+        "Bucket.$": "$.validation.work.bucket",
+        "Key.$": "$.validation.work.items",
+    }
+    assert check["ItemReader"]["ReaderConfig"] == {"InputType": "JSON"}
+    assert check["MaxConcurrency"] == 40 and check["ItemSelector"]["shard.$"] == "$$.Map.Item.Value"
+    assert check["Catch"] and check["Next"] == "MergeShards"
+    inner = check["ItemProcessor"]["States"]["CheckShard"]
+    assert "Lambda.TooManyRequestsException" in inner["Retry"][0]["ErrorEquals"]
+    handlers = {
+        f["Properties"]["Handler"]: f["Properties"]["Environment"]["Variables"]
+        for f in template(templates, "Training").find_resources("AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"].startswith("lambdas.validate.")
+    }
+    assert set(handlers) == {f"lambdas.validate.handler.{h}" for h in ("handler", "shard_handler", "merge_handler")}
+    assert all(env["SHARD_BYTES"] == str(1 << 30) and env["SHARD_IMAGES"] == "5000" for env in handlers.values())
+
+
 def test_every_task_retries_and_catches(templates: Templates) -> None:
     for part in ("Training", "Serving"):
         for name, state in definition(templates, part)["States"].items():

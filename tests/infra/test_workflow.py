@@ -48,8 +48,10 @@ def test_success_trains_registers_and_deploys(harness: WorkflowHarness) -> None:
     result = harness.wait(execution)
     assert result["status"] == "SUCCEEDED", harness.explain(execution)
     entered = harness.states_entered(execution)
-    assert entered[:7] == [
+    assert entered[:9] == [
         "ValidateDataset",
+        "FansOut",
+        "ValidatedAtOnce",
         "DatasetValid",
         "PlanPacking",
         "PackingNeeded",
@@ -203,10 +205,56 @@ def test_recordio_dataset_skips_packing(harness: WorkflowHarness) -> None:
     result = harness.wait(execution)
     assert result["status"] == "SUCCEEDED", harness.explain(execution)
     entered = harness.states_entered(execution)
-    assert "PackDataset" not in entered and entered[2:5] == ["PlanPacking", "PackingNeeded", "FirstAttempt"]
+    assert "PackDataset" not in entered and entered[4:7] == ["PlanPacking", "PackingNeeded", "FirstAttempt"]
     assert harness.processing_requests == []
     channels = {
         c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
         for c in harness.training_requests[0]["InputDataConfig"]
     }
     assert channels["train"].endswith("datasets/records/v1/train/")
+
+
+def upload_records(harness: WorkflowHarness, prefix: str, bad_label_at: int = -1) -> Dict[str, Any]:
+    """A RecordIO dataset of about 20 KB (train) and its workflow input."""
+    import tempfile
+
+    from image_dataset.recordio import RecordIOWriter, pack
+
+    s3 = boto3.client("s3", region_name=REGION)
+    for channel, count in (("train", 90), ("validation", 10)):
+        path = tempfile.mktemp(suffix=".rec")
+        with RecordIOWriter(path, path[:-4] + ".idx") as writer:
+            for i in range(count):
+                label = 9.5 if (channel, i) == ("train", bad_label_at) else float(i % 2)
+                writer.write(pack(label, png(40, 40, (200, 30 * (i % 2), i)), id=i), key=i)
+        for suffix in (".rec", ".idx"):
+            s3.upload_file(path[:-4] + suffix, harness.datasets_bucket, f"{prefix}{channel}/data{suffix}")
+    return {
+        "dataset": {"bucket": harness.datasets_bucket, "prefix": prefix, "name": "records", "version": "v1"},
+        "hyperparameters": {"epochs": "2", "image_shape": "3,32,32", "mini_batch_size": "4"},
+    }
+
+
+def test_a_large_dataset_is_validated_by_a_distributed_map(harness: WorkflowHarness) -> None:
+    harness.set_environment("lambdas.validate.handler", SHARD_BYTES="4096")
+    execution = harness.start("training", upload_records(harness, "datasets/large/v1/"))
+    result = harness.wait(execution)
+    assert result["status"] == "SUCCEEDED", harness.explain(execution)
+    entered = harness.states_entered(execution)
+    assert entered[:5] == ["ValidateDataset", "FansOut", "CheckShards", "MergeShards", "DatasetValid"]
+    shards = harness.invocations.count("lambdas.validate.handler")
+    assert shards >= 5, harness.invocations  # the plan, four or more shards, the merge
+    hps = harness.training_requests[0]["HyperParameters"]
+    assert hps["num_classes"] == "2" and hps["num_training_samples"] == "90"
+
+
+def test_a_fanned_out_validation_rejects_a_bad_record_with_its_location(harness: WorkflowHarness) -> None:
+    harness.set_environment("lambdas.validate.handler", SHARD_BYTES="4096")
+    execution = harness.start("training", upload_records(harness, "datasets/large/v2/", bad_label_at=70))
+    result = harness.wait(execution)
+    assert result["status"] == "FAILED" and "DatasetInvalid" in harness.states_entered(execution)
+    alert = next(a for a in harness.alerts() if "validation" in a.get("Subject", ""))
+    message = json.loads(alert["Message"])
+    assert message["report"].endswith("datasets/large/v2/validation-report.json")
+    assert message["first_errors"][0].startswith("train/data.rec#record 70 @byte "), message
+    assert harness.training_requests == []

@@ -18,6 +18,7 @@ from tests.builders import folder_dataset, jpeg, noisy_jpeg, write_rec
 from .conftest import REGION, Context
 
 BUCKET = "data"
+WORK_BUCKET = "artifacts"
 
 
 def upload_folder(root: Path, prefix: str) -> None:
@@ -27,8 +28,13 @@ def upload_folder(root: Path, prefix: str) -> None:
 
 
 @pytest.fixture()
-def bucket(aws: None) -> str:
-    boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
+def bucket(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=BUCKET)
+    s3.create_bucket(Bucket=WORK_BUCKET)
+    monkeypatch.setenv("WORK_BUCKET", WORK_BUCKET)
+    monkeypatch.setenv("SHARD_BYTES", str(1 << 30))
+    monkeypatch.setenv("SHARD_IMAGES", "5000")
     return BUCKET
 
 
@@ -77,6 +83,7 @@ def test_handler_writes_the_report_beside_the_dataset(bucket: str, tmp_path: Pat
     from lambdas.validate.handler import handler
 
     event = {
+        "execution": "pets-v1",
         "dataset": {"bucket": bucket, "prefix": "datasets/pets/v1/", "descriptor": {}},
         "hyperparameters": {"image_shape": "3,32,32", "resize": "32", "mini_batch_size": "2"},
         "backend": "mxnet",
@@ -98,3 +105,69 @@ def test_an_upload_without_data_is_an_error_not_a_crash(bucket: str, tmp_path: P
     local = validate_path(str(tmp_path))
     assert not report["valid"]
     assert [e["code"] for e in report["errors"]] == [e["code"] for e in local["errors"]]
+
+
+def fan_out(event: Dict, monkeypatch: pytest.MonkeyPatch, shard_bytes: int, shard_images: int) -> Dict:
+    """The three steps as the Distributed Map runs them: plan, every shard, merge."""
+    from lambdas.validate.handler import handler, merge_handler, shard_handler
+
+    monkeypatch.setenv("SHARD_BYTES", str(shard_bytes))
+    monkeypatch.setenv("SHARD_IMAGES", str(shard_images))
+    planned = handler(event, Context())
+    assert planned["shards"] > 1, planned
+    s3 = boto3.client("s3", region_name=REGION)
+    items = json.loads(s3.get_object(Bucket=WORK_BUCKET, Key=planned["work"]["items"])["Body"].read())
+    assert len(items) == planned["shards"]
+    for shard in reversed(items):  # the Map runs shards in any order
+        assert shard_handler({**event, "shard": shard, "work": planned["work"]}, Context()) == {"index": shard["index"]}
+    return merge_handler({**event, "work": planned["work"]}, Context())
+
+
+def report_at(uri: str) -> Dict:
+    bucket, key = uri[len("s3://") :].split("/", 1)
+    body = boto3.client("s3", region_name=REGION).get_object(Bucket=bucket, Key=key)["Body"].read()
+    return json.loads(body)
+
+
+def test_a_large_dataset_fans_out_and_merges_into_the_same_report(
+    bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lambdas.validate.handler import handler
+
+    records = [(float(i % 3), noisy_jpeg(24 + i % 5, 24, i)) for i in range(300)]
+    records[123] = (7.5, records[123][1])  # one bad label, deep inside a middle shard
+    write_rec(str(tmp_path / "train" / "data.rec"), records, ids=[i if i != 250 else 17 for i in range(300)])
+    write_rec(str(tmp_path / "validation" / "data.rec"), records[:40])
+    upload_folder(tmp_path, "datasets/big/v2/")
+    event = {
+        "execution": "big-v2-abc",
+        "dataset": {"bucket": bucket, "prefix": "datasets/big/v2/", "descriptor": {}},
+        "hyperparameters": {"image_shape": "3,24,24"},
+        "backend": "mxnet",
+    }
+    whole = handler(event, Context())
+    whole_report = report_at(whole["report_uri"])
+    sharded = fan_out(event, monkeypatch, 64 << 10, 5000)
+    sharded_report = report_at(sharded["report_uri"])
+    assert sharded == whole and not whole["valid"]
+    assert {e["code"] for e in whole_report["errors"]} == {"LABEL_INVALID", "DUPLICATE_ID", "IDX_DUPLICATE_KEY"}
+    assert sharded_report == whole_report
+
+
+def test_an_image_dataset_fans_out_by_image_count(bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lambdas.validate.handler import handler
+
+    folder_dataset(str(tmp_path), {"cat": 9, "dog": 8})
+    (tmp_path / "train" / "dog" / "003.jpg").write_bytes(b"\xff\xd8\xff broken")
+    upload_folder(tmp_path, "datasets/pets/v2/")
+    event = {
+        "execution": "pets-v2-abc",
+        "dataset": {"bucket": bucket, "prefix": "datasets/pets/v2/", "descriptor": {}},
+        "hyperparameters": {"image_shape": "3,32,32", "resize": "32", "mini_batch_size": "2"},
+        "backend": "mxnet",
+    }
+    whole = handler(event, Context())
+    whole_report = report_at(whole["report_uri"])
+    sharded = fan_out(event, monkeypatch, 1 << 30, 4)
+    assert sharded == whole and whole["first_errors"] and "IMG_CORRUPT" in whole["first_errors"][0]
+    assert report_at(sharded["report_uri"]) == whole_report
