@@ -75,6 +75,7 @@ diagrams: $(VENV)/.ready
 
 bench: env
 	$(VENV)/bin/python bench/validate_recordio.py
+	$(VENV)/bin/python bench/validate_shards.py
 	$(VENV_MXNET)/bin/python bench/mxnet_backend.py
 	$(VENV_TF)/bin/python bench/tf_backend.py
 

@@ -58,6 +58,9 @@ class Storage(Construct):
         self.artifacts.add_lifecycle_rule(
             prefix="checkpoints/", expiration=Duration.days(14), noncurrent_version_expiration=Duration.days(1)
         )
+        self.artifacts.add_lifecycle_rule(  # plans and shard results of fanned-out validations
+            prefix="validation/", expiration=Duration.days(7), noncurrent_version_expiration=Duration.days(1)
+        )
         for prefix in ("training-jobs/", "evaluations/"):
             self.artifacts.add_lifecycle_rule(
                 prefix=prefix,

@@ -110,6 +110,17 @@ def test_large_datasets_fan_out_over_a_distributed_map(templates: Templates) -> 
     }
     assert set(handlers) == {f"lambdas.validate.handler.{h}" for h in ("handler", "shard_handler", "merge_handler")}
     assert all(env["SHARD_BYTES"] == str(1 << 30) and env["SHARD_IMAGES"] == "5000" for env in handlers.values())
+    template(templates, "Data").has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "BucketName": "imgclf-dev-artifacts-111111111111-us-east-1",
+            "LifecycleConfiguration": {
+                "Rules": Match.array_with(
+                    [Match.object_like({"Prefix": "validation/", "ExpirationInDays": 7, "Status": "Enabled"})]
+                )
+            },
+        },
+    )
 
 
 def test_every_task_retries_and_catches(templates: Templates) -> None:
