@@ -20,9 +20,10 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [os.path.join(ROOT, "training_code"), os.path.dirname(os.path.abspath(__file__))]
+sys.path.insert(0, os.path.join(ROOT, "training_code"))
 
 from bench_data import build_rec  # noqa: E402
+
 from image_dataset.shards import merge, plan, run_shard  # noqa: E402
 from image_dataset.store import LocalStore  # noqa: E402
 from image_dataset.validate import ValidationOptions, Validator  # noqa: E402

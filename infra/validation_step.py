@@ -114,6 +114,8 @@ class ValidationStep(Construct):
             retry_on_service_exceptions=False,
         )
         check_shard.add_retry(errors=LAMBDA_BUSY, interval=Duration.seconds(2), max_attempts=6, backoff_rate=2.0)
+        # a shard check only reads the dataset and writes its own result: running it again is safe
+        check_shard.add_retry(errors=["States.ALL"], interval=Duration.seconds(10), max_attempts=1)
         check_shards.item_processor(check_shard)
         merge = guarded(
             tasks.LambdaInvoke(

@@ -103,6 +103,7 @@ def test_large_datasets_fan_out_over_a_distributed_map(templates: Templates) -> 
     assert check["Catch"] and check["Next"] == "MergeShards"
     inner = check["ItemProcessor"]["States"]["CheckShard"]
     assert "Lambda.TooManyRequestsException" in inner["Retry"][0]["ErrorEquals"]
+    assert inner["Retry"][-1]["ErrorEquals"] == ["States.ALL"] and inner["Retry"][-1]["MaxAttempts"] == 1
     handlers = {
         f["Properties"]["Handler"]: f["Properties"]["Environment"]["Variables"]
         for f in template(templates, "Training").find_resources("AWS::Lambda::Function").values()
