@@ -29,7 +29,7 @@ from .images import DecodePool
 from .layout import RECORDIO, Channel
 from .recordio_scan import REPEATED, find_record_start, report_repeats
 from .store import Store
-from .validate import DECODE_BATCH, ChannelStats, Records, ValidationOptions, Validator, _LabelRules
+from .validate import ChannelStats, Records, ValidationOptions, Validator
 
 RECORDS = "records"
 IMAGES = "images"
@@ -98,14 +98,14 @@ def plan(
         validator.stats[channel.name] = stats
         if channel.format == RECORDIO:
             for rec in channel.files:
-                size = validator._rec_size(rec, stats)
+                size = validator.rec_size(rec, stats)
                 for start, end in byte_ranges(store, rec, size, shard_bytes) if size else []:
                     shards.append(
                         dict(index=len(shards), kind=RECORDS, channel=channel.name, file=rec, start=start, end=end)
                     )
             continue
         validator.deferred_images = []
-        validator._list_channel(channel, stats)
+        validator.list_channel(channel, stats)
         files = validator.deferred_images
         for first in range(0, len(files), shard_images):
             images[len(shards)] = files[first : first + shard_images]
@@ -123,19 +123,14 @@ def run_shard(
     """Step 2: check one shard (``start`` overrides a records shard's first byte)."""
     validator = Validator(store, options)
     stats = ChannelStats(Channel(shard["channel"], shard["kind"], "", ()))
-    validator._current_stats = stats
     with DecodePool(options.workers) as pool:
         validator.pool = pool
         if shard["kind"] == IMAGES:
-            files = images or []
-            for first in range(0, len(files), DECODE_BATCH):
-                validator._submit_files(files[first : first + DECODE_BATCH])
-            validator._drain(stats)
+            validator.check_images(stats, images or [])
             return ShardResult({"stats": stats.to_state(), "issues": validator.issues.to_state()}, None)
         begin = shard["start"] if start is None else start
-        rules = _LabelRules(options, validator.sink, stats)
         rec = shard["file"]
-        scan = validator.scan_records(rec, store.size(rec), rules, stats, begin, shard["end"])
+        scan = validator.scan_records(rec, store.size(rec), stats, begin, shard["end"])
     partial = {
         "stats": stats.to_state(),
         "issues": validator.issues.to_state(),

@@ -410,7 +410,7 @@ class Validator:
                 if channel.format == RECORDIO:
                     self._recordio(channel, stats)
                 else:
-                    self._list_channel(channel, stats)
+                    self.list_channel(channel, stats)
         return self.finish()
 
     def channels(self) -> List[Channel]:
@@ -493,15 +493,13 @@ class Validator:
 
     # -- RecordIO -------------------------------------------------------------------------
     def _recordio(self, channel: Channel, stats: ChannelStats) -> None:
-        rules = _LabelRules(self.options, self.sink, stats)
-        self._current_stats = stats
         for rec in channel.files:
-            size = self._rec_size(rec, stats)
+            size = self.rec_size(rec, stats)
             if size:
-                scan = self.scan_records(rec, size, rules, stats)
+                scan = self.scan_records(rec, size, stats)
                 self.check_records(rec, scan.records)
 
-    def _rec_size(self, rec: str, stats: ChannelStats) -> int:
+    def rec_size(self, rec: str, stats: ChannelStats) -> int:
         """The size of a .rec (counted in the channel's bytes); 0, reported, when it is empty."""
         size = self.store.size(rec)
         stats.bytes += size
@@ -510,10 +508,12 @@ class Validator:
         return size
 
     def scan_records(
-        self, rec: str, size: int, rules: _LabelRules, stats: ChannelStats, start: int = 0, end: Optional[int] = None
+        self, rec: str, size: int, stats: ChannelStats, start: int = 0, end: Optional[int] = None
     ) -> RecordScan:
         """Check the records that start in ``[start, end)`` of a .rec: framing, labels and
         images. A part of a file (``start > 0`` or ``end``) leaves the file's totals to the caller."""
+        rules = _LabelRules(self.options, self.sink, stats)  # its state lives in stats
+        self._current_stats = stats
         local = self.store.local_path(rec)
         fd = os.open(local, os.O_RDONLY) if local else None
 
@@ -736,7 +736,9 @@ class Validator:
                 path,
             )
 
-    def _list_channel(self, channel: Channel, stats: ChannelStats) -> None:
+    def list_channel(self, channel: Channel, stats: ChannelStats) -> None:
+        """Check a list-format channel: its lists, labels and image files (decoded unless
+        ``deferred_images`` collects them)."""
         rules = _LabelRules(self.options, self.sink, stats)
         self._current_stats = stats
         referenced: Set[str] = set()
@@ -775,6 +777,13 @@ class Validator:
             self._submit_files(pending)
         self._drain(stats)
         self._extra_files(channel, referenced)
+
+    def check_images(self, stats: ChannelStats, files: List[Tuple[str, str]]) -> None:
+        """Decode image files, given as (location, path), and count them in ``stats``."""
+        self._current_stats = stats
+        for first in range(0, len(files), DECODE_BATCH):
+            self._submit_files(files[first : first + DECODE_BATCH])
+        self._drain(stats)
 
     def _submit_files(self, files: List[Tuple[str, str]]) -> None:
         if self.deferred_images is not None:
