@@ -97,6 +97,9 @@ class WithoutWorkflowFiles(Store):
     def read_at(self, path: str, offset: int, length: int) -> bytes:
         return self.inner.read_at(path, offset, length)
 
+    def read_many(self, paths: List[str]) -> List[bytes]:
+        return self.inner.read_many(paths)
+
     def exists(self, path: str) -> bool:
         return path not in IGNORED and self.inner.exists(path)
 

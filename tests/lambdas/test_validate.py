@@ -3,6 +3,7 @@ exactly what `imgclf validate` reports for the same files."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Dict
@@ -171,3 +172,39 @@ def test_an_image_dataset_fans_out_by_image_count(bucket: str, tmp_path: Path, m
     sharded = fan_out(event, monkeypatch, 1 << 30, 4)
     assert sharded == whole and whole["first_errors"] and "IMG_CORRUPT" in whole["first_errors"][0]
     assert report_at(sharded["report_uri"]) == whole_report
+
+
+def test_image_files_are_fetched_concurrently_in_order(bucket: str) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    for i in range(40):
+        s3.put_object(Bucket=bucket, Key=f"datasets/many/v1/train/a/{i}.jpg", Body=f"image {i}".encode())
+    store = S3Store(s3, bucket, "datasets/many/v1/")
+    paths = [f"train/a/{i}.jpg" for i in reversed(range(40))]
+    assert store.read_many(paths) == [f"image {i}".encode() for i in reversed(range(40))]
+    assert store.requests == 40
+
+    import threading
+    import time
+
+    class SlowClient:
+        """Counts the GETs in flight at once."""
+
+        def __init__(self) -> None:
+            self.lock = threading.Lock()
+            self.now = self.most = 0
+
+        def get_object(self, Bucket: str, Key: str) -> Dict:
+            with self.lock:
+                self.now += 1
+                self.most = max(self.most, self.now)
+            time.sleep(0.02)
+            with self.lock:
+                self.now -= 1
+            return {"Body": io.BytesIO(Key.encode())}
+
+    slow = SlowClient()
+    store.client = slow
+    assert store.read_many(paths[:32]) == [(store.prefix + p).encode() for p in paths[:32]]
+    assert slow.most > 1
+    with pytest.raises(FileNotFoundError):
+        store.read_many(["train/a/missing.jpg"])

@@ -144,7 +144,7 @@ def run_shard(
 
 def _renumber(rec: str, base: int) -> Callable[[str], str]:
     """Rewrites ``rec#record N`` locations of a shard to the record's number in the file."""
-    pattern = re.compile(re.escape(rec) + r"#record (\d+)")
+    pattern = re.compile("^" + re.escape(rec) + r"#record (\d+)")
     return lambda where: pattern.sub(lambda m: f"{rec}#record {int(m.group(1)) + base}", where, count=1)
 
 

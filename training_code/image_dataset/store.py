@@ -22,6 +22,10 @@ class Store:
     def read(self, path: str) -> bytes:
         return self.read_at(path, 0, self.size(path))
 
+    def read_many(self, paths: List[str]) -> List[bytes]:
+        """Whole files, in order (a remote store fetches them concurrently)."""
+        return [self.read(p) for p in paths]
+
     def exists(self, path: str) -> bool:
         raise NotImplementedError
 

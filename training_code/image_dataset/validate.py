@@ -793,7 +793,7 @@ class Validator:
         if all(path is not None for _, path in local):
             self._handle(self.pool.submit(check_files, (local, self._limits())))
         else:
-            data = [(where, self.store.read(p)) for where, p in files]
+            data = list(zip([where for where, _ in files], self.store.read_many([p for _, p in files])))
             self._handle(self.pool.submit(check_blobs, (data, self._limits())))
 
     def _extra_files(self, channel: Channel, referenced: Set[str]) -> None:
