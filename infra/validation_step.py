@@ -104,6 +104,7 @@ class ValidationStep(Construct):
             ),
             item_selector={**request, "shard.$": "$$.Map.Item.Value", "work.$": "$.validation.work"},
             max_concurrency=limits.max_concurrency,
+            # no tolerated failures (the default): a report without one of its shards would be wrong
             result_path=sfn.JsonPath.DISCARD,
         )
         check_shard = tasks.LambdaInvoke(

@@ -174,6 +174,7 @@ class WorkflowHarness:
 
         stack.enter_context(mock.patch.object(execute_state.ExecutionState, "_from_error", from_error))
         stack.enter_context(mock.patch.object(wait_seconds.Seconds, "_get_wait_seconds", lambda self, env: 0))
+        stack.enter_context(_tolerated_failures_enforced())
         return stack
 
     def _create_resources(self) -> None:
@@ -395,6 +396,42 @@ class WorkflowHarness:
         sqs = boto3.client("sqs", region_name=REGION)
         messages = sqs.receive_message(QueueUrl=self.alerts_queue, MaxNumberOfMessages=10).get("Messages", [])
         return [json.loads(m["Body"]) for m in messages]
+
+
+def _tolerated_failures_enforced() -> Any:
+    """moto 5.2.5 counts a Distributed Map's failed items but lets the Map succeed; Step
+    Functions fails it with States.ExceedToleratedFailureThreshold beyond the tolerated failures."""
+    from moto.stepfunctions.parser.api import HistoryEventType, MapRunFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import distributed_iteration_component
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+    component = distributed_iteration_component.DistributedIterationComponent
+    original = component._map_run
+
+    def map_run(self: Any, env: Any, eval_input: Any) -> None:
+        original(self, env, eval_input)
+        record = eval_input.map_run_record
+        failed = record.item_counter.failed.get() + record.item_counter.timed_out.get()
+        total = max(record.item_counter.total.get(), 1)
+        if failed > (record.tolerated_failure_count or 0) or 100 * failed / total > (
+            record.tolerated_failure_percentage or 0
+        ):
+            error = StatesErrorName(typ=StatesErrorNameType.StatesExceedToleratedFailureThreshold)
+            cause = f"{failed} of {total} items failed"
+            details = EventDetails(
+                mapRunFailedEventDetails=MapRunFailedEventDetails(error=error.error_name, cause=cause)
+            )
+            raise FailureEventException(FailureEvent(env, error, HistoryEventType.MapRunFailed, details))
+
+    return mock.patch.object(component, "_map_run", map_run)
 
 
 def _request_shape(operation: str) -> Any:

@@ -101,6 +101,7 @@ def test_large_datasets_fan_out_over_a_distributed_map(templates: Templates) -> 
     assert check["ItemReader"]["ReaderConfig"] == {"InputType": "JSON"}
     assert check["MaxConcurrency"] == 40 and check["ItemSelector"]["shard.$"] == "$$.Map.Item.Value"
     assert check["Catch"] and check["Next"] == "MergeShards"
+    assert not {"ToleratedFailureCount", "ToleratedFailurePercentage"} & set(check)  # none tolerated
     inner = check["ItemProcessor"]["States"]["CheckShard"]
     assert "Lambda.TooManyRequestsException" in inner["Retry"][0]["ErrorEquals"]
     assert inner["Retry"][-1]["ErrorEquals"] == ["States.ALL"] and inner["Retry"][-1]["MaxAttempts"] == 1

@@ -258,3 +258,20 @@ def test_a_fanned_out_validation_rejects_a_bad_record_with_its_location(harness:
     assert message["report"].endswith("datasets/large/v2/validation-report.json")
     assert message["first_errors"][0].startswith("train/data.rec#record 70 @byte "), message
     assert harness.training_requests == []
+
+
+def test_a_failed_shard_check_fails_the_run_with_an_alert(harness: WorkflowHarness) -> None:
+    from unittest import mock
+
+    harness.set_environment("lambdas.validate.handler", SHARD_BYTES="4096")
+    with mock.patch("lambdas.validate.logic.run_shard", side_effect=RuntimeError("the shard's disk is on fire")):
+        execution = harness.start("training", upload_records(harness, "datasets/large/v3/"))
+        result = harness.wait(execution)
+    assert result["status"] == "FAILED"
+    entered = harness.states_entered(execution)
+    assert "CheckShards" in entered and "MergeShards" not in entered and entered[-2:] == ["NotifyFailure", "Failed"]
+    alert = next(a for a in harness.alerts() if "failed" in a.get("Subject", ""))
+    message = json.loads(alert["Message"])
+    assert message["dataset"]["prefix"] == "datasets/large/v3/"
+    assert message["error"] == "States.ExceedToleratedFailureThreshold", message
+    assert harness.training_requests == []
