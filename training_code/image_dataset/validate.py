@@ -2,7 +2,8 @@
 
 The same function runs in ``imgclf validate``, in the validator Lambda and as the training
 job's pre-flight, so they can never disagree about what a valid dataset is. Memory stays
-bounded: payloads are never held; per sample only ids (8 bytes) and, for image files, paths.
+bounded: payloads are never held; per record 24 bytes (number, offset, id) and, for image
+files, paths.
 """
 
 from __future__ import annotations
