@@ -360,7 +360,7 @@ class RecordTable:
             return Records(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint64))
         columns = [np.concatenate(column) for column in zip(*self.parts)]
         self.parts = []
-        return Records(columns[0].astype(np.int64), columns[1].astype(np.int64), columns[2].astype(np.uint64))
+        return Records(*(c.astype(t, copy=False) for c, t in zip(columns, (np.int64, np.int64, np.uint64))))
 
 
 class RecordScan(NamedTuple):
