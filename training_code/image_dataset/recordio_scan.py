@@ -309,7 +309,7 @@ class RecordIOScanner:
             if s:  # records [0, s) are whole, single-part, and followed by the next record
                 rows.add(self._plain_rows(words, cand[:s], lengths[:s], pos))
             if s >= in_range:  # record s - 1 ends where candidate s (at or after end) starts
-                pos += int(cand[s]) * 4 if s < len(cand) else end - pos
+                pos += int(cand[s]) * 4
             else:
                 pos, damage = self._special(pos, words, cand, s, rows)
             if sum(len(p) for p in rows.parts) >= batch_records or pos >= end:
