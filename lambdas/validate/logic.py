@@ -140,8 +140,14 @@ def validate(
 
 
 # -- the fan-out for datasets above one shard (image_dataset.shards) ------------------------
-PLAN_FILE = "plan.json"
-SHARDS_FILE = "shards.json"  # the Distributed Map's items
+PLAN_FILE = "plan.json"  # the validator's state after the plan step
+SHARDS_FILE = "shards.json"  # the Distributed Map's items, which the merge reads too
+
+
+def _shard_file(index: int, what: str) -> str:
+    """The name of shard ``index``'s image list (``images.json``) or result (``result.json``,
+    ``records.npz``) in the work area."""
+    return f"shard-{index:06d}-{what}"
 
 
 class ShardLimits(NamedTuple):
@@ -157,8 +163,8 @@ def plan_fan_out(store: Store, work: WorkArea, request: Mapping[str, Any], limit
         return None
     planned = plan(dataset, options, limits.shard_bytes, limits.shard_images, store.describe(""))
     for index, files in planned.images.items():
-        work.put_json(f"images-{index:06d}.json", files)
-    work.put_json(PLAN_FILE, {"state": planned.state, "shards": planned.shards})
+        work.put_json(_shard_file(index, "images.json"), files)
+    work.put_json(PLAN_FILE, planned.state)
     items_key = work.put_json(SHARDS_FILE, planned.shards)
     return {"shards": len(planned.shards), "work": {"bucket": work.bucket, "prefix": work.prefix, "items": items_key}}
 
@@ -169,23 +175,24 @@ def check_shard(store: Store, work: WorkArea, request: Mapping[str, Any], shard:
     index = shard["index"]
     images = None
     if shard["kind"] == IMAGES:
-        images = [(where, path) for where, path in work.get_json(f"images-{index:06d}.json")]
+        images = [(where, path) for where, path in work.get_json(_shard_file(index, "images.json"))]
     result = run_shard(dataset, options, shard, images)
     if result.records is not None:
-        work.put(f"shard-{index:06d}.npz", records_to_bytes(result.records))
-    work.put_json(f"shard-{index:06d}.json", result.partial)
+        work.put(_shard_file(index, "records.npz"), records_to_bytes(result.records))
+    work.put_json(_shard_file(index, "result.json"), result.partial)
     return {"index": index}
 
 
 def merge_shards(store: Store, work: WorkArea, request: Mapping[str, Any]) -> Dict[str, Any]:
     """The report of a fanned-out validation, from the plan and every shard's result."""
     dataset, options = _reader(store, request)
-    saved = work.get_json(PLAN_FILE)
-    planned = Plan(saved["state"], saved["shards"], {})
+    planned = Plan(work.get_json(PLAN_FILE), work.get_json(SHARDS_FILE), {})
+    kinds = {shard["index"]: shard["kind"] for shard in planned.shards}
 
     def result(index: int) -> ShardResult:
-        partial = work.get_json(f"shard-{index:06d}.json")
-        records = records_from_bytes(work.get(f"shard-{index:06d}.npz")) if "count" in partial else None
-        return ShardResult(partial, records)
+        partial = work.get_json(_shard_file(index, "result.json"))
+        if kinds[index] == IMAGES:
+            return ShardResult(partial, None)
+        return ShardResult(partial, records_from_bytes(work.get(_shard_file(index, "records.npz"))))
 
     return merge(dataset, options, planned, result)
