@@ -19,12 +19,16 @@ from app.config import StageConfig
 from .nag import acknowledge, wildcard
 from .sagemaker_roles import grant_sync_job
 
-# unpack the code channel, then run the pack job with the plan's arguments ("$@")
+CODE_DIR = "/opt/ml/processing/input/code"
+# Unpack the code input, then run the pack job with the plan's arguments ("$@"). The archive is
+# taken whatever its name: CDK stages sourcedir.tar.gz under the key <hash>.gz (it keeps only the
+# last extension) and SageMaker downloads it under that name. An empty folder leaves the glob
+# unexpanded, and tar fails naming it. Each string is at most 256 characters (the API's limit).
 ENTRYPOINT = [
     "/bin/sh",
     "-c",
-    "mkdir -p /tmp/imgclf && tar -xzf /opt/ml/processing/input/code/*.tar.gz -C /tmp/imgclf"
-    ' && cd /tmp/imgclf && exec python3 -m image_training.pack_job "$@"',
+    f'set -e; mkdir -p /tmp/imgclf; for a in {CODE_DIR}/*; do tar -xzf "$a" -C /tmp/imgclf; done; '
+    'cd /tmp/imgclf; exec python3 -m image_training.pack_job "$@"',
     "pack_job",
 ]
 

@@ -93,7 +93,8 @@ def training_role(
 
 
 def model_role(scope: Construct, id: str, stage: StageConfig, key: kms.IKey, artifacts: s3.IBucket) -> iam.Role:
-    role = _base_role(scope, id, stage, key, "inference", "Endpoints")
+    # an endpoint logs to its own group, /aws/sagemaker/Endpoints/<endpoint name>
+    role = _base_role(scope, id, stage, key, "inference", f"Endpoints/{stage.endpoint_name}")
     artifacts.grant_read(role, "training-jobs/*")
     acknowledge(role, s3_objects(stage.artifacts_bucket, "training-jobs/*"), "Endpoints load model.tar.gz of any job.")
     return role

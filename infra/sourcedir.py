@@ -12,6 +12,7 @@ import tarfile
 from pathlib import Path
 from typing import List
 
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
@@ -52,3 +53,18 @@ class SourceDir(Construct):
             path.write_bytes(data)
         self.asset = s3_assets.Asset(self, "Asset", path=str(path))
         self.s3_uri = self.asset.s3_object_url
+
+    def grant_read(self, job_role: iam.IRole) -> None:
+        """What a SageMaker job needs to download the code as an ``S3Prefix`` input: SageMaker
+        lists the prefix (the object's key) before it gets the object."""
+        bucket, key = self.asset.s3_bucket_name, self.asset.s3_object_key
+        job_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[f"arn:aws:s3:::{bucket}"],
+                conditions={"StringEquals": {"s3:prefix": [key]}},
+            )
+        )
+        job_role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"arn:aws:s3:::{bucket}/{key}"])
+        )

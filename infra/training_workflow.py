@@ -75,12 +75,7 @@ class TrainingWorkflow(Construct):
         self.role = training_role(self, "TrainingRole", stage, key, datasets, artifacts)
         self.pack_role = processing_role(self, "PackRole", stage, key, datasets, artifacts)
         for job_role in (self.role, self.pack_role):  # both jobs get the code as an input
-            job_role.add_to_policy(
-                iam.PolicyStatement(
-                    actions=["s3:GetObject"],
-                    resources=[f"arn:aws:s3:::{code.asset.s3_bucket_name}/{code.asset.s3_object_key}"],
-                )
-            )
+            code.grant_read(job_role)
 
         self.planner = PipelineFunction(
             self,
@@ -118,8 +113,8 @@ class TrainingWorkflow(Construct):
         artifacts.grant_put(self.gate.function, "evaluations/*")
         group_arn = f"arn:aws:sagemaker:{region}:{account}:model-package-group/{stage.model_package_group}"
         package_arn = f"arn:aws:sagemaker:{region}:{account}:model-package/{stage.model_package_group}/*"
-        self.gate.function.add_to_role_policy(
-            iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=[group_arn, package_arn])
+        self.gate.function.add_to_role_policy(  # List* actions take no resource-level permissions
+            iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=["*"])
         )
         self.gate.function.add_to_role_policy(
             iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=[package_arn])
@@ -389,6 +384,9 @@ class TrainingWorkflow(Construct):
             logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
             timeout=Duration.seconds(stage.training.max_wait_seconds * stage.training.max_attempts + 6 * 3600),
         )
+        # the Notify states publish to a topic encrypted with the stage key: SNS makes the data
+        # key with the publisher's permissions
+        key.grant(self.state_machine, "kms:GenerateDataKey*", "kms:Decrypt")
         jobs = f"arn:aws:sagemaker:{region}:{account}:training-job/{stage.prefix}-*"
         grant_sync_job(self.state_machine.role, stage, "Training", jobs, self.role)
         self.pack.grant(self.state_machine.role)

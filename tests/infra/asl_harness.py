@@ -11,6 +11,12 @@ What moto lacks, the harness fills, and nothing else changes in the definitions:
 - the aws-sdk integration maps ``applicationautoscaling`` to boto's name and adds UpdateEndpoint
   (absent from moto), which can be told to roll back as SageMaker's guardrails would;
 - Wait states wait 0 seconds.
+
+Every AWS call made on the way is authorized as AWS would (iam_model.py, aws_calls.py): each
+Task state's integration by the state machine's role, each boto3 call of a Lambda handler by the
+function's role, and what SageMaker does with a job's or model's role (channel reads, outputs,
+KMS, ECR, logs). A denied call fails as in AWS (AccessDenied) and is listed in ``denied``;
+``running()`` fails the test with that list unless told not to check.
 """
 
 from __future__ import annotations
@@ -28,8 +34,11 @@ from unittest import mock
 
 import boto3
 
-ACCOUNT, REGION = "111111111111", "us-east-1"
-FAKE_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/00000000-0000-0000-0000-000000000000"
+from .aws_calls import Calls
+from .iam_model import ACCOUNT, KEY_ARN, REGION, Call, PolicyModel, World
+from .request_shapes import operation_model, validate_request
+
+FAKE_KEY = KEY_ARN
 
 
 def tar_gz(files: Dict[str, bytes]) -> bytes:
@@ -114,13 +123,42 @@ class WorkflowHarness:
         self.endpoint_update_rolls_back = False
         self.endpoint_create_fails = False
         self.registration_error: Optional[str] = None  # an error code CreateModelPackage answers with
+        self.scaling_errors: Dict[str, str] = {}  # applicationautoscaling action -> the error code it answers with
         self.functions: Dict[str, Dict[str, Any]] = {}  # function name -> {handler, environment}
         self.invocations: List[str] = []
         self.published: List[Dict[str, Any]] = []
+        self.request_problems: List[str] = []  # requests AWS would refuse (request_shapes.py)
+        self.world = World(templates)
+        self.policy = PolicyModel(self.world)
+        self.aws = Calls(self.world)
+        self.calls: List[Call] = []  # every authorization request, in order
+        self.denied: List[str] = []  # the ones AWS would refuse
+        self._principals: Dict[int, str] = {}  # thread -> principal of the Lambda it runs
+
+    # -- IAM -----------------------------------------------------------------------------
+    def authorize(self, calls: List[Call]) -> Optional[str]:
+        """Record ``calls``; the first refusal's text, or None when AWS would allow them all."""
+        first = None
+        for call in calls:
+            self.calls.append(call)
+            reason = self.policy.decide(call)
+            if reason:
+                text = f"DENIED {call}: {reason}"
+                if text not in self.denied:
+                    self.denied.append(text)
+                first = first or text
+        return first
+
+    def _principal(self) -> Optional[str]:
+        """The role of the Lambda handler this thread runs (threads a handler starts through an
+        executor inherit it: see _lambda_calls_authorized)."""
+        import threading
+
+        return self._principals.get(threading.get_ident())
 
     # -- moto set-up -------------------------------------------------------------------
     @contextlib.contextmanager
-    def running(self) -> Iterator[WorkflowHarness]:
+    def running(self, check_iam: bool = True) -> Iterator[WorkflowHarness]:
         from moto import mock_aws
 
         env = {
@@ -133,6 +171,10 @@ class WorkflowHarness:
         with mock.patch.dict(os.environ, env), mock_aws(config=config), self._patched():
             self._create_resources()
             yield self
+        if self.request_problems:
+            raise AssertionError("AWS would refuse these requests:\n" + "\n".join(self.request_problems))
+        if check_iam and self.denied:
+            raise AssertionError("AWS would refuse these calls:\n" + "\n".join(self.denied))
 
     def _patched(self) -> contextlib.ExitStack:
         from moto.awslambda_simple.models import LambdaSimpleBackend
@@ -149,16 +191,20 @@ class WorkflowHarness:
             return json.dumps(harness._invoke(name, json.loads(body) if body else {})).encode()
 
         stack.enter_context(mock.patch.object(LambdaSimpleBackend, "invoke", invoke))
+        stack.enter_context(_lambda_calls_authorized(harness))
+        stack.enter_context(_item_reads_authorized(harness))
         original = state_task_factory.state_task_service_for
 
         def service_for(service_name: str) -> Any:
             if service_name == "sagemaker":
-                return _sagemaker_sync_service(harness)
-            if service_name == "aws-sdk":
-                return _aws_sdk_service(harness)
-            if service_name == "states":
-                return _states_service()
-            return original(service_name)
+                service = _sagemaker_sync_service(harness)
+            elif service_name == "aws-sdk":
+                service = _aws_sdk_service(harness)
+            elif service_name == "states":
+                service = _states_service()
+            else:
+                service = original(service_name)
+            return _authorized_task(harness, _validated_task(harness, service))
 
         stack.enter_context(mock.patch.object(state_task_factory, "state_task_service_for", service_for))
         from moto.stepfunctions.parser.asl.component.state.exec import execute_state
@@ -174,7 +220,7 @@ class WorkflowHarness:
 
         stack.enter_context(mock.patch.object(execute_state.ExecutionState, "_from_error", from_error))
         stack.enter_context(mock.patch.object(wait_seconds.Seconds, "_get_wait_seconds", lambda self, env: 0))
-        stack.enter_context(_tolerated_failures_enforced())
+        stack.enter_context(_tolerated_failures_enforced(harness))
         return stack
 
     def _create_resources(self) -> None:
@@ -184,7 +230,11 @@ class WorkflowHarness:
         self.artifacts_bucket = f"{prefix}-artifacts-{ACCOUNT}-{REGION}"
         for bucket in (self.datasets_bucket, self.artifacts_bucket, f"cdk-hnb659fds-assets-{ACCOUNT}-{REGION}"):
             s3.create_bucket(Bucket=bucket)
-        self.topic_arn = boto3.client("sns", region_name=REGION).create_topic(Name=f"{prefix}-alerts")["TopicArn"]
+        ((data, topic, _),) = (
+            r for r in self.world.resources_of_type("AWS::SNS::Topic") if r[0] == f"Imgclf-{self.stage}-Data"
+        )
+        topic_name = self.world.attrs[data, topic, "TopicName"]
+        self.topic_arn = boto3.client("sns", region_name=REGION).create_topic(Name=topic_name)["TopicArn"]
         sqs = boto3.client("sqs", region_name=REGION)
         self.alerts_queue = sqs.create_queue(QueueName="alerts")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=self.alerts_queue, AttributeNames=["QueueArn"])["Attributes"][
@@ -195,37 +245,21 @@ class WorkflowHarness:
             ModelPackageGroupName=f"{prefix}-models"
         )
         iam = boto3.client("iam", region_name=REGION)
-        role = iam.create_role(RoleName="harness", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        self.role_arn = role
+        for stack, logical, resource in self.world.resources_of_type("AWS::IAM::Role"):
+            iam.create_role(
+                RoleName=self.world.refs[stack, logical],
+                AssumeRolePolicyDocument=json.dumps(resource["Properties"].get("AssumeRolePolicyDocument", {})),
+            )
         self.state_machines: Dict[str, str] = {}
-        serving = self.templates[f"Imgclf-{self.stage}-Serving"]
-        training = self.templates[f"Imgclf-{self.stage}-Training"]
-        deployment = self._create_state_machine(serving, imports={})
-        self.state_machines["deployment"] = deployment
-        self.state_machines["training"] = self._create_state_machine(
-            training, imports={"Alerts": self.topic_arn, "Key": FAKE_KEY}
-        )
+        self.state_machines["deployment"] = self._create_state_machine(f"Imgclf-{self.stage}-Serving")
+        self.state_machines["training"] = self._create_state_machine(f"Imgclf-{self.stage}-Training")
 
-    def _resolver(self, template: Dict[str, Any], imports: Dict[str, str]) -> Resolver:
-        refs: Dict[str, str] = {}
-        attrs: Dict[str, str] = {}
-        for logical, resource in template["Resources"].items():
-            kind = resource["Type"]
-            if kind == "AWS::Lambda::Function":
-                attrs[logical] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{logical}"
-                refs[logical] = logical
-            elif kind == "AWS::IAM::Role":
-                attrs[logical] = self.role_arn
-            elif kind == "AWS::StepFunctions::StateMachine":
-                refs[logical] = (
-                    f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{resource['Properties']['StateMachineName']}"
-                )
-        for name in ("AssetParameters", "BootstrapVersion"):
-            refs.setdefault(name, name)
-        return Resolver(refs, attrs, {"Key": FAKE_KEY, **imports})
+    def _create_state_machine(self, stack: str) -> str:
+        template = self.templates[stack]
 
-    def _create_state_machine(self, template: Dict[str, Any], imports: Dict[str, str]) -> str:
-        resolve = self._resolver(template, imports)
+        def resolve(value: Any) -> Any:
+            return self.world.resolve(stack, value)
+
         lam = boto3.client("lambda", region_name=REGION)
         for logical, resource in template["Resources"].items():
             if resource["Type"] != "AWS::Lambda::Function":
@@ -236,7 +270,7 @@ class WorkflowHarness:
             lam.create_function(
                 FunctionName=logical,
                 Runtime="python3.12",
-                Role=self.role_arn,
+                Role=self.world.role_arn(stack, props["Role"]),
                 Handler=props["Handler"],
                 Code={"ZipFile": b"harness"},
             )
@@ -245,7 +279,9 @@ class WorkflowHarness:
         )
         definition = resolve(machine["Properties"]["DefinitionString"])
         return boto3.client("stepfunctions", region_name=REGION).create_state_machine(
-            name=machine["Properties"]["StateMachineName"], definition=definition, roleArn=self.role_arn
+            name=machine["Properties"]["StateMachineName"],
+            definition=definition,
+            roleArn=self.world.role_arn(stack, machine["Properties"]["RoleArn"]),
         )["stateMachineArn"]
 
     # -- Lambda ------------------------------------------------------------------------
@@ -256,10 +292,18 @@ class WorkflowHarness:
                 spec["environment"].update(values)
 
     def _invoke(self, name: str, event: Dict[str, Any]) -> Any:
+        import threading
+
         spec = self.functions[name]
         module_name, function = spec["handler"].rsplit(".", 1)
         self.invocations.append(module_name)
-        with mock.patch.dict(os.environ, {**spec["environment"], "AWS_DEFAULT_REGION": REGION}):
+        self.authorize(self.aws.lambda_runtime(name, f"Lambda {name}"))
+        thread = threading.get_ident()
+        self._principals[thread] = self.world.function_role(name)
+        with contextlib.ExitStack() as cleanup, mock.patch.dict(
+            os.environ, {**spec["environment"], "AWS_DEFAULT_REGION": REGION}
+        ):
+            cleanup.callback(self._principals.pop, thread, None)
             module = importlib.import_module(module_name)
             context = mock.Mock(
                 function_name=name,
@@ -270,10 +314,20 @@ class WorkflowHarness:
             return getattr(module, function)(event, context)
 
     # -- SageMaker ---------------------------------------------------------------------
+    def keys_under(self, uri: str) -> List[str]:
+        """The object keys an ``S3Prefix`` input downloads (all keys starting with the prefix)."""
+        bucket, _, prefix = uri[5:].partition("/")
+        s3 = boto3.client("s3", region_name=REGION)
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
     def run_training_job(self, request: Dict[str, Any]) -> Dict[str, Any]:
         self.training_requests.append(request)
-        outcome = self.training_outcomes.pop(0) if self.training_outcomes else TrainingOutcome()
         name = request["TrainingJobName"]
+        denial = self.authorize(self.aws.training_job(request, self.keys_under))
+        if denial:  # SageMaker fails the job with the S3, KMS or ECR error
+            return {"TrainingJobName": name, "TrainingJobStatus": "Failed", "FailureReason": f"ClientError: {denial}"}
+        outcome = self.training_outcomes.pop(0) if self.training_outcomes else TrainingOutcome()
         bucket, _, prefix = request["OutputDataConfig"]["S3OutputPath"][5:].partition("/")
         base = f"{prefix}/{name}/output"
         description = {
@@ -311,6 +365,13 @@ class WorkflowHarness:
         from image_training.pack_job import main as pack_main
 
         self.processing_requests.append(request)
+        denial = self.authorize(self.aws.processing_job(request, self.keys_under))
+        if denial:
+            return {
+                "ProcessingJobName": request["ProcessingJobName"],
+                "ProcessingJobStatus": "Failed",
+                "FailureReason": f"ClientError: {denial}",
+            }
         s3 = boto3.client("s3", region_name=REGION)
         base = "/opt/ml/processing"
         root = tempfile.mkdtemp(prefix="harness-processing-")
@@ -344,15 +405,71 @@ class WorkflowHarness:
                     s3.upload_file(path, bucket, prefix + os.path.relpath(path, local).replace(os.sep, "/"))
         return {**description, "ProcessingJobStatus": "Completed"}
 
-    def update_endpoint(self, params: Dict[str, Any]) -> Dict[str, Any]:
+    def endpoint_starts(self, caller: str, endpoint: str, config_name: str) -> Optional[str]:
+        """What starting ``config_name`` takes: a grant on its volume key by the caller, then
+        the instances get the model data and pull the images with each model's role."""
+        from moto.sagemaker.models import sagemaker_backends
+
+        backend = sagemaker_backends[ACCOUNT][REGION]
+        sagemaker = boto3.client("sagemaker", region_name=REGION)
+        config = backend.endpoint_configs[config_name]
+        calls: List[Call] = self.aws.endpoint_key(caller, endpoint, config.kms_key_id)
+        for variant in config.production_variants:
+            model = sagemaker.describe_model(ModelName=variant["ModelName"])
+            containers = []
+            for container in model.get("Containers", [model.get("PrimaryContainer", {})]):
+                if container.get("ModelPackageName"):
+                    package = sagemaker.describe_model_package(ModelPackageName=container["ModelPackageName"])
+                    containers += package["InferenceSpecification"]["Containers"]
+                else:
+                    containers.append(container)
+            calls += self.aws.endpoint_model(model["ExecutionRoleArn"], endpoint, containers)
+        return self.authorize(calls)
+
+    def update_endpoint(self, caller: str, params: Dict[str, Any]) -> Dict[str, Any]:
         from moto.sagemaker.models import sagemaker_backends
 
         backend = sagemaker_backends[ACCOUNT][REGION]
         endpoint = backend.endpoints[params["EndpointName"]]
-        assert "BlueGreenUpdatePolicy" in params["DeploymentConfig"]
-        if not self.endpoint_update_rolls_back:
+        policy = params["DeploymentConfig"]["BlueGreenUpdatePolicy"]
+        (variant,) = backend.endpoint_configs[params["EndpointConfigName"]].production_variants
+        problem = self.routing_error(policy["TrafficRoutingConfiguration"], variant["InitialInstanceCount"])
+        if problem:
+            from botocore.exceptions import ClientError
+
+            raise ClientError(
+                {
+                    "Error": {"Code": "ValidationException", "Message": problem},
+                    "ResponseMetadata": {"HTTPStatusCode": 400, "RequestId": "test"},
+                },
+                "UpdateEndpoint",
+            )
+        # the new fleet starts with the new config's models; if it cannot, the update rolls back
+        started = self.endpoint_starts(caller, params["EndpointName"], params["EndpointConfigName"]) is None
+        if started and not self.endpoint_update_rolls_back:
             endpoint.endpoint_config_name = params["EndpointConfigName"]
         return {"EndpointArn": endpoint.arn}
+
+    @staticmethod
+    def routing_error(routing: Dict[str, Any], instances: int) -> Optional[str]:
+        """Why SageMaker refuses ``routing`` (a TrafficRoutingConfig) for a new fleet of
+        ``instances``, or None: a canary at most half the fleet, linear steps of 10-50%, a wait
+        of 0-3600 s (API_TrafficRoutingConfig, API_CapacitySize)."""
+        import math
+
+        kind, wait = routing["Type"], routing.get("WaitIntervalInSeconds")
+        if not isinstance(wait, int) or not 0 <= wait <= 3600:
+            return f"WaitIntervalInSeconds {wait} is not between 0 and 3600"
+        size = routing.get({"CANARY": "CanarySize", "LINEAR": "LinearStepSize"}.get(kind, ""))
+        if kind == "ALL_AT_ONCE":
+            return None
+        if kind not in ("CANARY", "LINEAR") or not size:
+            return f"{kind} traffic routing needs its size"
+        count = size["Value"] if size["Type"] == "INSTANCE_COUNT" else math.ceil(instances * size["Value"] / 100)
+        low = 1 if kind == "CANARY" else math.ceil(instances / 10)
+        if size["Value"] < 1 or not low <= count or 2 * count > instances:
+            return f"{kind} size {size} is {count} of {instances} instances: it must be at most 50% of the new fleet"
+        return None
 
     # -- executions --------------------------------------------------------------------
     def start(self, machine: str, payload: Dict[str, Any], name: Optional[str] = None) -> str:
@@ -398,7 +515,97 @@ class WorkflowHarness:
         return [json.loads(m["Body"]) for m in messages]
 
 
-def _tolerated_failures_enforced() -> Any:
+def _authorized_task(harness: WorkflowHarness, service: Any) -> Any:
+    """``service`` (a Task state's integration) authorizes its calls with the state machine's
+    role before it makes them; a refusal fails the state as AWS would."""
+    original = service._eval_service_task
+
+    def eval_service_task(env: Any, resource_runtime_part: Any, normalised_parameters: dict, state_credentials: Any) -> Any:
+        principal = env.aws_execution_details.role_arn
+        state = env.states.context_object.context_object_data.get("State", {}).get("Name", "?")
+        calls = harness.aws.task(principal, service.resource.resource_arn, normalised_parameters, f"state {state}")
+        denial = harness.authorize(calls)
+        if denial:
+            raise _access_denied(denial, service.resource.resource_arn)
+        return original(env, resource_runtime_part, normalised_parameters, state_credentials)
+
+    service._eval_service_task = eval_service_task
+    return service
+
+
+def _access_denied(text: str, operation: str) -> Exception:
+    from botocore.exceptions import ClientError
+
+    return ClientError(
+        {
+            "Error": {"Code": "AccessDeniedException", "Message": text},
+            "ResponseMetadata": {"HTTPStatusCode": 400, "RequestId": "iam"},
+        },
+        operation,
+    )
+
+
+def _lambda_calls_authorized(harness: WorkflowHarness) -> Any:
+    """Every boto3 call a Lambda handler makes is authorized with the function's role."""
+    from botocore.client import BaseClient
+
+    original = BaseClient._make_api_call
+
+    def make_api_call(client: Any, operation: str, params: Dict[str, Any]) -> Any:
+        principal = harness._principal()
+        if principal:
+            service = client.meta.service_model.service_name
+            denial = harness.authorize(harness.aws.api(principal, service, operation, params, f"{service}.{operation}"))
+            if denial:
+                raise _access_denied(denial, operation)
+        return original(client, operation, params)
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    original_submit = ThreadPoolExecutor.submit
+
+    def submit(executor: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        principal = harness._principal()
+        if principal is None:
+            return original_submit(executor, fn, *args, **kwargs)
+
+        def as_principal(*a: Any, **kw: Any) -> Any:
+            import threading
+
+            thread = threading.get_ident()
+            harness._principals[thread] = principal
+            try:
+                return fn(*a, **kw)
+            finally:
+                harness._principals.pop(thread, None)
+
+        return original_submit(executor, as_principal, *args, **kwargs)
+
+    patches = contextlib.ExitStack()
+    patches.enter_context(mock.patch.object(BaseClient, "_make_api_call", make_api_call))
+    patches.enter_context(mock.patch.object(ThreadPoolExecutor, "submit", submit))
+    return patches
+
+
+def _item_reads_authorized(harness: WorkflowHarness) -> Any:
+    """A Distributed Map's ItemReader reads S3 with the state machine's role."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval import resource_eval_s3
+
+    reader = resource_eval_s3.ResourceEvalS3
+    original = reader._handle_get_object
+
+    def get_object(env: Any, resource_runtime_part: Any, state_credentials: Any) -> None:
+        params = env.stack[-1]
+        calls = harness.aws.s3_read(env.aws_execution_details.role_arn, params["Bucket"], params["Key"], "ItemReader")
+        denial = harness.authorize(calls)
+        if denial:
+            raise _access_denied(denial, "GetObject")
+        original(env, resource_runtime_part, state_credentials)
+
+    return mock.patch.object(reader, "_handle_get_object", staticmethod(get_object))
+
+
+def _tolerated_failures_enforced(harness: WorkflowHarness) -> Any:
     """moto 5.2.5 counts a Distributed Map's failed items but lets the Map succeed; Step
     Functions fails it with States.ExceedToleratedFailureThreshold beyond the tolerated failures."""
     from moto.stepfunctions.parser.api import HistoryEventType, MapRunFailedEventDetails
@@ -417,6 +624,13 @@ def _tolerated_failures_enforced() -> Any:
     original = component._map_run
 
     def map_run(self: Any, env: Any, eval_input: Any) -> None:
+        context = env.states.context_object.context_object_data
+        calls = harness.aws.distributed_map(
+            env.aws_execution_details.role_arn, context["StateMachine"]["Id"], context["Execution"]["Id"], "Map"
+        )
+        denial = harness.authorize(calls)
+        if denial:
+            raise _access_denied(denial, "StartExecution")
         original(self, env, eval_input)
         record = eval_input.map_run_record
         failed = record.item_counter.failed.get() + record.item_counter.timed_out.get()
@@ -435,16 +649,40 @@ def _tolerated_failures_enforced() -> Any:
 
 
 def _request_shape(operation: str) -> Any:
-    return boto3.client("sagemaker", region_name=REGION).meta.service_model.operation_model(operation).input_shape
+    return operation_model("sagemaker", operation).input_shape
 
 
-def _check_request(operation: str, params: Dict[str, Any]) -> None:
-    """The request is valid for the real SageMaker API (botocore's own validator)."""
-    from botocore.validate import ParamValidator
+def _check_request(
+    harness: WorkflowHarness, service: str, operation: str, params: Dict[str, Any], step_functions_names: bool
+) -> None:
+    """The request is valid for the real API: every member's type, length, range, enum and
+    pattern in botocore's model (request_shapes.py; botocore's own validator skips patterns,
+    enums and maxima). A problem fails the state, and ``running()`` fails the test with it, even
+    where a Catch goes on."""
+    problems = validate_request(service, operation, params, step_functions_names=step_functions_names)
+    if problems:
+        harness.request_problems.extend(problems)
+        raise AssertionError(f"invalid {service} {operation} request:\n  " + "\n  ".join(problems))
 
-    report = ParamValidator().validate(params, _request_shape(operation))
-    if report.has_errors():
-        raise AssertionError(f"invalid {operation} request: " + report.generate_report())
+
+def _validated_task(harness: WorkflowHarness, service: Any) -> Any:
+    """``service`` (a Task state's integration) checks each request, with its JSONPath values
+    resolved, against the API's model before making it: aws-sdk tasks name the members in
+    PascalCase; the optimized integrations (sagemaker .sync, sns, states, lambda) as the API."""
+    original = service._eval_service_task
+
+    def eval_service_task(env: Any, resource_runtime_part: Any, normalised_parameters: dict, state_credentials: Any) -> Any:
+        resource = service.resource
+        params = normalised_parameters
+        if resource.api_name == "sns" and not isinstance(params.get("Message", ""), str):
+            # sns:publish sends a JSON Message as text (moto does it later, in the call)
+            params = {**params, "Message": json.dumps(params["Message"], separators=(",", ":"))}
+        aws_sdk = resource.service_name == "aws-sdk"
+        _check_request(harness, resource.api_name, resource.api_action, params, step_functions_names=aws_sdk)
+        return original(env, resource_runtime_part, normalised_parameters, state_credentials)
+
+    service._eval_service_task = eval_service_task
+    return service
 
 
 def _sagemaker_sync_service(harness: WorkflowHarness) -> Any:
@@ -481,10 +719,8 @@ def _sagemaker_sync_service(harness: WorkflowHarness) -> Any:
             action = self.resource.api_action
             assert action in ("createTrainingJob", "createProcessingJob"), action
             if action == "createProcessingJob":
-                _check_request("CreateProcessingJob", normalised_parameters)
                 env.stack.append(harness.run_processing_job(normalised_parameters))
             else:
-                _check_request("CreateTrainingJob", normalised_parameters)
                 env.stack.append(harness.run_training_job(normalised_parameters))
 
         def _build_sync_resolver(
@@ -560,7 +796,7 @@ def _aws_sdk_service(harness: WorkflowHarness) -> Any:
         ) -> None:
             action = self.resource.api_action
             if self.resource.api_name == "sagemaker" and action == "updateEndpoint":
-                env.stack.append(harness.update_endpoint(normalised_parameters))
+                env.stack.append(harness.update_endpoint(env.aws_execution_details.role_arn, normalised_parameters))
                 return
             if self.resource.api_name == "sagemaker" and action == "createModelPackage" and harness.registration_error:
                 from botocore.exceptions import ClientError
@@ -572,11 +808,29 @@ def _aws_sdk_service(harness: WorkflowHarness) -> Any:
                     },
                     "CreateModelPackage",
                 )
+            if self.resource.api_name == "applicationautoscaling" and action in harness.scaling_errors:
+                from botocore.exceptions import ClientError
+
+                raise ClientError(
+                    {
+                        "Error": {"Code": harness.scaling_errors[action], "Message": "injected by the test"},
+                        "ResponseMetadata": {"HTTPStatusCode": 400, "RequestId": "test"},
+                    },
+                    action[0].upper() + action[1:],
+                )
             if self.resource.api_name == "sagemaker" and action == "describeTrainingJob":
                 env.stack.append(harness.jobs[normalised_parameters["TrainingJobName"]])
                 return
             super()._eval_service_task(env, resource_runtime_part, normalised_parameters, state_credentials)
-            if self.resource.api_name == "sagemaker" and action == "createEndpoint" and harness.endpoint_create_fails:
+            if self.resource.api_name == "sagemaker" and action == "createEndpoint":
+                started = harness.endpoint_starts(
+                    env.aws_execution_details.role_arn,
+                    normalised_parameters["EndpointName"],
+                    normalised_parameters["EndpointConfigName"],
+                )
+            if self.resource.api_name == "sagemaker" and action == "createEndpoint" and (
+                harness.endpoint_create_fails or started
+            ):
                 from moto.sagemaker.models import sagemaker_backends
 
                 sagemaker_backends[ACCOUNT][REGION].endpoints[
