@@ -9,6 +9,7 @@ from typing import List, Optional
 from image_dataset.issues import DatasetError
 
 from .dataset import EXIT_FAILED, EXIT_USAGE, UsageError, add_pack_parser, add_upload_parser, add_validate_parser
+from .doctor import add_doctor_parser
 from .pipeline import add_pipeline_parsers
 from .serve import add_serve_parsers
 from .train import add_hyperparameters_parser, add_train_parser
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_hyperparameters_parser(sub)
     add_serve_parsers(sub)
     add_pipeline_parsers(sub)
+    add_doctor_parser(sub)
     sample = sub.add_parser("sample-data", help="write the embedded sample dataset (handwritten digits)")
     sample.add_argument("out_dir")
     sample.add_argument("--size", type=int, default=32, help="image side in pixels")
