@@ -38,6 +38,19 @@ class Storage(Construct):
                 },
             )
         )
+        # EventBridge puts the events its targets could not take into the dead-letter queues,
+        # which this key encrypts; it needs the key policy itself (a service principal)
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                resources=["*"],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stage.account},
+                    "ArnLike": {"aws:SourceArn": f"arn:aws:events:{stage.region}:{stage.account}:rule/*"},
+                },
+            )
+        )
         self.access_logs = s3.Bucket(
             self,
             "AccessLogs",

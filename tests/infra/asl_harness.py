@@ -671,7 +671,9 @@ def _validated_task(harness: WorkflowHarness, service: Any) -> Any:
     PascalCase; the optimized integrations (sagemaker .sync, sns, states, lambda) as the API."""
     original = service._eval_service_task
 
-    def eval_service_task(env: Any, resource_runtime_part: Any, normalised_parameters: dict, state_credentials: Any) -> Any:
+    def eval_service_task(
+        env: Any, resource_runtime_part: Any, normalised_parameters: dict, state_credentials: Any
+    ) -> Any:
         resource = service.resource
         params = normalised_parameters
         if resource.api_name == "sns" and not isinstance(params.get("Message", ""), str):

@@ -456,3 +456,62 @@ API_RULES: Dict[Tuple[str, str], Rule] = {
     ),
     ("sts", "GetCallerIdentity"): lambda calls, principal, params, why: [],  # needs no permission
 }
+
+
+def deliveries(world: World) -> List[Call]:
+    """What AWS services do on their own for the app, read from the templates: EventBridge
+    invoking each rule's target (a Lambda through its resource policy, a state machine with the
+    target's role) and sending failed events to the dead-letter queue (the queue policy, and the
+    queue's key for an SSE-KMS queue:
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html); CloudWatch Logs
+    encrypting each log group with its key; API Gateway invoking the proxy function."""
+    calls: List[Call] = []
+    events = "service:events.amazonaws.com"
+    for stack, logical, resource in world.resources_of_type("AWS::Events::Rule"):
+        rule_arn = world.attrs[stack, logical, "Arn"]
+        source = {"aws:SourceArn": rule_arn, "aws:SourceAccount": ACCOUNT}
+        for target in world.resolve(stack, resource["Properties"].get("Targets", [])):
+            why = f"rule {logical} -> {target['Id']}"
+            arn = target["Arn"]
+            if ":lambda:" in arn:
+                calls.append(Call(events, "lambda:InvokeFunction", arn, why, source))
+            elif ":states:" in arn:
+                calls.append(Call(target["RoleArn"], "states:StartExecution", arn, why))
+            else:
+                raise NotImplementedError(f"{why}: no rule for a target {arn}")
+            queue = target.get("DeadLetterConfig", {}).get("Arn")
+            if queue:
+                calls.append(Call(events, "sqs:SendMessage", queue, f"{why} dead letters", source))
+                key = world.queue_keys.get(queue)
+                if key:
+                    context = {**source, "kms:ViaService": f"sqs.{REGION}.amazonaws.com"}
+                    calls += [
+                        Call(events, a, key, f"{why} dead letters", context)
+                        for a in ("kms:GenerateDataKey", "kms:Decrypt")
+                    ]
+    for stack, logical, resource in world.resources_of_type("AWS::Logs::LogGroup"):
+        props = resource["Properties"]
+        if "KmsKeyId" not in props:
+            continue
+        group = world.refs[stack, logical]
+        context = {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{group}"}
+        calls += [
+            Call(f"service:logs.{REGION}.amazonaws.com", a, world.resolve(stack, props["KmsKeyId"]), f"log group {group}", context)
+            for a in ("kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:Describe*")
+            if a != "kms:Describe*"
+        ]
+    for stack, logical, resource in world.resources_of_type("AWS::ApiGateway::Method"):
+        props = world.resolve(stack, resource["Properties"])
+        integration = props.get("Integration", {})
+        if integration.get("Type") != "AWS_PROXY":
+            continue
+        function = str(integration["Uri"]).split("/functions/")[1].split("/invocations")[0]
+        api = props["RestApiId"]
+        stages = [world.refs[s, lg] for s, lg, r in world.resources_of_type("AWS::ApiGateway::Stage") if s == stack]
+        for stage in stages:
+            source_arn = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{api}/{stage}/{props['HttpMethod']}/classify"
+            calls.append(
+                Call("service:apigateway.amazonaws.com", "lambda:InvokeFunction", function, f"API {logical}",
+                     {"aws:SourceArn": source_arn, "aws:SourceAccount": ACCOUNT})
+            )
+    return calls
