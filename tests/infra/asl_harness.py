@@ -291,6 +291,12 @@ class WorkflowHarness:
             if spec["handler"].rsplit(".", 1)[0] == handler_module:
                 spec["environment"].update(values)
 
+    def invoke(self, handler: str, event: Dict[str, Any]) -> Any:
+        """Run the function whose handler is ``handler`` (``lambdas.trigger.handler.handler``)
+        as Lambda would, with its environment and role, outside any workflow."""
+        (name,) = (n for n, spec in self.functions.items() if spec["handler"] == handler)
+        return self._invoke(name, event)
+
     def _invoke(self, name: str, event: Dict[str, Any]) -> Any:
         import threading
 

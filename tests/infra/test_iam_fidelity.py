@@ -205,3 +205,71 @@ def test_a_removed_permission_fails_the_run_as_aws_would(templates: Templates) -
         assert harness.alerts() == []  # no alert reached anyone
     (line, *_) = [d for d in harness.denied if "kms:GenerateDataKey" in d]
     assert "TrainingStateMachineRole" in line and KEY_ARN in line and "state Notify" in line
+
+
+# -- the functions that run outside the workflows, as the harness runs them -------------------
+
+
+@pytest.fixture()
+def harness(templates: Templates):  # type: ignore[no-untyped-def]
+    with WorkflowHarness(templates).running() as running:
+        yield running
+
+
+def test_the_upload_trigger_starts_a_run_and_reports_a_rejected_upload(harness: WorkflowHarness) -> None:
+    """The trigger reads the descriptor, starts the workflow, and publishes a rejection to the
+    encrypted topic, each with its own role (the harness fails the test on any refusal)."""
+    import boto3
+
+    s3 = boto3.client("s3", region_name=REGION)
+    upload_dataset(harness)
+    s3.put_object(Bucket=harness.datasets_bucket, Key="datasets/flowers/v1/dataset.json", Body=b'{"format": "folders"}')
+    s3.put_object(Bucket=harness.datasets_bucket, Key="datasets/flowers/v2/dataset.json", Body=b"not json")
+
+    def event(key: str) -> Dict[str, Any]:
+        return {
+            "detail-type": "Object Created",
+            "source": "aws.s3",
+            "detail": {"bucket": {"name": harness.datasets_bucket}, "object": {"key": key}},
+        }
+
+    started = harness.invoke("lambdas.trigger.handler.handler", event("datasets/flowers/v1/dataset.json"))
+    assert len(started["executions"]) == 1
+    rejected = harness.invoke("lambdas.trigger.handler.handler", event("datasets/flowers/v2/dataset.json"))
+    assert rejected["executions"] == [] and "rejected" in harness.alerts()[0]["Subject"]
+    made = {(c.principal.rsplit("/", 1)[-1], c.action) for c in harness.calls}
+    trigger = next(p for p, _ in made if "UploadTriggerTrigger" in p or "TriggerRole" in p)
+    assert {(trigger, a) for a in ("s3:GetObject", "states:StartExecution", "sns:Publish", "kms:GenerateDataKey")} <= made
+
+
+def test_the_api_proxy_invokes_the_endpoint_with_its_role(harness: WorkflowHarness) -> None:
+    import base64
+
+    from tests.builders import png
+
+    event = {
+        "httpMethod": "POST",
+        "headers": {"Content-Type": "image/png"},
+        "body": base64.b64encode(png(8, 8, (1, 2, 3))).decode(),
+        "isBase64Encoded": True,
+    }
+    import io
+    from unittest import mock
+
+    import boto3
+    from botocore.response import StreamingBody
+    from botocore.stub import ANY, Stubber
+
+    # moto's sagemaker-runtime cannot take a binary body: the endpoint answers through a Stubber,
+    # which botocore consults after the harness has authorized the call
+    runtime = boto3.client("sagemaker-runtime", region_name=REGION)
+    answer = b'{"label": "a", "probability": 1.0}'
+    with Stubber(runtime) as stubber, mock.patch("lambdas.classify.handler.runtime", return_value=runtime):
+        stubber.add_response(
+            "invoke_endpoint",
+            {"Body": StreamingBody(io.BytesIO(answer), len(answer)), "ContentType": "application/json"},
+            {"EndpointName": "imgclf-dev-endpoint", "Body": ANY, "ContentType": "image/png", "Accept": ANY},
+        )
+        result = harness.invoke("lambdas.classify.handler.handler", event)
+    assert result["statusCode"] == 200, result
+    assert any(c.action == "sagemaker:InvokeEndpoint" and "ClassifyRole" in c.principal for c in harness.calls)
