@@ -13,9 +13,6 @@ from app.config import StageConfig
 
 from .nag import acknowledge, s3_objects, wildcard
 
-DLC_ACCOUNT = "763104351884"  # AWS Deep Learning Containers (the image URIs name it too)
-
-
 def _base_role(
     scope: Construct, id: str, stage: StageConfig, key: kms.IKey, scope_name: str, log_path: str
 ) -> iam.Role:
@@ -23,11 +20,13 @@ def _base_role(
     role = iam.Role(scope, id, assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"))
     key.grant_encrypt_decrypt(role)
     role.add_to_policy(iam.PolicyStatement(actions=["kms:CreateGrant", "kms:DescribeKey"], resources=[key.key_arn]))
-    repository = stage.image_uri(scope_name).split("/", 1)[1].split(":")[0]
+    # <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>: the DLC account differs by region
+    registry, _, path = stage.image_uri(scope_name).partition("/")
+    registry_account, repository = registry.split(".")[0], path.split(":")[0]
     role.add_to_policy(
         iam.PolicyStatement(
             actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-            resources=[f"arn:aws:ecr:{region}:{DLC_ACCOUNT}:repository/{repository}"],
+            resources=[f"arn:aws:ecr:{region}:{registry_account}:repository/{repository}"],
         )
     )
     role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))

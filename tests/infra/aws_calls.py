@@ -18,7 +18,6 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 from .iam_model import ACCOUNT, REGION, Call, World, action_details, takes_resources
 
 SECURE = {"aws:SecureTransport": "true"}
-DLC_ACCOUNTS = ("763104351884",)
 
 
 def _s3_parts(uri: str) -> Tuple[str, str]:

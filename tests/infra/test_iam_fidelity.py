@@ -273,3 +273,29 @@ def test_the_api_proxy_invokes_the_endpoint_with_its_role(harness: WorkflowHarne
         result = harness.invoke("lambdas.classify.handler.handler", event)
     assert result["statusCode"] == 200, result
     assert any(c.action == "sagemaker:InvokeEndpoint" and "ClassifyRole" in c.principal for c in harness.calls)
+
+
+def test_jobs_and_endpoints_pull_their_images_in_a_region_with_its_own_dlc_account(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The Deep Learning Containers live in another account in some regions (ap-east-1:
+    871362719292): each role may pull exactly the image its requests name."""
+    import re
+
+    from app.cdk_app import synthesize
+
+    from .conftest import stage_context
+
+    templates = synthesize(stage_context(region="ap-east-1"), str(tmp_path_factory.mktemp("cdk.out")))
+    world = World(templates)
+    model = PolicyModel(world)
+    images = {}
+    for stack, _, resource in world.resources_of_type("AWS::StepFunctions::StateMachine"):
+        definition = str(world.resolve(stack, resource["Properties"]["DefinitionString"]))
+        for field, role in (("TrainingImage", "TrainingTrainingRole"), ("ImageUri", "TrainingPackRole"), ("Image", "DeploymentModelRole")):
+            for uri in re.findall(rf'"{field}":"([^"]+)"', definition):
+                images[uri] = role
+    assert len(images) == 3 and all(uri.startswith("871362719292.dkr.ecr.ap-east-1") for uri in images), images
+    for uri, role in images.items():
+        calls = [c for c in Calls(world)._container(_role(world, role), uri, "/aws/sagemaker/X", "s", "pull") if c.action.startswith("ecr:")]
+        assert model.check(calls) == [], uri
