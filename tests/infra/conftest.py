@@ -21,10 +21,16 @@ def stage_context(**overrides: Any) -> Dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def templates(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Dict[str, Any]]:
+def cdk_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of the session's cloud assembly (written when ``templates`` synthesizes)."""
+    return tmp_path_factory.mktemp("cdk.out")
+
+
+@pytest.fixture(scope="session")
+def templates(cdk_out: Path) -> Dict[str, Dict[str, Any]]:
     from app.cdk_app import synthesize
 
-    return synthesize(stage_context(), str(tmp_path_factory.mktemp("cdk.out")))
+    return synthesize(stage_context(), str(cdk_out))
 
 
 @pytest.fixture(scope="session")
