@@ -4,6 +4,8 @@ reaches the endpoint."""
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_cognito as cognito
@@ -14,9 +16,15 @@ from constructs import Construct
 
 from app.config import StageConfig
 from image_training.serving import IMAGE_TYPES
+from lambdas.classify.logic import MAX_BODY_BYTES
 
 from .function import PipelineFunction
 from .nag import acknowledge
+
+
+def too_large_message() -> str:
+    """The 413 error of a body that API Gateway refuses before the proxy sees it."""
+    return f"the request is too large; send an image of at most {MAX_BODY_BYTES} bytes"
 
 
 class ClassifyApi(Construct):
@@ -29,7 +37,7 @@ class ClassifyApi(Construct):
             key=key,
             timeout=Duration.seconds(30),
             memory_size=512,
-            environment={"ENDPOINT_NAME": stage.endpoint_name},
+            environment={"ENDPOINT_NAME": stage.endpoint_name, "MAX_BODY_BYTES": str(MAX_BODY_BYTES)},
         )
         self.proxy.function.add_to_role_policy(
             iam.PolicyStatement(
@@ -73,6 +81,14 @@ class ClassifyApi(Construct):
                     user=True,
                 ),
             ),
+        )
+        # a body whose event Lambda cannot take (over about 4.5 MiB, base64-encoded) is refused
+        # before the proxy runs: API Gateway answers with this instead of its own message
+        self.api.add_gateway_response(
+            "RequestTooLarge",
+            type=apigateway.ResponseType.REQUEST_TOO_LARGE,
+            status_code="413",
+            templates={"application/json": json.dumps({"error": too_large_message()})},
         )
         validator = self.api.add_request_validator(
             "ContentTypeRequired", validate_request_parameters=True, validate_request_body=True

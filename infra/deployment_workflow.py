@@ -1,7 +1,9 @@
 """The deployment workflow: model package -> model -> endpoint config -> create the endpoint, or
-update it blue/green with SageMaker's deployment guardrails (canary traffic shifting, CloudWatch
-alarms, automatic rollback) -> poll DescribeEndpoint -> auto scaling. Started by the training
-workflow for auto-approved models and by EventBridge when a person approves one."""
+update it blue/green with SageMaker's deployment guardrails (a canary, or all at once for a
+fleet of one, with a baking period under CloudWatch alarms and automatic rollback) -> poll
+DescribeEndpoint -> auto scaling. Started by the training workflow for auto-approved models and
+by EventBridge when a person approves one. A failure removes the new model and endpoint config
+only while the endpoint cannot be using them."""
 
 from __future__ import annotations
 
@@ -27,6 +29,52 @@ from .training_workflow import instance_store_only, sdk_retry
 VARIANT = "AllTraffic"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 IN_PROGRESS = ["Creating", "Updating", "SystemUpdating", "RollingBack"]
+BAKING_SECONDS = 300  # how long the alarms watch the new fleet before the next traffic step
+CANARY_PERCENT = 10
+
+
+def scaling_alarms(stage: StageConfig) -> str:
+    """The ARNs of the alarms Application Auto Scaling creates for the variant's target tracking
+    (``TargetTracking-endpoint/<endpoint>/variant/<variant>-AlarmHigh-<id>`` and ``-AlarmLow-``)."""
+    resource_id = f"endpoint/{stage.endpoint_name}/variant/{VARIANT}"
+    return f"arn:aws:cloudwatch:{stage.region}:{stage.account}:alarm:TargetTracking-{resource_id}-*"
+
+
+def scaling_caller_statements(stage: StageConfig) -> List[iam.PolicyStatement]:
+    """What Application Auto Scaling checks on its caller for a SageMaker endpoint variant (its
+    identity-based policy examples: "Permissions required for API actions on target services
+    and CloudWatch"), each on the stage's own resources: the endpoint, its configs, and the
+    alarms of the variant's target-tracking policy (``TargetTracking-<resource id>-...``)."""
+    sm = f"arn:aws:sagemaker:{stage.region}:{stage.account}"
+    endpoint = f"endpoint/{stage.endpoint_name}"
+    return [
+        iam.PolicyStatement(
+            actions=["sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpointWeightsAndCapacities"],
+            resources=[f"{sm}:{endpoint}"],
+        ),
+        iam.PolicyStatement(
+            actions=["sagemaker:DescribeEndpointConfig"], resources=[f"{sm}:endpoint-config/{stage.prefix}-*"]
+        ),
+        iam.PolicyStatement(
+            actions=["cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"],
+            resources=[scaling_alarms(stage)],
+        ),
+    ]
+
+
+def traffic_routing(instances: int) -> Dict[str, Any]:
+    """UpdateEndpoint's TrafficRoutingConfiguration for a new fleet of ``instances``: a canary of
+    about 10% (at least one instance, and at most half the fleet, as SageMaker requires); a
+    fleet of one has no room for a canary, so all its traffic shifts at once and bakes under the
+    rollback alarms."""
+    if instances < 2:
+        return {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": BAKING_SECONDS}
+    canary = max(1, instances * CANARY_PERCENT // 100)
+    return {
+        "Type": "CANARY",
+        "CanarySize": {"Type": "INSTANCE_COUNT", "Value": canary},
+        "WaitIntervalInSeconds": BAKING_SECONDS,
+    }
 
 
 class DeploymentWorkflow(Construct):
@@ -88,7 +136,7 @@ class DeploymentWorkflow(Construct):
                 )
             )
 
-        # on any failure: remove this run's model and endpoint config (unless the endpoint uses them)
+        # a failure before the endpoint can use this run's model and endpoint config removes them
         failed = sfn.Fail(self, "DeploymentFailed", error="DeploymentFailed", cause="see the execution's history")
         delete_config = sdk(
             "DeleteNewEndpointConfig",
@@ -102,9 +150,32 @@ class DeploymentWorkflow(Construct):
         delete_config.next(delete_model)
         delete_model.next(failed)
 
-        def guarded(state: Any) -> Any:
-            state.add_catch(delete_config, errors=["States.ALL"], result_path="$.error")
+        def guarded(state: Any, handler: Any = delete_config) -> Any:
+            state.add_catch(handler, errors=["States.ALL"], result_path="$.error")
             return state
+
+        # once the endpoint may use them, a failure keeps them: deleting them would break it
+        without_scaling = sfn.Fail(
+            self,
+            "DeployedWithoutScaling",
+            error="DeployedWithoutScaling",
+            cause="The endpoint serves the new model, but its auto scaling could not be registered; the new model "
+            "and endpoint config are kept. Register the scaling target by hand (docs/troubleshooting.md).",
+        )
+        state_unknown = sfn.Fail(
+            self,
+            "EndpointStateUnknown",
+            error="EndpointStateUnknown",
+            cause="DescribeEndpoint failed after the endpoint was created or updated; the new model and endpoint "
+            "config are kept, since the endpoint may use them.",
+        )
+        not_in_service = sfn.Fail(
+            self,
+            "NewConfigNotInService",
+            error="NewConfigNotInService",
+            cause="The endpoint uses the new endpoint config but is not InService; the new model and endpoint "
+            "config are kept (see DescribeEndpoint's FailureReason).",
+        )
 
         plan = tasks.LambdaInvoke(
             self,
@@ -171,11 +242,7 @@ class DeploymentWorkflow(Construct):
                     "RetainAllVariantProperties": False,
                     "DeploymentConfig": {
                         "BlueGreenUpdatePolicy": {
-                            "TrafficRoutingConfiguration": {
-                                "Type": "CANARY",
-                                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
-                                "WaitIntervalInSeconds": 300,
-                            },
+                            "TrafficRoutingConfiguration": traffic_routing(stage.endpoint.min_instances),
                             "TerminationWaitInSeconds": 300,
                             "MaximumExecutionTimeoutInSeconds": 3600,
                         },
@@ -199,7 +266,8 @@ class DeploymentWorkflow(Construct):
                     "EndpointConfigName.$": "$.EndpointConfigName",
                 },
                 result_path="$.endpoint",
-            )
+            ),
+            state_unknown,
         )
         register_scaling = guarded(
             sdk(
@@ -207,7 +275,8 @@ class DeploymentWorkflow(Construct):
                 "registerScalableTarget",
                 scalable_target,
                 ["*"],
-            )
+            ),
+            without_scaling,
         )
         scaling_policy = guarded(
             sdk(
@@ -227,7 +296,8 @@ class DeploymentWorkflow(Construct):
                     },
                 },
                 ["*"],
-            )
+            ),
+            without_scaling,
         )
         deployed = sfn.Pass(
             self,
@@ -269,16 +339,14 @@ class DeploymentWorkflow(Construct):
         delete_failed_endpoint.next(delete_config)
 
         status = "$.endpoint.EndpointStatus"
+        uses_new_config = sfn.Condition.string_equals_json_path(
+            "$.endpoint.EndpointConfigName", "$.plan.endpoint_config_name"
+        )
         check = (
             sfn.Choice(self, "EndpointStatus")
             .when(sfn.Condition.or_(*(sfn.Condition.string_equals(status, s) for s in IN_PROGRESS)), wait)
             .when(
-                sfn.Condition.and_(
-                    sfn.Condition.string_equals(status, "InService"),
-                    sfn.Condition.string_equals_json_path(
-                        "$.endpoint.EndpointConfigName", "$.plan.endpoint_config_name"
-                    ),
-                ),
+                sfn.Condition.and_(sfn.Condition.string_equals(status, "InService"), uses_new_config),
                 register_scaling,
             )
             .when(sfn.Condition.string_equals(status, "InService"), restore_scaling)
@@ -289,6 +357,7 @@ class DeploymentWorkflow(Construct):
                 ),
                 delete_failed_endpoint,
             )
+            .when(uses_new_config, not_in_service)
             .otherwise(delete_config)
         )
         wait.next(describe)
@@ -356,6 +425,14 @@ class DeploymentWorkflow(Construct):
                 conditions={"StringLike": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}},
             )
         )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:AddTags"],  # CreateModel, CreateEndpointConfig and CreateEndpoint carry Tags
+                resources=[models, configs, endpoint_arn],
+            )
+        )
+        for statement in scaling_caller_statements(stage):
+            role.add_to_principal_policy(statement)
         key.grant_encrypt_decrypt(role)
         role.add_to_principal_policy(iam.PolicyStatement(actions=["kms:CreateGrant"], resources=[key.key_arn]))
         acknowledge(role, lambda_versions(self.planner.function), "Invoking the function and its versions.")
@@ -363,6 +440,7 @@ class DeploymentWorkflow(Construct):
         for resource, what in ((models, "Models"), (configs, "Endpoint configs")):
             acknowledge(role, wildcard(resource), f"{what} are named per deployment under the stage prefix.")
         acknowledge(role, wildcard(package_arn), "The versions of this stage's model package group.")
+        acknowledge(role, wildcard(scaling_alarms(stage)), "The alarms of the variant's target-tracking policy.")
         acknowledge(self.planner.role, wildcard(package_arn), "The versions of this stage's model package group.")
 
     def _model_request(self, stage: StageConfig) -> Dict[str, Any]:

@@ -13,6 +13,7 @@ from app.config import StageConfig
 
 from .nag import acknowledge, s3_objects, wildcard
 
+
 def _base_role(
     scope: Construct, id: str, stage: StageConfig, key: kms.IKey, scope_name: str, log_path: str
 ) -> iam.Role:

@@ -11,7 +11,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from .logic import ApiError, endpoint_error, image_request, response
+from .logic import INVOKE_ENDPOINT_PAYLOAD, MAX_BODY_BYTES, ApiError, endpoint_error, image_request, response
 
 logger = Logger()
 
@@ -22,10 +22,15 @@ def runtime() -> Any:
     return boto3.client("sagemaker-runtime")
 
 
+def body_limit() -> int:
+    """MAX_BODY_BYTES from the environment, never above what InvokeEndpoint takes."""
+    return min(int(os.environ.get("MAX_BODY_BYTES", MAX_BODY_BYTES)), INVOKE_ENDPOINT_PAYLOAD)
+
+
 @logger.inject_lambda_context
 def handler(event: Dict[str, Any], context: LambdaContext) -> Dict[str, Any]:
     try:
-        request = image_request(event, int(os.environ.get("MAX_BODY_BYTES", 4 * 1024 * 1024)))
+        request = image_request(event, body_limit())
         try:
             result = runtime().invoke_endpoint(EndpointName=os.environ["ENDPOINT_NAME"], **request)
         except ClientError as err:

@@ -1,6 +1,11 @@
 """The API's request and error rules, checked before a request reaches the endpoint: image
 content types only (415), bodies within the limit (413), and the endpoint's errors turned into
-statuses a client can act on. Responses are the verbose JSON of the inference contract."""
+statuses a client can act on. Responses are the verbose JSON of the inference contract.
+
+The size promise (docs/deploy.md, "Classify images"): up to MAX_BODY_BYTES an image reaches the
+endpoint; a larger body gets a 413 here, or from API Gateway when Lambda cannot take the event
+(its REQUEST_TOO_LARGE gateway response, infra/classify_api.py) or the body is over API
+Gateway's own quota."""
 
 from __future__ import annotations
 
@@ -11,7 +16,12 @@ from typing import Any, Dict, Mapping, Optional
 
 from image_training.serving import IMAGE_TYPES, VERBOSE, media_type
 
-# API Gateway hands Lambda the body base64-encoded inside a 6 MB event
+# The limits a request meets on its way, in bytes
+API_GATEWAY_PAYLOAD = 10 * 1024 * 1024  # a REST API's request payload quota
+LAMBDA_SYNC_PAYLOAD = 6 * 1024 * 1024  # a synchronous invocation's event (the JSON, body base64-encoded)
+INVOKE_ENDPOINT_PAYLOAD = 6 * 1024 * 1024  # InvokeEndpoint's Body on a real-time endpoint
+# The API's promise: its base64 form and the event around it fit Lambda's limit with room to
+# spare, so a body just over it still reaches this function and gets the 413 below
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
 

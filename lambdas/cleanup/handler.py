@@ -1,5 +1,6 @@
-"""A CloudFormation custom resource: on stack deletion, remove the endpoint and the endpoint
-configs and models that the deployment workflow created. Create and Update do nothing."""
+"""A CloudFormation custom resource: on stack deletion, remove the endpoint, the endpoint configs
+and models that the deployment workflow created, and the versions in the Model Package Group.
+Create and Update do nothing."""
 
 from __future__ import annotations
 
@@ -44,9 +45,10 @@ def handler(event: Dict[str, Any], context: LambdaContext) -> None:
                 boto3.client("application-autoscaling"),
                 os.environ["ENDPOINT_NAME"],
                 os.environ["RESOURCE_PREFIX"],
+                group=os.environ["MODEL_PACKAGE_GROUP"],
             )
             logger.info("removed", extra=removed)
-            data = {k: ",".join(v) for k, v in removed.items()}
+            data = {k: str(len(v)) for k, v in removed.items()}  # counts: a response is at most 4 KB
         send(event, "SUCCESS", "ok", data)
     except Exception as err:  # noqa: BLE001 - CloudFormation must hear back, or it waits an hour
         logger.exception("cleanup failed")

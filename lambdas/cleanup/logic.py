@@ -1,5 +1,6 @@
 """What the workflows created outside CloudFormation (the endpoint, its auto-scaling target,
-endpoint configs and models, all named ``<prefix>-...``), removed when the stack is deleted."""
+endpoint configs and models, all named ``<prefix>-...``, and the versions in the stage's Model
+Package Group), removed when the stack is deleted."""
 
 from __future__ import annotations
 
@@ -17,9 +18,13 @@ def _paged(call: Any, key: str, **kwargs: Any) -> List[Dict[str, Any]]:
             return items
 
 
-def remove_deployments(sagemaker: Any, autoscaling: Any, endpoint: str, prefix: str) -> Dict[str, List[str]]:
-    """Delete the endpoint, then every endpoint config and model of ``prefix``. Returns the names."""
-    removed: Dict[str, List[str]] = {"endpoints": [], "endpoint_configs": [], "models": []}
+def remove_deployments(
+    sagemaker: Any, autoscaling: Any, endpoint: str, prefix: str, *, group: str
+) -> Dict[str, List[str]]:
+    """Delete the endpoint, then every endpoint config and model of ``prefix``, then the versions
+    in model package ``group`` (CloudFormation cannot delete a group that holds any). Returns the
+    names and ARNs."""
+    removed: Dict[str, List[str]] = {"endpoints": [], "endpoint_configs": [], "models": [], "model_packages": []}
     resource = f"endpoint/{endpoint}/variant/AllTraffic"
     targets = autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[resource])
     if targets.get("ScalableTargets"):
@@ -40,4 +45,7 @@ def remove_deployments(sagemaker: Any, autoscaling: Any, endpoint: str, prefix: 
         if model["ModelName"].startswith(prefix + "-"):
             sagemaker.delete_model(ModelName=model["ModelName"])
             removed["models"].append(model["ModelName"])
+    for package in _paged(sagemaker.list_model_packages, "ModelPackageSummaryList", ModelPackageGroupName=group):
+        sagemaker.delete_model_package(ModelPackageName=package["ModelPackageArn"])
+        removed["model_packages"].append(package["ModelPackageArn"])
     return removed

@@ -349,7 +349,9 @@ def _autoscaling(action: str, needs: Tuple[str, ...]) -> Rule:
                     )
                 )
             else:
-                found.append(Call(principal, need, f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:TargetTracking-{endpoint}", why))
+                # target tracking names its alarms TargetTracking-<ResourceId>-AlarmHigh-<uuid> (and AlarmLow)
+                alarm = f"TargetTracking-endpoint/{endpoint}/variant/AllTraffic-AlarmHigh-0a1b"
+                found.append(Call(principal, need, f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{alarm}", why))
         return found
 
     return rule

@@ -139,7 +139,11 @@ def test_blue_green_update_with_alarms_and_auto_rollback(templates: Templates) -
     update = definition(templates, "Serving")["States"]["UpdateEndpoint"]
     assert update["Resource"].endswith(":states:::aws-sdk:sagemaker:updateEndpoint")
     config = update["Parameters"]["DeploymentConfig"]
-    assert config["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["Type"] == "CANARY"
+    # one instance: no canary fits (at most half the fleet), so all at once with a baking period
+    assert config["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"] == {
+        "Type": "ALL_AT_ONCE",
+        "WaitIntervalInSeconds": 300,
+    }
     alarms = [a["AlarmName"] for a in config["AutoRollbackConfiguration"]["Alarms"]]
     assert alarms == ["imgclf-dev-endpoint-5xx", "imgclf-dev-endpoint-latency"]
     serving = template(templates, "Serving")

@@ -77,3 +77,42 @@ def test_handler_round_trip() -> None:
     assert ok["statusCode"] == 200 and json.loads(ok["body"]) == answer
     assert refused["statusCode"] == 400 and json.loads(refused["body"]) == {"error": "cannot decode"}
     assert wrong["statusCode"] == 415 and runtime.invoke_endpoint.call_count == 2
+
+
+class RealTimeEndpoint:
+    """InvokeEndpoint of a real-time endpoint: a body over 6 MiB is refused (ValidationException)."""
+
+    def __init__(self) -> None:
+        self.bodies: list = []
+
+    def invoke_endpoint(self, **request: Any) -> Dict[str, Any]:
+        if len(request["Body"]) > 6 * 1024 * 1024:
+            raise ClientError(
+                {"Error": {"Code": "ValidationException", "Message": "Request payload is too large"}}, "InvokeEndpoint"
+            )
+        self.bodies.append(len(request["Body"]))
+        return {"Body": io.BytesIO(b'{"predicted_label": "cat"}')}
+
+
+MIB = 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    "configured", [None, str(4 * MIB), str(8 * MIB)], ids=["unset", "the-api-limit", "above-invoke-endpoint"]
+)
+def test_no_body_size_gets_a_5xx(configured: Any) -> None:
+    """At, below and above the promised limit and InvokeEndpoint's 6 MiB, whatever MAX_BODY_BYTES
+    says: the proxy answers 200 or a JSON 413, and never sends SageMaker more than it takes."""
+    from lambdas.classify import handler as module
+    from lambdas.classify.logic import INVOKE_ENDPOINT_PAYLOAD, MAX_BODY_BYTES
+
+    endpoint = RealTimeEndpoint()
+    environment = {"ENDPOINT_NAME": "ep", **({"MAX_BODY_BYTES": configured} if configured else {})}
+    limit = min(int(configured or MAX_BODY_BYTES), INVOKE_ENDPOINT_PAYLOAD)
+    with mock.patch.object(module, "runtime", lambda: endpoint), mock.patch.dict(os.environ, environment):
+        for size in sorted({s + d for s in (MAX_BODY_BYTES, INVOKE_ENDPOINT_PAYLOAD) for d in (-1, 0, 1)}):
+            answer = module.handler(event(b"\xff" * size), Context())
+            assert answer["statusCode"] == (200 if size <= limit else 413), (size, answer)
+            if answer["statusCode"] == 413:
+                assert f"over the limit of {limit}" in json.loads(answer["body"])["error"]
+    assert endpoint.bodies and max(endpoint.bodies) <= INVOKE_ENDPOINT_PAYLOAD

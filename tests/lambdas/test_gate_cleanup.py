@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from typing import Any, Iterator
 from unittest import mock
 
 import boto3
@@ -99,8 +101,86 @@ def test_cleanup_removes_only_what_the_stage_created(aws: None) -> None:
         )
     sagemaker.create_endpoint(EndpointName="imgclf-dev-endpoint", EndpointConfigName="imgclf-dev-v2-bbbb")
     removed = remove_deployments(
-        sagemaker, boto3.client("application-autoscaling", region_name=REGION), "imgclf-dev-endpoint", "imgclf-dev"
+        sagemaker,
+        boto3.client("application-autoscaling", region_name=REGION),
+        "imgclf-dev-endpoint",
+        "imgclf-dev",
+        group="imgclf-dev-models",
     )
     assert removed["endpoints"] == ["imgclf-dev-endpoint"]
     assert sorted(removed["models"]) == ["imgclf-dev-v1-aaaa", "imgclf-dev-v2-bbbb"]
     assert [m["ModelName"] for m in sagemaker.list_models()["Models"]] == ["someone-else"]
+
+
+@pytest.fixture()
+def registry_deletes(aws: None) -> Iterator[None]:
+    """moto 5.2.5 has neither DeleteModelPackage nor DeleteModelPackageGroup. This adds both, with
+    SageMaker's rule that a group still holding versions cannot be deleted (ConflictException),
+    which is what fails CloudFormation's deletion of AWS::SageMaker::ModelPackageGroup."""
+    from moto.core.responses import EmptyResult
+    from moto.sagemaker.exceptions import ConflictException, ValidationError
+    from moto.sagemaker.models import SageMakerModelBackend
+    from moto.sagemaker.responses import SageMakerResponse
+
+    def delete_package(backend: Any, name: str) -> None:
+        arn = backend.model_package_name_mapping.get(name, name)
+        if backend.model_packages.pop(arn, None) is None:
+            raise ValidationError(f"Model package {name} not found")
+        for key in [k for k, v in backend.model_package_name_mapping.items() if v == arn]:
+            del backend.model_package_name_mapping[key]
+
+    def delete_group(backend: Any, name: str) -> None:
+        if name not in backend.model_package_groups:
+            raise ValidationError(f"Model package group {name} not found")
+        if any(p.model_package_group_name == name for p in backend.model_packages.values()):
+            raise ConflictException(f"Model package group {name} still has model packages")
+        del backend.model_package_groups[name]
+
+    def package_action(self: Any) -> Any:
+        self.sagemaker_backend.delete_model_package(self._get_param("ModelPackageName"))
+        return EmptyResult()
+
+    def group_action(self: Any) -> Any:
+        self.sagemaker_backend.delete_model_package_group(self._get_param("ModelPackageGroupName"))
+        return EmptyResult()
+
+    with contextlib.ExitStack() as stack:
+        for target, name, value in (
+            (SageMakerModelBackend, "delete_model_package", delete_package),
+            (SageMakerModelBackend, "delete_model_package_group", delete_group),
+            (SageMakerResponse, "delete_model_package", package_action),
+            (SageMakerResponse, "delete_model_package_group", group_action),
+        ):
+            stack.enter_context(mock.patch.object(target, name, value, create=True))
+        yield
+
+
+def test_cleanup_empties_the_model_package_group(registry_deletes: None) -> None:
+    """Deleting the Serving stack deletes the Model Package Group, which SageMaker refuses while
+    it holds versions: the clean-up deletes them first, and the group's deletion then succeeds."""
+    from botocore.exceptions import ClientError
+
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    sagemaker.create_model_package_group(ModelPackageGroupName="imgclf-dev-models")
+    sagemaker.create_model_package_group(ModelPackageGroupName="other-models")
+    spec = {
+        "Containers": [{"Image": "i", "ModelDataUrl": "s3://b/model.tar.gz"}],
+        "SupportedContentTypes": ["image/jpeg"],
+        "SupportedResponseMIMETypes": ["application/json"],
+    }
+    for group, count in (("imgclf-dev-models", 3), ("other-models", 1)):
+        for _ in range(count):
+            sagemaker.create_model_package(ModelPackageGroupName=group, InferenceSpecification=spec)
+    with pytest.raises(ClientError, match="ConflictException"):
+        sagemaker.delete_model_package_group(ModelPackageGroupName="imgclf-dev-models")
+    removed = remove_deployments(
+        sagemaker,
+        boto3.client("application-autoscaling", region_name=REGION),
+        "imgclf-dev-endpoint",
+        "imgclf-dev",
+        group="imgclf-dev-models",
+    )
+    assert [arn.rsplit("/", 1)[1] for arn in removed["model_packages"]] == ["1", "2", "3"]
+    sagemaker.delete_model_package_group(ModelPackageGroupName="imgclf-dev-models")  # CloudFormation's step
+    left = sagemaker.list_model_packages(ModelPackageGroupName="other-models")["ModelPackageSummaryList"]
+    assert len(left) == 1
