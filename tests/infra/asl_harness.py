@@ -10,7 +10,9 @@ What moto lacks, the harness fills, and nothing else changes in the definitions:
   downloaded to a folder that stands for /opt/ml/processing, and its output is uploaded;
 - the aws-sdk integration maps ``applicationautoscaling`` to boto's name and adds UpdateEndpoint
   (absent from moto), which can be told to roll back as SageMaker's guardrails would;
-- Wait states wait 0 seconds.
+- Wait states wait 0 seconds;
+- every Task's request, with its JSONPath values resolved, is checked against the API's model
+  (request_shapes.py): an invalid one fails the state, and ``running()`` fails the test with it.
 
 Every AWS call made on the way is authorized as AWS would (iam_model.py, aws_calls.py): each
 Task state's integration by the state machine's role, each boto3 call of a Lambda handler by the
@@ -221,6 +223,9 @@ class WorkflowHarness:
         stack.enter_context(mock.patch.object(execute_state.ExecutionState, "_from_error", from_error))
         stack.enter_context(mock.patch.object(wait_seconds.Seconds, "_get_wait_seconds", lambda self, env: 0))
         stack.enter_context(_tolerated_failures_enforced(harness))
+        from tests.moto_gaps import model_package_deletes
+
+        stack.enter_context(model_package_deletes())
         return stack
 
     def _create_resources(self) -> None:
@@ -253,6 +258,7 @@ class WorkflowHarness:
         self.state_machines: Dict[str, str] = {}
         self.state_machines["deployment"] = self._create_state_machine(f"Imgclf-{self.stage}-Serving")
         self.state_machines["training"] = self._create_state_machine(f"Imgclf-{self.stage}-Training")
+        self.upload_code_asset()
 
     def _create_state_machine(self, stack: str) -> str:
         template = self.templates[stack]
@@ -363,53 +369,198 @@ class WorkflowHarness:
         return description
 
     def run_processing_job(self, request: Dict[str, Any]) -> Dict[str, Any]:
-        """The pack job, run for real on a local copy of its inputs (the code input is the
-        training_code in this checkout, so it is not downloaded)."""
+        """CreateProcessingJob as SageMaker runs it: every input, the code archive included, is
+        downloaded with S3Prefix semantics under a temporary folder that the job sees as /opt;
+        ContainerEntrypoint + ContainerArguments run there in a private mount namespace, with
+        the container stack's ``python3`` (``_run_container``); the outputs are uploaded when it
+        exits 0. /opt/ml/output/message is the job's ExitMessage (its first 1 KB, documented in
+        byoc-metadata) and, when the job fails, its FailureReason. The job's log (what
+        CloudWatch would hold) is in ``processing_logs`` and on stderr."""
+        import sys
         import tempfile
 
-        from image_training.errors import failure_text
-        from image_training.pack_job import main as pack_main
-
         self.processing_requests.append(request)
-        denial = self.authorize(self.aws.processing_job(request, self.keys_under))
-        if denial:
-            return {
-                "ProcessingJobName": request["ProcessingJobName"],
-                "ProcessingJobStatus": "Failed",
-                "FailureReason": f"ClientError: {denial}",
-            }
-        s3 = boto3.client("s3", region_name=REGION)
-        base = "/opt/ml/processing"
-        root = tempfile.mkdtemp(prefix="harness-processing-")
-        for item in request["ProcessingInputs"]:
-            source = item["S3Input"]
-            if item["InputName"] == "code":
-                continue
-            bucket, _, prefix = source["S3Uri"][5:].partition("/")
-            local = source["LocalPath"].replace(base, root, 1)
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-                for obj in page.get("Contents", []):
-                    target = os.path.join(local, obj["Key"][len(prefix) :])
-                    os.makedirs(os.path.dirname(target), exist_ok=True)
-                    s3.download_file(bucket, obj["Key"], target)
-        args = [a.replace(base, root, 1) for a in request["AppSpecification"]["ContainerArguments"]]
         name = request["ProcessingJobName"]
         description: Dict[str, Any] = {
             "ProcessingJobName": name,
             "ProcessingJobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:processing-job/{name}",
         }
-        try:
-            pack_main(args)
-        except Exception as error:  # noqa: BLE001 - what the container would say
-            return {**description, "ProcessingJobStatus": "Failed", "FailureReason": failure_text(error)}
-        for output in request["ProcessingOutputConfig"]["Outputs"]:
-            bucket, _, prefix = output["S3Output"]["S3Uri"][5:].partition("/")
-            local = output["S3Output"]["LocalPath"].replace(base, root, 1)
-            for folder, _, files in os.walk(local):
-                for file in files:
-                    path = os.path.join(folder, file)
-                    s3.upload_file(path, bucket, prefix + os.path.relpath(path, local).replace(os.sep, "/"))
+        denial = self.authorize(self.aws.processing_job(request, self.keys_under))
+        if denial:  # SageMaker fails the job with the S3, KMS or ECR error
+            return {**description, "ProcessingJobStatus": "Failed", "FailureReason": f"ClientError: {denial}"}
+        s3 = boto3.client("s3", region_name=REGION)
+        with tempfile.TemporaryDirectory(prefix="harness-processing-") as work:
+            opt = os.path.join(work, "opt")
+            for item in request["ProcessingInputs"]:
+                source = item["S3Input"]
+                assert source["S3DataType"] == "S3Prefix" and source["S3InputMode"] == "File", source
+                local = self._container_path(opt, source["LocalPath"])
+                if not self._download_s3_prefix(s3, source["S3Uri"], local):
+                    reason = f"ClientError: No S3 objects found under S3 URL {source['S3Uri']!r}"
+                    return {**description, "ProcessingJobStatus": "Failed", "FailureReason": reason}
+            outputs = request["ProcessingOutputConfig"]["Outputs"]
+            for output in outputs:  # SageMaker creates the output folders before the container starts
+                os.makedirs(self._container_path(opt, output["S3Output"]["LocalPath"]), exist_ok=True)
+            self._write_processing_config(opt, request)
+            app = request["AppSpecification"]
+            assert app.get("ContainerEntrypoint"), "the harness runs a ContainerEntrypoint, not an image's ENTRYPOINT"
+            command = [*app["ContainerEntrypoint"], *app.get("ContainerArguments", [])]
+            limit = min(request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 600), 600)
+            exit_code, log = self._run_container(command, opt, work, timeout=limit)
+            self.processing_logs = {**getattr(self, "processing_logs", {}), name: log}
+            sys.stderr.write(f"--- processing job {name}: exit status {exit_code} ---\n{log}")
+            message_path = os.path.join(opt, "ml", "output", "message")
+            message = None
+            if os.path.exists(message_path):
+                with open(message_path, "rb") as f:
+                    raw = f.read()
+                try:
+                    message = raw.decode("utf-8")[:1024]
+                except UnicodeDecodeError:
+                    reason = "ClientError: /opt/ml/output/message is not UTF-8 encoded"
+                    return {**description, "ProcessingJobStatus": "Failed", "FailureReason": reason}
+                description["ExitMessage"] = message
+            if exit_code != 0:
+                reason = message or "AlgorithmError: See job logs for more information"
+                return {**description, "ProcessingJobStatus": "Failed", "FailureReason": reason}
+            for output in outputs:
+                bucket, _, prefix = output["S3Output"]["S3Uri"][5:].partition("/")
+                local = self._container_path(opt, output["S3Output"]["LocalPath"])
+                for folder, _, files in os.walk(local):
+                    for file in files:
+                        path = os.path.join(folder, file)
+                        relative = os.path.relpath(path, local).replace(os.sep, "/")
+                        key = f"{prefix.rstrip('/')}/{relative}" if prefix.strip("/") else relative
+                        s3.upload_file(path, bucket, key)
         return {**description, "ProcessingJobStatus": "Completed"}
+
+    def upload_code_asset(self) -> None:
+        """The training code archive (``infra.sourcedir.build_sourcedir()``, this checkout's
+        training_code) in the assets bucket under the key CDK gives it, as ``cdk deploy``
+        publishes it: the ``CODE_URI`` of the functions that plan the jobs."""
+        from infra.sourcedir import build_sourcedir
+
+        uris = {spec["environment"]["CODE_URI"] for spec in self.functions.values() if "CODE_URI" in spec["environment"]}
+        assert uris, "no function has CODE_URI: where does the code archive go?"
+        data = build_sourcedir()
+        s3 = boto3.client("s3", region_name=REGION)
+        for uri in sorted(uris):
+            bucket, _, key = uri[5:].partition("/")
+            s3.put_object(Bucket=bucket, Key=key, Body=data)
+
+    # -- Processing containers, as SageMaker starts them ---------------------------------------
+    # a container's environment, as the AWS DLC images set it (their python is in /opt/conda/bin)
+    CONTAINER_ENV = {
+        "PATH": "/opt/conda/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+    @staticmethod
+    def container_python() -> str:
+        """The interpreter that plays the container's ``python3``: .venv-container (Python 3.8,
+        numpy 1.19.5, Pillow 9.5.0, mxnet 1.9.1, no OpenCV: the AWS MXNet 1.9 containers' stack)
+        where it is built, else .venv-mxnet (Python 3.11, numpy 1.23, OpenCV) on machines without
+        a Python 3.8, where the Makefile does not build .venv-container."""
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        for venv in (".venv-container", ".venv-mxnet"):
+            python = os.path.join(root, venv, "bin", "python")
+            if os.path.exists(python):
+                return python
+        raise RuntimeError("neither .venv-container nor .venv-mxnet exists: `make env` creates them")
+
+    @staticmethod
+    def _container_path(opt: str, path: str) -> str:
+        """Where ``path`` (under /opt/ml/, as SageMaker requires) is in the folder the job sees as /opt."""
+        assert path.startswith("/opt/ml/"), f"{path} is outside /opt/ml: SageMaker refuses it"
+        return os.path.join(opt, path[len("/opt/") :])
+
+    @staticmethod
+    def _download_s3_prefix(s3: Any, uri: str, local: str) -> int:
+        """Download an ``S3Prefix`` input as SageMaker does; returns the number of objects.
+
+        Every object whose key starts with the prefix lands at ``local`` + the rest of its key
+        (slashes make folders); an object whose key is the whole prefix (the URI names one
+        object) lands as ``local/<last part of its key>``. That is SageMaker's documented rule
+        for S3ModelDataSource (S3Prefix and S3Object), and what the SDK's processing inputs rely
+        on (a code input ``s3://b/p/code/script.py`` with LocalPath
+        ``/opt/ml/processing/input/code`` runs as ``/opt/ml/processing/input/code/script.py``)."""
+        bucket, _, prefix = uri[5:].partition("/")
+        count = 0
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                key = obj["Key"]
+                if key.endswith("/"):  # a folder marker
+                    continue
+                rest = key[len(prefix) :].lstrip("/") or key.rsplit("/", 1)[-1]
+                target = os.path.join(local, *rest.split("/"))
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                s3.download_file(bucket, key, target)
+                count += 1
+        return count
+
+    @staticmethod
+    def _write_processing_config(opt: str, request: Dict[str, Any]) -> None:
+        """/opt/ml/config/processingjobconfig.json (the job's request) and resourceconfig.json
+        (one host), which SageMaker Processing gives every container."""
+        config = os.path.join(opt, "ml", "config")
+        os.makedirs(config, exist_ok=True)
+        with open(os.path.join(config, "processingjobconfig.json"), "w") as f:
+            json.dump(request, f)
+        with open(os.path.join(config, "resourceconfig.json"), "w") as f:
+            json.dump({"current_host": "algo-1", "hosts": ["algo-1"]}, f)
+
+    @classmethod
+    def _run_container(cls, command: List[str], opt: str, work: str, timeout: float) -> tuple[int, str]:
+        """Run ``command`` as the job's container; returns (exit status, log).
+
+        In a private mount namespace (``unshare --mount --map-root-user``, as root or as a
+        normal user) ``opt`` is bound over /opt, so /opt/ml is the job's tree; a fresh folder is
+        bound over /tmp, and an empty one over the training_code/ folder that the interpreter's
+        .pth file names, so the job runs only the code it unpacks from its code input.
+        ``python3`` (/opt/conda/bin, first on the container's PATH) starts the container stack's
+        interpreter (``container_python``). The environment is the container's, not the
+        harness's. Nothing the command needs lives under the real /opt: the interpreters are
+        pyenv's (/root/.pyenv) and the repository's virtual environments."""
+        import glob
+        import shlex
+        import signal
+        import subprocess
+
+        python = cls.container_python()
+        conda = os.path.join(opt, "conda", "bin")
+        os.makedirs(conda, exist_ok=True)
+        for name in ("python3", "python"):
+            with open(os.path.join(conda, name), "w") as f:
+                f.write(f'#!/bin/sh\nexec {shlex.quote(python)} "$@"\n')
+            os.chmod(os.path.join(conda, name), 0o755)
+        empty, tmp = os.path.join(work, "empty"), os.path.join(work, "tmp")
+        os.makedirs(empty)
+        os.makedirs(tmp)
+        site = os.path.join(os.path.dirname(os.path.dirname(python)), "lib", "python3*", "site-packages")
+        hidden: set[str] = set()
+        for pth in glob.glob(os.path.join(site, "imgclf-training-code.pth")):
+            with open(pth) as f:
+                hidden.update(line.strip() for line in f if os.path.isdir(line.strip()))
+        mounts = [(empty, path) for path in sorted(hidden)] + [(opt, "/opt"), (tmp, "/tmp")]
+        script = "; ".join(["set -e", *(f"mount --bind {shlex.quote(s)} {shlex.quote(d)}" for s, d in mounts)])
+        process = subprocess.Popen(
+            ["unshare", "--mount", "--map-root-user", "sh", "-c", script + '; exec "$@"', "container", *command],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd="/",
+            env=cls.CONTAINER_ENV,
+            start_new_session=True,
+        )
+        try:
+            out, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise AssertionError(f"the processing container ran past {timeout} s: {command}") from None
+        return process.returncode, out.decode("utf-8", "replace")
 
     def endpoint_starts(self, caller: str, endpoint: str, config_name: str) -> Optional[str]:
         """What starting ``config_name`` takes: a grant on its volume key by the caller, then

@@ -299,3 +299,35 @@ def test_jobs_and_endpoints_pull_their_images_in_a_region_with_its_own_dlc_accou
     for uri, role in images.items():
         calls = [c for c in Calls(world)._container(_role(world, role), uri, "/aws/sagemaker/X", "s", "pull") if c.action.startswith("ecr:")]
         assert model.check(calls) == [], uri
+
+
+def test_teardown_cleanup_removes_the_deployment_with_its_role(harness: WorkflowHarness) -> None:
+    """After a deployment, the custom resource's Delete removes the scaling target, endpoint,
+    configs, models and package versions, each call with the cleanup function's role, and the
+    group can then be deleted as CloudFormation would."""
+    from unittest import mock
+
+    import boto3
+
+    execution = harness.start("training", upload_dataset(harness))
+    assert harness.wait(execution)["status"] == "SUCCEEDED", harness.explain(execution)
+    answered: List[Dict[str, Any]] = []
+
+    def urlopen(request: Any, timeout: float) -> Any:
+        answered.append(json.loads(request.data))
+        return mock.MagicMock()
+
+    event = {
+        "RequestType": "Delete",
+        "ResponseURL": "https://cloudformation-custom-resource-response.example/x",
+        "StackId": "stack",
+        "RequestId": "r",
+        "LogicalResourceId": "EndpointCleanup",
+        "PhysicalResourceId": "imgclf-dev",
+    }
+    with mock.patch("urllib.request.urlopen", urlopen):
+        harness.invoke("lambdas.cleanup.handler.handler", event)
+    assert answered[0]["Status"] == "SUCCESS", answered
+    actions = {c.action for c in harness.calls if "Cleanup" in c.principal}
+    assert {"sagemaker:DeleteEndpoint", "sagemaker:DeleteModel", "sagemaker:DeleteModelPackage"} <= actions
+    boto3.client("sagemaker", region_name=REGION).delete_model_package_group(ModelPackageGroupName="imgclf-dev-models")
