@@ -10,16 +10,20 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from image_dataset.descriptor import FILE_NAME, Descriptor, dump_descriptor
+from image_dataset.naming import check_dataset_location
 
 DATASET_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<prefix>datasets/[^/]+/[^/]+)/?$")
 API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.(?P<region>[a-z0-9-]+)\.amazonaws\.com$")
 
 
 def parse_dataset_uri(uri: str) -> Tuple[str, str]:
-    """(bucket, prefix ending in /) of ``s3://bucket/datasets/<name>/<version>/``."""
+    """(bucket, prefix ending in /) of ``s3://bucket/datasets/<name>/<version>/``; a ValueError
+    (a DatasetNameError that names the rule) for a name or version that a run could not carry."""
     match = DATASET_URI.match(uri)
     if not match:
         raise ValueError(f"{uri!r} is not s3://<dataset bucket>/datasets/<name>/<version>/")
+    _, name, version = match["prefix"].split("/")
+    check_dataset_location(name, version)
     return match["bucket"], match["prefix"] + "/"
 
 

@@ -444,6 +444,9 @@ class TrainingWorkflow(Construct):
         return request
 
     def _package_request(self, stage: StageConfig) -> Dict[str, Any]:
+        """CreateModelPackage: every CustomerMetadataProperties value must be 1-256 characters of
+        letters, digits, spaces and _.:/=+-@, so the values from outside the workflow come from
+        the planner, which checks them before any job (lambdas/training/logic.py)."""
         return {
             "ModelPackageGroupName": stage.model_package_group,
             "ModelPackageDescription.$": "$.gate.reason",
@@ -466,7 +469,7 @@ class TrainingWorkflow(Construct):
             "CustomerMetadataProperties": {
                 "accuracy.$": "$.gate.accuracy",
                 "approval.$": "$.gate.approval",
-                "execution.$": "$$.Execution.Name",
+                "execution.$": "$.plan.Metadata.execution",  # the name, made valid by the planner
                 "training_job.$": "$.training.TrainingJobName",
                 "validation_report.$": "$.validation.report_uri",
             },

@@ -8,6 +8,7 @@ import json
 import re
 from typing import Any, Dict, Iterable, List, Mapping
 
+from image_dataset.naming import RULE, metadata_value, metadata_value_problem
 from image_training.schemas import DISTRIBUTION_FLAGS
 from lambdas.validate.logic import options_for
 
@@ -51,6 +52,18 @@ def input_channels(
     return channels + [s3_channel(CODE_CHANNEL, code_uri)]
 
 
+def registry_metadata(execution: str, validation: Mapping[str, Any]) -> Dict[str, str]:
+    """The model package's ``CustomerMetadataProperties`` values that come from outside the
+    workflow, checked before any job runs: the execution name, made valid (a run started by hand
+    may have characters SageMaker refuses there), and the validation report's URI, which must
+    stay the object's name (a dataset that the upload checks did not see fails here)."""
+    report = validation.get("report_uri")
+    problem = metadata_value_problem(report) if report else None
+    if problem:
+        raise ValueError(f"the model registry cannot record the validation report {report} ({problem}); {RULE}")
+    return {"execution": metadata_value(execution)}
+
+
 PACK_INPUT = "/opt/ml/processing/input"
 PACK_OUTPUT = "/opt/ml/processing/output"
 
@@ -64,6 +77,7 @@ def pack_plan(
 ) -> Dict[str, Any]:
     """The Pack step: needed when a channel is not RecordIO. Its CreateProcessingJob parts (job
     name, inputs, outputs, arguments) and where each packed channel will be."""
+    registry_metadata(execution, validation)  # fail before the job, not at registration
     images = sorted(name for name, c in validation.get("channels", {}).items() if c["format"] != "recordio")
     if not images:
         return {"needed": False, "channels": {}}
@@ -158,4 +172,5 @@ def plan(
         # one per execution: a spot job resumes from it, a retried attempt starts clean
         "CheckpointS3Uri": f"s3://{bucket}/checkpoints/{name}",
         "attempt": attempt,
+        "Metadata": registry_metadata(execution, validation),
     }

@@ -12,6 +12,7 @@ import re
 from typing import Any, Dict, Mapping, NamedTuple, Optional
 
 from image_dataset.descriptor import FILE_NAME, Descriptor, DescriptorError, parse_descriptor
+from image_dataset.naming import DatasetNameError, check_dataset_location
 from image_training.errors import HyperparameterError
 from image_training.schemas import check_settable
 
@@ -72,10 +73,12 @@ def execution_name(name: str, version: str, config: Mapping[str, Any], rerun: st
 def workflow_input(
     upload: Upload, descriptor_bytes: bytes, backend: str, defaults: Mapping[str, str], stage_config_hash: str
 ) -> Dict[str, Any]:
-    """The execution's name and input for one descriptor, or :class:`Rejected`."""
+    """The execution's name and input for one descriptor, or :class:`Rejected` (also for a
+    dataset name or version that a request of the run could not carry: image_dataset.naming)."""
     try:
+        check_dataset_location(upload.name, upload.version)
         descriptor = parse_descriptor(descriptor_bytes)
-    except DescriptorError as err:
+    except (DatasetNameError, DescriptorError) as err:
         raise Rejected(f"s3://{upload.bucket}/{upload.key}: {err}") from None
     hyperparameters = effective_hyperparameters(backend, defaults, descriptor)
     described = descriptor.as_dict()

@@ -100,7 +100,7 @@ def test_a_rerun_tag_or_a_new_version_starts_a_new_run(deployed: Dict[str, str])
 
 
 def test_spaces_and_unicode_in_keys(deployed: Dict[str, str]) -> None:
-    key = "datasets/fleurs d'été/v 1/dataset.json"
+    key = "datasets/fête des fleurs/v 1/dataset.json"
     put_descriptor(key, {})
     via_events = handle(eventbridge(key))
     via_s3 = handle(s3_notification(key))
@@ -129,6 +129,42 @@ def test_rejected_descriptors_alert_and_start_nothing(
     assert result["executions"] == [] and executions(deployed["machine"]) == []
     messages = boto3.client("sqs", region_name=REGION).receive_message(QueueUrl=deployed["queue"])["Messages"]
     assert reason in json.loads(messages[0]["Body"])["Message"]
+
+
+@pytest.mark.parametrize(
+    "name, version, shown",
+    [
+        ("fleurs d'été", "v1", '"\'" not allowed'),
+        ("flowers", "v1(final)", "'(' ')' not allowed"),
+        ("n" * 65, "v1", "has 65 characters"),
+        ("flowers", "v" * 65, "has 65 characters"),
+    ],
+    ids=["apostrophe", "parentheses", "long-name", "long-version"],
+)
+def test_dataset_names_a_run_cannot_carry_are_rejected_with_the_rule(
+    deployed: Dict[str, str], name: str, version: str, shown: str
+) -> None:
+    """The validation report's URI goes into the model registry's metadata (image_dataset.naming)."""
+    key = f"datasets/{name}/{version}/dataset.json"
+    put_descriptor(key, {})
+    result = handle(eventbridge(key))
+    assert result == {"executions": [], "skipped": [key]} and executions(deployed["machine"]) == []
+    messages = boto3.client("sqs", region_name=REGION).receive_message(QueueUrl=deployed["queue"])["Messages"]
+    message = json.loads(messages[0]["Body"])["Message"]
+    assert shown in message and "each 1-64 characters of letters, digits, spaces and _ . : = + - @" in message
+
+
+def test_names_of_letters_digits_spaces_and_allowed_punctuation_start_a_run(deployed: Dict[str, str]) -> None:
+    key = "datasets/fête des fleurs_2024/v1.0+rc=1@eu:west/dataset.json"
+    put_descriptor(key, {})
+    assert len(handle(eventbridge(key))["executions"]) == 1
+
+
+def test_a_label_attribute_the_pack_job_cannot_take_is_rejected(deployed: Dict[str, str]) -> None:
+    for attribute in ("a" * 257, "class\nname"):
+        put_descriptor("datasets/flowers/v1/dataset.json", {"label_attribute": attribute})
+        assert handle(eventbridge("datasets/flowers/v1/dataset.json"))["executions"] == []
+    assert executions(deployed["machine"]) == []
 
 
 def test_not_json_descriptor_says_why(deployed: Dict[str, str]) -> None:

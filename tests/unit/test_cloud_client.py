@@ -62,6 +62,32 @@ def test_upload_refuses_other_locations(tmp_path: Path, uri: str) -> None:
     assert caught.value.code == 2
 
 
+@pytest.mark.parametrize(
+    "uri, shown",
+    [
+        ("s3://data/datasets/fleurs d'été/v1/", 'dataset name "fleurs d\'été": "\'" not allowed'),
+        ("s3://data/datasets/pets/" + "v" * 65 + "/", "dataset version 'vvv"),
+        ("s3://data/datasets/../v1/", "dataset name '..' is a path step"),
+    ],
+    ids=["apostrophe", "long-version", "dot-dot"],
+)
+def test_upload_refuses_names_a_run_cannot_carry(
+    s3: Any, tmp_path: Path, capsys: pytest.CaptureFixture, uri: str, shown: str
+) -> None:
+    """One clear line, exit 2, and nothing uploaded (not even the dataset's files)."""
+    folder_dataset(str(tmp_path / "pets"), {"cat": 2, "dog": 2})
+    with mock.patch("boto3.client", return_value=s3), pytest.raises(SystemExit) as caught:
+        main(["upload", str(tmp_path / "pets"), uri])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    (line,) = err.splitlines()
+    assert line.startswith("imgclf upload: error: " + shown), line
+    assert line.endswith(
+        "a dataset name and version are each 1-64 characters of letters, digits, spaces and _ . : = + - @"
+    )
+    assert "Traceback" not in err and "Contents" not in s3.list_objects_v2(Bucket="data")
+
+
 class _Recorder(BaseHTTPRequestHandler):
     seen: Dict[str, str] = {}
 

@@ -19,6 +19,8 @@ from .layout import FORMATS
 FILE_NAME = "dataset.json"
 MAX_BYTES = 256 * 1024
 RERUN_TAG = re.compile(r"^[A-Za-z0-9-]{0,16}$")
+MAX_ARGUMENT = 256  # a SageMaker Processing job's ContainerArguments item
+LINE_BREAK = re.compile("[\n\r\x85\u2028\u2029]")  # what Java's "." does not match
 KEYS = ("format", "file_count", "label_names", "label_attribute", "hyperparameters", "rerun")
 
 
@@ -76,6 +78,9 @@ def parse_descriptor(data: bytes) -> Descriptor:
     attribute = raw.get("label_attribute")
     if attribute is not None and (not isinstance(attribute, str) or not attribute):
         raise DescriptorError("label_attribute: must be a non-empty string")
+    if attribute is not None and (len(attribute) > MAX_ARGUMENT or LINE_BREAK.search(attribute)):
+        # it becomes an argument of the Pack job: SageMaker takes at most 256 characters of ".*"
+        raise DescriptorError(f"label_attribute: at most {MAX_ARGUMENT} characters, without line breaks")
     hps = raw.get("hyperparameters", {})
     if not isinstance(hps, dict):
         raise DescriptorError("hyperparameters: must be an object of name: value")
