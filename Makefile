@@ -5,8 +5,13 @@ PIP := --disable-pip-version-check --quiet --progress-bar off
 VENV := .venv
 VENV_MXNET := .venv-mxnet
 VENV_TF := .venv-tf
+VENV_CONTAINER := .venv-container
 WHEELHOUSE := .wheelhouse
 DEMO_DIR ?= .demo
+# Python 3.8 for the container stack: the first of python3.8 on PATH and pyenv's 3.8 that runs
+# (a pyenv shim may be on PATH without 3.8 being selected). Empty when there is none.
+PYTHON38 ?= $(firstword $(foreach p,$(shell command -v python3.8) $(wildcard /root/.pyenv/versions/3.8*/bin/python3.8),\
+  $(if $(shell $(p) -c 'import sys; assert sys.version_info[:2] == (3, 8)' 2>/dev/null && echo ok),$(p))))
 
 .PHONY: help env test test-fast lint demo bench synth diagrams lock clean
 
@@ -27,11 +32,13 @@ $(VENV)/.ready: $(VENV)/.deps pyproject.toml
 	touch $@
 
 # A backend environment sees training_code/ through a .pth file, as the container sees
-# the script-mode source directory on its path. $(call backend_env,DIR,LOCK) defines its rule.
+# the script-mode source directory on its path. $(call backend_env,DIR,LOCK[,PYTHON_VARIABLE])
+# defines its rule; the interpreter is $(PYTHON) unless a variable is named.
 define backend_env
 $(1)/.ready: $(2)
+	@test -n "$$($(or $(3),PYTHON))" || { echo "no interpreter for $(1): set $(or $(3),PYTHON)" >&2; exit 1; }
 	rm -rf $(1)
-	$$(PYTHON) -m venv $(1)
+	$$($(or $(3),PYTHON)) -m venv $(1)
 	$(1)/bin/pip install $$(PIP) -r $(2)
 	$(1)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' > $(1)/.site
 	echo "$$(CURDIR)/training_code" > "$$$$(cat $(1)/.site)/imgclf-training-code.pth"
@@ -39,6 +46,10 @@ $(1)/.ready: $(2)
 endef
 $(eval $(call backend_env,$(VENV_MXNET),requirements/mxnet.txt))
 $(eval $(call backend_env,$(VENV_TF),requirements/tensorflow.txt))
+# The container stack: Python 3.8 with what the AWS MXNet 1.9 containers run (numpy 1.19.5,
+# Pillow 9.5.0, mxnet 1.9.1, no OpenCV). The offline harness runs the pack job with it, and the
+# tests run the serving handlers on it. Built only where a Python 3.8 is found.
+$(eval $(call backend_env,$(VENV_CONTAINER),requirements/container.txt,PYTHON38))
 
 # Wheels of the Lambda functions' requirements for their platform (python3.14, arm64), so that
 # bundling at synth needs no network and no Docker.
@@ -49,7 +60,7 @@ $(WHEELHOUSE)/.ready: lambdas/requirements.txt $(VENV)/.deps
 	  -r lambdas/requirements.txt
 	touch $@
 
-env: $(VENV)/.ready $(VENV_MXNET)/.ready $(VENV_TF)/.ready $(WHEELHOUSE)/.ready
+env: $(VENV)/.ready $(VENV_MXNET)/.ready $(VENV_TF)/.ready $(WHEELHOUSE)/.ready $(if $(PYTHON38),$(VENV_CONTAINER)/.ready)
 
 lint: $(VENV)/.ready
 	$(VENV)/bin/ruff check app infra lambdas training_code tests bench
@@ -79,14 +90,16 @@ bench: env
 	$(VENV_MXNET)/bin/python bench/mxnet_backend.py
 	$(VENV_TF)/bin/python bench/tf_backend.py
 
-# Re-resolve requirements/NAME.in into the lock requirements/NAME.txt (keeps its header line).
+# Re-resolve requirements/NAME.in into the lock requirements/NAME.txt (keeps its header line);
+# the container lock with Python 3.8, when there is one.
 lock:
-	set -e; for name in main mxnet tensorflow; do \
-	  rm -rf .lock-venv; $(PYTHON) -m venv .lock-venv; \
+	set -e; for spec in main:$(PYTHON) mxnet:$(PYTHON) tensorflow:$(PYTHON) $(if $(PYTHON38),container:$(PYTHON38)); do \
+	  name=$${spec%%:*}; python=$${spec#*:}; \
+	  rm -rf .lock-venv; $$python -m venv .lock-venv; \
 	  .lock-venv/bin/pip install $(PIP) -r requirements/$$name.in; \
 	  { head -n 1 requirements/$$name.txt; .lock-venv/bin/pip freeze | grep -v -i '^imgclf'; } > requirements/$$name.txt.new; \
 	  mv requirements/$$name.txt.new requirements/$$name.txt; \
 	done; rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) $(VENV_MXNET) $(VENV_TF) $(WHEELHOUSE) $(DEMO_DIR) .lock-venv .build cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV_MXNET) $(VENV_TF) $(VENV_CONTAINER) $(WHEELHOUSE) $(DEMO_DIR) .lock-venv .build cdk.out .pytest_cache .mypy_cache .ruff_cache

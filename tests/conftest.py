@@ -1,9 +1,15 @@
-"""Shared fixtures: run the CLI in-process and parse its JSON report."""
+"""Shared fixtures: run the CLI in-process and parse its JSON report; run code on the container
+stack (.venv-container)."""
 
 from __future__ import annotations
 
+import glob
 import json
-from typing import Any, Callable, Dict, List, Tuple
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
 
@@ -46,3 +52,37 @@ def find(report: Dict[str, Any], code: str) -> Dict[str, str]:
         if issue["code"] == code:
             return issue
     raise AssertionError("no {} in {}".format(code, report["errors"] + report["warnings"]))
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def python38() -> Optional[str]:
+    """The Python 3.8 that the Makefile builds .venv-container from (its PYTHON38): $PYTHON38,
+    else the first of python3.8 on PATH and /root/.pyenv/versions/3.8*/bin/python3.8 that runs
+    (a pyenv shim may be on PATH without 3.8 being selected)."""
+    candidates = [os.environ.get("PYTHON38"), shutil.which("python3.8")]
+    candidates += sorted(glob.glob("/root/.pyenv/versions/3.8*/bin/python3.8"))
+    for python in candidates:
+        if python:
+            check = [python, "-c", "import sys; assert sys.version_info[:2] == (3, 8)"]
+            if subprocess.run(check, capture_output=True).returncode == 0:
+                return python
+    return None
+
+
+@pytest.fixture(scope="session")
+def in_container() -> Callable[..., str]:
+    """Run Python code on the container stack: .venv-container (Python 3.8, numpy 1.19.5,
+    Pillow 9.5.0, mxnet 1.9.1, no OpenCV, as the AWS MXNet 1.9 containers). Skipped where no
+    Python 3.8 exists (the Makefile then does not build it)."""
+    from tests.interop.conftest import runner
+
+    if not (ROOT / ".venv-container" / "bin" / "python").exists():
+        if python38() is None:
+            pytest.skip(
+                "no Python 3.8 interpreter (python3.8 on PATH or /root/.pyenv/versions/3.8*/bin/python3.8), "
+                "so no .venv-container"
+            )
+        pytest.fail(".venv-container is missing: `make test` creates it (or run `make env`)")
+    return runner(".venv-container")
