@@ -6,11 +6,14 @@ What moto lacks, the harness fills, and nothing else changes in the definitions:
 - Lambda tasks run our real handlers in-process, with the environment from the template;
 - ``sagemaker:createTrainingJob.sync`` runs a fake training job (a callable the test chooses)
   that leaves output.tar.gz and model.tar.gz in S3 and answers with DescribeTrainingJob's shape;
-- ``sagemaker:createProcessingJob.sync`` runs the real pack job in-process: its S3 inputs are
-  downloaded to a folder that stands for /opt/ml/processing, and its output is uploaded;
+- ``sagemaker:createProcessingJob.sync`` runs the job as SageMaker would: every input (the code
+  archive under the key CDK gives it included) is downloaded with S3Prefix semantics into a
+  private /opt/ml, ContainerEntrypoint + ContainerArguments run in a mount namespace with the
+  container stack's python3 (.venv-container), and the outputs are uploaded;
 - the aws-sdk integration maps ``applicationautoscaling`` to boto's name and adds UpdateEndpoint
-  (absent from moto), which can be told to roll back as SageMaker's guardrails would;
-- Wait states wait 0 seconds;
+  (absent from moto), which can be told to roll back as SageMaker's guardrails would and
+  refuses a traffic routing SageMaker refuses;
+- Wait states and Retry intervals wait 0 seconds;
 - every Task's request, with its JSONPath values resolved, is checked against the API's model
   (request_shapes.py): an invalid one fails the state, and ``running()`` fails the test with it.
 
@@ -222,6 +225,10 @@ class WorkflowHarness:
 
         stack.enter_context(mock.patch.object(execute_state.ExecutionState, "_from_error", from_error))
         stack.enter_context(mock.patch.object(wait_seconds.Seconds, "_get_wait_seconds", lambda self, env: 0))
+        from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+        # a Retry still runs its attempts, without waiting its intervals
+        stack.enter_context(mock.patch.object(retrier_decl, "time", mock.Mock(sleep=lambda seconds: None)))
         stack.enter_context(_tolerated_failures_enforced(harness))
         from tests.moto_gaps import model_package_deletes
 
