@@ -4,8 +4,10 @@ What moto lacks, the harness fills, and nothing else changes in the definitions:
 - CloudFormation tokens in a definition (function ARNs, roles, the key, the topic) resolve to
   the resources the harness creates in moto;
 - Lambda tasks run our real handlers in-process, with the environment from the template;
-- ``sagemaker:createTrainingJob.sync`` runs a fake training job (a callable the test chooses)
-  that leaves output.tar.gz and model.tar.gz in S3 and answers with DescribeTrainingJob's shape;
+- ``sagemaker:createTrainingJob.sync`` runs a fake training job (a TrainingOutcome the test
+  chooses) that leaves output.tar.gz and model.tar.gz in S3 and answers with DescribeTrainingJob's
+  shape, or with ``TrainingOutcome(script_mode=True)`` the real job, as SageMaker starts the MXNet
+  image: the toolkit's ``train`` in the same private /opt/ml (``run_script_mode_job``);
 - ``sagemaker:createProcessingJob.sync`` runs the job as SageMaker would: every input (the code
   archive under the key CDK gives it included) is downloaded with S3Prefix semantics into a
   private /opt/ml, ContainerEntrypoint + ContainerArguments run in a mount namespace with the
@@ -57,11 +59,14 @@ def tar_gz(files: Dict[str, bytes]) -> bytes:
 
 
 class TrainingOutcome:
-    """What a fake training job does: succeed with an accuracy, or fail with a reason."""
+    """What a training job does: by default a fake one succeeds with an accuracy or fails with a
+    reason; with ``script_mode`` the job runs for real from its request, as SageMaker starts the
+    MXNet framework container (``WorkflowHarness.run_script_mode_job``), and the others are unused."""
 
-    def __init__(self, accuracy: float = 0.95, failure: Optional[str] = None) -> None:
+    def __init__(self, accuracy: float = 0.95, failure: Optional[str] = None, script_mode: bool = False) -> None:
         self.accuracy = accuracy
         self.failure = failure
+        self.script_mode = script_mode
 
 
 class Resolver:
@@ -341,6 +346,9 @@ class WorkflowHarness:
         return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
     def run_training_job(self, request: Dict[str, Any]) -> Dict[str, Any]:
+        """CreateTrainingJob, authorized as SageMaker would; then the next ``training_outcomes``
+        (a fake success by default) or, with ``script_mode``, the real job (``run_script_mode_job``).
+        Answers with DescribeTrainingJob's shape, which ``describeTrainingJob`` returns later."""
         self.training_requests.append(request)
         name = request["TrainingJobName"]
         denial = self.authorize(self.aws.training_job(request, self.keys_under))
@@ -356,7 +364,9 @@ class WorkflowHarness:
             "HyperParameters": request["HyperParameters"],
             "BillableTimeInSeconds": 60,
         }
-        if outcome.failure:
+        if outcome.script_mode:
+            description.update(self.run_script_mode_job(request))
+        elif outcome.failure:
             description.update(TrainingJobStatus="Failed", FailureReason=outcome.failure)
         else:
             s3 = boto3.client("s3", region_name=REGION)
@@ -374,6 +384,194 @@ class WorkflowHarness:
         self.jobs = getattr(self, "jobs", {})
         self.jobs[name] = description
         return description
+
+    # -- Training containers, as SageMaker starts the MXNet framework container (script mode) ----
+    # the AWS MXNet DLC's framework module, played by app/container_entry.py (the harness writes it
+    # where the container's site-packages would be): the DLC's sagemaker_mxnet_container.training
+    # lets entry_point.run raise, so trainer.train() writes output/failure and exits non-zero
+    FRAMEWORK_MODULE = '''"""sagemaker_mxnet_container.training, played by app/container_entry.py."""
+import importlib.util
+import os
+
+from sagemaker_training import errors
+
+
+def main():
+    os.environ.setdefault("IMGCLF_FRAMEWORK", "mxnet")
+    spec = importlib.util.spec_from_file_location("container_entry", {entry!r})
+    entry = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(entry)
+    code = entry.main()
+    if code:  # container_entry answers the toolkit's ExecuteUserScriptError with its exit status
+        raise errors.ExecuteUserScriptError(cmd="sagemaker_program", return_code=code)
+'''
+    FRAMEWORK_SITE = "/opt/conda/lib/framework"  # where the framework module is, in the container
+
+    @staticmethod
+    def training_python() -> str:
+        """The interpreter of the training container: .venv-mxnet (MXNet 1.9.1 and the
+        sagemaker-training toolkit, which the AWS MXNet training images run as ``train``)."""
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        python = os.path.join(root, ".venv-mxnet", "bin", "python")
+        if not os.path.exists(python):
+            raise RuntimeError(".venv-mxnet does not exist: `make env` creates it")
+        return python
+
+    def run_script_mode_job(self, request: Dict[str, Any]) -> Dict[str, Any]:
+        """CreateTrainingJob as SageMaker runs it with the MXNet framework image; answers with
+        DescribeTrainingJob's status fields.
+
+        Each channel of InputDataConfig is downloaded with S3Prefix semantics to
+        /opt/ml/input/data/<ChannelName>/ (the code channel: the archive under CDK's ``<hash>.gz``
+        key) and the checkpoints from CheckpointConfig.S3Uri to its LocalPath (default
+        /opt/ml/checkpoints); /opt/ml/input/config holds hyperparameters.json (the request's,
+        strings as they are), inputdataconfig.json and resourceconfig.json (one host). The
+        image's default command, ``train`` (the sagemaker-training toolkit's trainer.train(),
+        SAGEMAKER_TRAINING_MODULE=sagemaker_mxnet_container.training:main, ``FRAMEWORK_MODULE``),
+        runs in a private mount namespace (``_run_container``) with .venv-mxnet's python: it
+        extracts sagemaker_submit_directory and runs sagemaker_program. Then the checkpoints are
+        uploaded and, when it exits 0, /opt/ml/model becomes ``<S3OutputPath>/<job>/output/
+        model.tar.gz`` and /opt/ml/output/data ``output.tar.gz``; otherwise /opt/ml/output/failure
+        (its first 1024 characters) is the FailureReason. The log is in ``training_logs``."""
+        import sys
+        import tempfile
+
+        name = request["TrainingJobName"]
+        s3 = boto3.client("s3", region_name=REGION)
+        assert request["ResourceConfig"]["InstanceCount"] == 1, "the harness runs single-host training jobs"
+        checkpoint = request.get("CheckpointConfig")
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="harness-training-") as work:
+            opt = os.path.join(work, "opt")
+            for channel in request["InputDataConfig"]:
+                source = channel["DataSource"]["S3DataSource"]
+                mode = channel.get("InputMode", request["AlgorithmSpecification"]["TrainingInputMode"])
+                assert source["S3DataType"] == "S3Prefix" and mode == "File", channel
+                local = self._container_path(opt, f"/opt/ml/input/data/{channel['ChannelName']}")
+                os.makedirs(local, exist_ok=True)
+                if not self._download_s3_prefix(s3, source["S3Uri"], local):
+                    reason = (
+                        f'ClientError: Data download failed:No S3 objects found under S3 URL "{source["S3Uri"]}" '
+                        "given in input data source."
+                    )
+                    return {"TrainingJobStatus": "Failed", "FailureReason": reason}
+            checkpoints = self._container_path(opt, (checkpoint or {}).get("LocalPath", "/opt/ml/checkpoints"))
+            os.makedirs(checkpoints, exist_ok=True)
+            if checkpoint:  # a job that resumes (a spot job's new instance) finds what it saved
+                self._download_s3_prefix(s3, checkpoint["S3Uri"], checkpoints)
+            for folder in ("model", "output/data"):
+                os.makedirs(self._container_path(opt, f"/opt/ml/{folder}"), exist_ok=True)
+            self._write_training_config(opt, request)
+            command = self._training_command(opt, request)
+            limit = min(request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 600), 600)
+            exit_code, log = self._run_container(command, opt, work, timeout=limit, python=self.training_python())
+            self.training_logs = {**getattr(self, "training_logs", {}), name: log}
+            sys.stderr.write(f"--- training job {name}: exit status {exit_code} ---\n{log}")
+            if checkpoint:
+                self._upload_folder(s3, checkpoints, checkpoint["S3Uri"])
+            billable = {"BillableTimeInSeconds": max(1, round(time.monotonic() - started))}
+            if exit_code != 0:
+                failure = os.path.join(opt, "ml", "output", "failure")
+                reason = "AlgorithmError: See job logs for more information"
+                if os.path.exists(failure):
+                    with open(failure, encoding="utf-8", errors="replace") as f:
+                        reason = f.read()[:1024] or reason
+                return {**billable, "TrainingJobStatus": "Failed", "FailureReason": reason}
+            bucket, _, prefix = request["OutputDataConfig"]["S3OutputPath"][5:].partition("/")
+            base = f"{prefix}/{name}/output"
+            for folder, archive in (("model", "model.tar.gz"), ("output/data", "output.tar.gz")):
+                body = self._tar_folder(self._container_path(opt, f"/opt/ml/{folder}"))
+                s3.put_object(Bucket=bucket, Key=f"{base}/{archive}", Body=body)
+        return {
+            **billable,
+            "TrainingJobStatus": "Completed",
+            "ModelArtifacts": {"S3ModelArtifacts": f"s3://{bucket}/{base}/model.tar.gz"},
+        }
+
+    @staticmethod
+    def _write_training_config(opt: str, request: Dict[str, Any]) -> None:
+        """/opt/ml/input/config as SageMaker writes it for a training container: the request's
+        HyperParameters (string values; script mode's keys JSON-encoded, as the planner wrote
+        them), each channel's settings, and the one host's resources."""
+        config = os.path.join(opt, "ml", "input", "config")
+        os.makedirs(config, exist_ok=True)
+        channels = {}
+        for channel in request["InputDataConfig"]:
+            source = channel["DataSource"]["S3DataSource"]
+            settings = {
+                "TrainingInputMode": channel.get("InputMode", request["AlgorithmSpecification"]["TrainingInputMode"]),
+                "S3DistributionType": source.get("S3DataDistributionType", "FullyReplicated"),
+                "RecordWrapperType": channel.get("RecordWrapperType", "None"),
+            }
+            if channel.get("ContentType"):
+                settings["ContentType"] = channel["ContentType"]
+            channels[channel["ChannelName"]] = settings
+        instance_type = request["ResourceConfig"]["InstanceType"]
+        resources = {
+            "current_host": "algo-1",
+            "current_instance_type": instance_type,
+            "current_group_name": "homogeneousCluster",
+            "hosts": ["algo-1"],
+            "instance_groups": [
+                {"instance_group_name": "homogeneousCluster", "instance_type": instance_type, "hosts": ["algo-1"]}
+            ],
+            "network_interface_name": "eth0",
+        }
+        for file, content in (
+            ("hyperparameters.json", request.get("HyperParameters", {})),
+            ("inputdataconfig.json", channels),
+            ("resourceconfig.json", resources),
+        ):
+            with open(os.path.join(config, file), "w") as f:
+                json.dump(content, f)
+
+    @classmethod
+    def _training_command(cls, opt: str, request: Dict[str, Any]) -> List[str]:
+        """The MXNet image's default command, ``train``, with the image's and the job's
+        environment; writes the framework module (``FRAMEWORK_MODULE``) and the ``train`` script."""
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        package = os.path.join(opt, cls.FRAMEWORK_SITE[len("/opt/") :], "sagemaker_mxnet_container")
+        os.makedirs(package, exist_ok=True)
+        with open(os.path.join(package, "__init__.py"), "w") as f:
+            f.write("")
+        with open(os.path.join(package, "training.py"), "w") as f:
+            f.write(cls.FRAMEWORK_MODULE.format(entry=os.path.join(root, "app", "container_entry.py")))
+        train = os.path.join(opt, "conda", "bin", "train")
+        os.makedirs(os.path.dirname(train), exist_ok=True)
+        with open(train, "w") as f:  # the toolkit's console script
+            f.write('#!/bin/sh\nexec python3 -m sagemaker_training.cli.train "$@"\n')
+        os.chmod(train, 0o755)
+        name = request["TrainingJobName"]
+        environment = {
+            "SAGEMAKER_TRAINING_MODULE": "sagemaker_mxnet_container.training:main",  # the image's ENV
+            "PYTHONPATH": cls.FRAMEWORK_SITE,
+            "TRAINING_JOB_NAME": name,
+            "TRAINING_JOB_ARN": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{name}",
+            "AWS_REGION": REGION,
+            **request.get("Environment", {}),
+        }
+        return ["env", *(f"{key}={value}" for key, value in environment.items()), "train"]
+
+    @staticmethod
+    def _tar_folder(folder: str) -> bytes:
+        """A folder's contents at the archive's root, gzipped, as SageMaker packs model.tar.gz
+        and output.tar.gz."""
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+            for entry in sorted(os.listdir(folder)):
+                tar.add(os.path.join(folder, entry), arcname=entry)
+        return raw.getvalue()
+
+    @staticmethod
+    def _upload_folder(s3: Any, local: str, uri: str) -> None:
+        """Upload every file under ``local`` to the S3 prefix ``uri``, keyed by its relative path."""
+        bucket, _, prefix = uri[5:].partition("/")
+        for folder, _, files in os.walk(local):
+            for file in files:
+                path = os.path.join(folder, file)
+                relative = os.path.relpath(path, local).replace(os.sep, "/")
+                key = f"{prefix.rstrip('/')}/{relative}" if prefix.strip("/") else relative
+                s3.upload_file(path, bucket, key)
 
     def run_processing_job(self, request: Dict[str, Any]) -> Dict[str, Any]:
         """CreateProcessingJob as SageMaker runs it: every input, the code archive included, is
@@ -520,15 +718,17 @@ class WorkflowHarness:
             json.dump({"current_host": "algo-1", "hosts": ["algo-1"]}, f)
 
     @classmethod
-    def _run_container(cls, command: List[str], opt: str, work: str, timeout: float) -> tuple[int, str]:
+    def _run_container(
+        cls, command: List[str], opt: str, work: str, timeout: float, python: Optional[str] = None
+    ) -> tuple[int, str]:
         """Run ``command`` as the job's container; returns (exit status, log).
 
         In a private mount namespace (``unshare --mount --map-root-user``, as root or as a
         normal user) ``opt`` is bound over /opt, so /opt/ml is the job's tree; a fresh folder is
         bound over /tmp, and an empty one over the training_code/ folder that the interpreter's
         .pth file names, so the job runs only the code it unpacks from its code input.
-        ``python3`` (/opt/conda/bin, first on the container's PATH) starts the container stack's
-        interpreter (``container_python``). The environment is the container's, not the
+        ``python3`` (/opt/conda/bin, first on the container's PATH) starts ``python``, by default
+        the container stack's interpreter (``container_python``). The environment is the container's, not the
         harness's. Nothing the command needs lives under the real /opt: the interpreters are
         pyenv's (/root/.pyenv) and the repository's virtual environments."""
         import glob
@@ -536,7 +736,7 @@ class WorkflowHarness:
         import signal
         import subprocess
 
-        python = cls.container_python()
+        python = python or cls.container_python()
         conda = os.path.join(opt, "conda", "bin")
         os.makedirs(conda, exist_ok=True)
         for name in ("python3", "python"):
@@ -566,7 +766,7 @@ class WorkflowHarness:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
-            raise AssertionError(f"the processing container ran past {timeout} s: {command}") from None
+            raise AssertionError(f"the job's container ran past {timeout} s: {command}") from None
         return process.returncode, out.decode("utf-8", "replace")
 
     def endpoint_starts(self, caller: str, endpoint: str, config_name: str) -> Optional[str]:

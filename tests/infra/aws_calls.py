@@ -185,8 +185,8 @@ class Calls:
         if checkpoint:
             cb, cp = _s3_parts(checkpoint["S3Uri"])
             calls += self.s3_list(role, cb, cp, f"{why}, checkpoints")
-            calls += self.s3_read(role, cb, cp.rstrip("/") + "/state.params", f"{why}, checkpoints")
-            calls += self.s3_write(role, cb, cp.rstrip("/") + "/state.params", f"{why}, checkpoints")
+            calls += self.s3_read(role, cb, cp.rstrip("/") + "/checkpoint-state.json", f"{why}, checkpoints")
+            calls += self.s3_write(role, cb, cp.rstrip("/") + "/checkpoint-state.json", f"{why}, checkpoints")
         calls += self._volume(role, request["ResourceConfig"].get("VolumeKmsKeyId"), f"{why}, volume")
         image = request["AlgorithmSpecification"]["TrainingImage"]
         calls += self._container(role, image, "/aws/sagemaker/TrainingJobs", f"{name}/algo-1-0", why)

@@ -282,3 +282,84 @@ def test_the_pack_job_on_the_container_stack_writes_what_mxnet_reads(
         # Python 3.8, numpy 1.19 and Pillow 9.5 write the very bytes that the main environment writes
         for name in (f"{channel}.rec", f"{channel}.idx", f"{channel}.lst"):
             assert (folder / name).read_bytes() == (tmp_path / "main" / channel / name).read_bytes()
+
+
+# -- the training job, through the script-mode entry ---------------------------------------------
+
+
+def tar_members(archive: bytes) -> Dict[str, bytes]:
+    """The files of a .tar.gz, by name."""
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+
+
+@pytest.mark.slow
+@pytest.mark.mxnet
+def test_a_workflow_trains_for_real_through_the_script_mode_entry(templates: Templates) -> None:
+    """folders dataset -> Pack job -> the training job from its resolved request, started as the
+    MXNet framework image starts it (the toolkit's ``train``, which unpacks the code channel's
+    <hash>.gz and runs sagemaker_program) -> the gate on its real evaluation -> register -> deploy."""
+    with WorkflowHarness(templates).running() as harness:
+        harness.training_outcomes = [TrainingOutcome(script_mode=True)]
+        payload = upload_dataset(harness)
+        payload["hyperparameters"]["num_layers"] = "20"  # a CIFAR ResNet: seconds on a CPU
+        execution = harness.start("training", payload, name="flowers-v1-script-mode")
+        result = harness.wait(execution, timeout=300)
+        (request,) = harness.training_requests
+        name = request["TrainingJobName"]
+        log = harness.training_logs.get(name, "the training job did not run")
+        assert result["status"] == "SUCCEEDED", harness.explain(execution) + "\n" + log
+        assert "Deploy" in harness.states_entered(execution)
+
+        # the toolkit ran the program of the archive it unpacked from the code channel
+        code = json.loads(request["HyperParameters"]["sagemaker_submit_directory"])
+        assert code.startswith("/opt/ml/input/data/code/") and code.endswith(".gz"), code
+        assert f"SM_MODULE_DIR={code}" in log and "SM_FRAMEWORK_MODULE=sagemaker_mxnet_container.training:main" in log
+        assert "train_mxnet.py --epochs 2 --image_shape 3,32,32 --mini_batch_size 4" in log, log
+        assert "Training ResNet-20 on cpu(0)" in log and "Reporting training SUCCESS" in log, log
+        description = harness.jobs[name]
+        assert description["TrainingJobStatus"] == "Completed" and "FailureReason" not in description
+
+        s3 = boto3.client("s3", region_name=REGION)
+        model_uri = description["ModelArtifacts"]["S3ModelArtifacts"]
+        bucket, _, key = model_uri[5:].partition("/")
+        assert key == f"training-jobs/{name}/output/model.tar.gz"
+        model = tar_members(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        assert {
+            "image-classification-symbol.json",
+            "model-info.json",
+            "model-shapes.json",
+            "code/inference.py",
+            "code/image_training/mxnet_inference.py",
+        } <= set(model), sorted(model)
+        info = json.loads(model["model-info.json"])
+        assert info["labels"] == ["daisy", "rose"] and info["params"] in model
+        output = tar_members(
+            s3.get_object(Bucket=bucket, Key=key.replace("model.tar.gz", "output.tar.gz"))["Body"].read()
+        )
+        evaluation = json.loads(output["evaluation.json"])
+
+        # the gate read that evaluation: its copy, the package's accuracy, the approval
+        copy = s3.get_object(Bucket=bucket, Key=f"evaluations/{name}/evaluation.json")["Body"].read()
+        assert json.loads(copy) == evaluation and evaluation["accuracy"] >= 0.8, evaluation
+        sagemaker = boto3.client("sagemaker", region_name=REGION)
+        (summary,) = sagemaker.list_model_packages(ModelPackageGroupName="imgclf-dev-models")["ModelPackageSummaryList"]
+        package = sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+        assert package["ModelApprovalStatus"] == "Approved"
+        assert package["CustomerMetadataProperties"]["accuracy"] == f"{evaluation['accuracy']:.4f}"
+        assert package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] == model_uri
+
+        # the checkpoints the job left in /opt/ml/checkpoints are in CheckpointConfig.S3Uri
+        checkpoints = request["CheckpointConfig"]["S3Uri"]
+        saved = {k[len(checkpoints[5:].partition("/")[2]) :].lstrip("/") for k in harness.keys_under(checkpoints)}
+        assert {"checkpoint-state.json", "last.params", "best.params"} <= saved, saved
+
+        # a job whose program fails: the reason it wrote to /opt/ml/output/failure, no artifacts
+        harness.training_outcomes = [TrainingOutcome(script_mode=True)]
+        hyperparameters = {**request["HyperParameters"], "num_training_samples": "13"}
+        bad = harness.run_training_job(
+            {**request, "TrainingJobName": name + "-bad", "HyperParameters": hyperparameters}
+        )
+        assert bad["TrainingJobStatus"] == "Failed" and "ModelArtifacts" not in bad, bad
+        assert bad["FailureReason"].startswith("ClientError: hyperparameter num_training_samples: 13"), bad
+        assert harness.keys_under(f"s3://{bucket}/training-jobs/{name}-bad/") == []
