@@ -120,20 +120,23 @@ def test_sigkill_mid_training_then_resume(tmp_path, digits) -> None:
 
 def test_incremental_training_continues_an_earlier_model(tmp_path, digits) -> None:
     channels = {"train": str(digits / "train"), "validation": str(digits / "validation")}
-    # long enough to converge: a half-trained model swings by more than the margin below in one epoch
+    # trained long enough to be far from a fresh start
     first = LocalTrainingJob("mxnet", str(tmp_path / "first"), channels, hps(digits, epochs="8")).run(echo=None)
     assert first.exit_code == 0 and first.model_tar is not None and first.evaluation is not None
+    # one epoch at a learning rate too small to learn anything: what it scores comes from the
+    # weights it started from. Compared with the same epoch from scratch, not with the first
+    # model: re-estimating a small model's batch-norm statistics moves its accuracy by more than
+    # any fixed margin (full CI runs saw 0.79 -> 0.63; alone 0.90 -> 0.83, a fresh start 0.45)
+    slow = hps(digits, epochs="1", learning_rate="0.00001")
     second = LocalTrainingJob(
-        "mxnet",
-        str(tmp_path / "second"),
-        {**channels, "model": str(first.model_tar)},
-        hps(digits, epochs="1", learning_rate="0.001"),
+        "mxnet", str(tmp_path / "second"), {**channels, "model": str(first.model_tar)}, slow
     ).run(echo=None)
     log = second.log.read_text()
     assert second.exit_code == 0, log[-2000:]
     assert "Incremental training from image-classification-" in log
-    # one gentle epoch on top of the earlier weights: nowhere near a fresh start
-    assert second.evaluation is not None and second.evaluation["accuracy"] >= first.evaluation["accuracy"] - 0.1
+    fresh = LocalTrainingJob("mxnet", str(tmp_path / "fresh"), channels, slow).run(echo=None)
+    assert second.evaluation is not None and fresh.evaluation is not None
+    assert second.evaluation["accuracy"] >= fresh.evaluation["accuracy"] + 0.15, (second.evaluation, fresh.evaluation)
     mismatch = LocalTrainingJob(
         "mxnet",
         str(tmp_path / "third"),
