@@ -629,14 +629,8 @@ def main():
                 reason = message or "AlgorithmError: See job logs for more information"
                 return {**description, "ProcessingJobStatus": "Failed", "FailureReason": reason}
             for output in outputs:
-                bucket, _, prefix = output["S3Output"]["S3Uri"][5:].partition("/")
                 local = self._container_path(opt, output["S3Output"]["LocalPath"])
-                for folder, _, files in os.walk(local):
-                    for file in files:
-                        path = os.path.join(folder, file)
-                        relative = os.path.relpath(path, local).replace(os.sep, "/")
-                        key = f"{prefix.rstrip('/')}/{relative}" if prefix.strip("/") else relative
-                        s3.upload_file(path, bucket, key)
+                self._upload_folder(s3, local, output["S3Output"]["S3Uri"])
         return {**description, "ProcessingJobStatus": "Completed"}
 
     def upload_code_asset(self) -> None:
