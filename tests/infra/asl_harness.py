@@ -719,8 +719,9 @@ def main():
 
         In a private mount namespace (``unshare --mount --map-root-user``, as root or as a
         normal user) ``opt`` is bound over /opt, so /opt/ml is the job's tree; a fresh folder is
-        bound over /tmp, and an empty one over the training_code/ folder that the interpreter's
-        .pth file names, so the job runs only the code it unpacks from its code input.
+        bound over /tmp (with the repository and the interpreter's environment kept at their paths
+        when they live under /tmp), and an empty one over the training_code/ folder that the
+        interpreter's .pth file names, so the job runs only the code it unpacks from its code input.
         ``python3`` (/opt/conda/bin, first on the container's PATH) starts ``python``, by default
         the container stack's interpreter (``container_python``). The environment is the container's, not the
         harness's. Nothing the command needs lives under the real /opt: the interpreters are
@@ -745,8 +746,19 @@ def main():
         for pth in glob.glob(os.path.join(site, "imgclf-training-code.pth")):
             with open(pth) as f:
                 hidden.update(line.strip() for line in f if os.path.isdir(line.strip()))
-        mounts = [(empty, path) for path in sorted(hidden)] + [(opt, "/opt"), (tmp, "/tmp")]
-        script = "; ".join(["set -e", *(f"mount --bind {shlex.quote(s)} {shlex.quote(d)}" for s, d in mounts)])
+        mounts = [("--bind", empty, path) for path in sorted(hidden)] + [("--bind", opt, "/opt")]
+        # the fresh /tmp keeps the repository (and the interpreter's environment) where they are
+        # when they live under /tmp, as a clone in CI may: bound in with the training_code/ mask
+        repository = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        for kept in sorted({repository, os.path.dirname(os.path.dirname(python))}):
+            if os.path.commonpath([kept, "/tmp"]) == "/tmp" and kept != "/tmp":
+                inside = os.path.join(tmp, os.path.relpath(kept, "/tmp"))
+                os.makedirs(inside, exist_ok=True)
+                mounts.append(("--rbind", kept, inside))
+        mounts.append(("--rbind", tmp, "/tmp"))
+        script = "; ".join(
+            ["set -e", *(f"mount {how} {shlex.quote(s)} {shlex.quote(d)}" for how, s, d in mounts)]
+        )
         process = subprocess.Popen(
             ["unshare", "--mount", "--map-root-user", "sh", "-c", script + '; exec "$@"', "container", *command],
             stdout=subprocess.PIPE,
