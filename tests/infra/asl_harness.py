@@ -33,7 +33,6 @@ import importlib
 import io
 import json
 import os
-import re
 import tarfile
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional
@@ -67,60 +66,6 @@ class TrainingOutcome:
         self.accuracy = accuracy
         self.failure = failure
         self.script_mode = script_mode
-
-
-class Resolver:
-    """Replaces CloudFormation intrinsics with values."""
-
-    def __init__(self, refs: Dict[str, str], attrs: Dict[str, str], imports: Dict[str, str]) -> None:
-        self.refs, self.attrs, self.imports = refs, attrs, imports
-
-    def __call__(self, value: Any) -> Any:
-        if isinstance(value, list):
-            return [self(v) for v in value]
-        if not isinstance(value, dict):
-            return value
-        if len(value) == 1:
-            ((name, arg),) = value.items()
-            if name == "Ref":
-                return self.refs.get(
-                    arg,
-                    {
-                        "AWS::Partition": "aws",
-                        "AWS::Region": REGION,
-                        "AWS::AccountId": ACCOUNT,
-                        "AWS::URLSuffix": "amazonaws.com",
-                    }.get(arg, f"ref-{arg}"),
-                )
-            if name == "Fn::GetAtt":
-                logical, attr = arg if isinstance(arg, list) else arg.split(".", 1)
-                return self.attrs.get(logical, f"arn:aws:fake:{REGION}:{ACCOUNT}:{logical}")
-            if name == "Fn::ImportValue":
-                export = self(arg)
-                for pattern, result in self.imports.items():
-                    if pattern in export:
-                        return result
-                return f"arn:aws:fake:{REGION}:{ACCOUNT}:{export}"
-            if name == "Fn::Join":
-                sep, parts = arg
-                return sep.join(str(self(p)) for p in parts)
-            if name == "Fn::Select":
-                index, items = arg
-                return self(items)[int(index)]
-            if name == "Fn::Split":
-                sep, text = arg
-                return str(self(text)).split(sep)
-            if name == "Fn::Sub":
-                text, variables = (arg, {}) if isinstance(arg, str) else arg
-
-                def sub(m: re.Match[str]) -> str:
-                    key = m.group(1)
-                    if key in variables:
-                        return str(self(variables[key]))
-                    return str(self({"Ref": key}) if "." not in key else self({"Fn::GetAtt": key}))
-
-                return re.sub(r"\$\{([^}]+)\}", sub, text)
-        return {k: self(v) for k, v in value.items()}
 
 
 class WorkflowHarness:

@@ -517,6 +517,15 @@ class PolicyModel:
                 problems.append(f"DENIED {call}: {reason}")
         return problems
 
+    def resources_allowed(self, principal: str, action: str) -> set:
+        """The resource patterns on which the principal's IAM policies allow ``action``."""
+        return {
+            resource
+            for statement in self.identity.get(principal, [])
+            if statement.effect == "Allow" and statement.matches_action(action)
+            for resource in statement.resources
+        }
+
     def policy_actions(self) -> List[Tuple[str, str]]:
         """Every (action, source) named by an identity or key policy, for a catalogue check."""
         found = []

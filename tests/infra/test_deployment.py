@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import base64
 import copy
-import fnmatch
 import io
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Set
+from typing import Any, Dict, Iterator, List
 from unittest import mock
 
 import boto3
@@ -24,6 +23,7 @@ from lambdas.classify.logic import API_GATEWAY_PAYLOAD, INVOKE_ENDPOINT_PAYLOAD,
 
 from .asl_harness import ACCOUNT, REGION, WorkflowHarness
 from .conftest import stage_context
+from .iam_model import Call, PolicyModel, World
 
 Templates = Dict[str, Dict[str, Any]]
 
@@ -54,89 +54,52 @@ def serving(templates: Templates) -> Dict[str, Any]:
     return templates["Imgclf-dev-Serving"]
 
 
-def resolve(value: Any) -> Any:
-    """Policy values as strings: joins and the partition resolved, other intrinsics left opaque."""
-    if isinstance(value, list):
-        return [resolve(v) for v in value]
-    if isinstance(value, dict) and list(value) == ["Fn::Join"]:
-        separator, parts = value["Fn::Join"]
-        return separator.join(str(resolve(p)) for p in parts)
-    if value == {"Ref": "AWS::Partition"}:
-        return "aws"
-    if isinstance(value, dict) and list(value) in (["Ref"], ["Fn::GetAtt"], ["Fn::GetStackOutput"]):
-        return json.dumps(value)
-    if isinstance(value, dict):
-        return {k: resolve(v) for k, v in value.items()}
-    return value
+@pytest.fixture(scope="module")
+def world(templates: Templates) -> World:
+    return World(templates)
 
 
-def statements(template: Dict[str, Any], role: str) -> List[Dict[str, Any]]:
-    """The Allow statements of the policies attached to role ``role`` (a logical id), resolved."""
-    found: List[Dict[str, Any]] = []
-    for resource in template["Resources"].values():
-        if resource["Type"] == "AWS::IAM::Policy" and {"Ref": role} in resource["Properties"]["Roles"]:
-            found += [
-                s for s in resolve(resource["Properties"]["PolicyDocument"]["Statement"]) if s["Effect"] == "Allow"
-            ]
-    return found
+@pytest.fixture(scope="module")
+def model(world: World) -> PolicyModel:
+    return PolicyModel(world)
 
 
-def state_machine_role(template: Dict[str, Any]) -> str:
-    (machine,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
-    return str(machine["Properties"]["RoleArn"]["Fn::GetAtt"][0])
+def state_machine_role(world: World) -> str:
+    """The deployment state machine's role ARN."""
+    return world.state_machine_role(f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:imgclf-dev-deployment")
 
 
-def function_role(template: Dict[str, Any], handler: str) -> str:
-    (function,) = [
-        r
-        for r in template["Resources"].values()
-        if r["Type"] == "AWS::Lambda::Function" and r["Properties"].get("Handler") == handler
+def function_role(world: World, handler: str) -> str:
+    (logical,) = [
+        logical
+        for _, logical, resource in world.resources_of_type("AWS::Lambda::Function")
+        if resource["Properties"].get("Handler") == handler
     ]
-    return str(function["Properties"]["Role"]["Fn::GetAtt"][0])
+    return world.function_role(logical)
 
 
-def _listed(value: Any) -> List[str]:
-    return value if isinstance(value, list) else [value]
+def permits(model: PolicyModel, role: str, action: str, arn: str) -> bool:
+    return model.decide(Call(role, action, arn, "test")) is None
 
 
-def resources_for(granted: List[Dict[str, Any]], action: str) -> Set[str]:
-    """Every resource pattern on which ``granted`` allows ``action`` (IAM actions ignore case)."""
-    return {
-        resource
-        for s in granted
-        if any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in _listed(s["Action"]))
-        for resource in _listed(s["Resource"])
-    }
-
-
-def permits(granted: List[Dict[str, Any]], action: str, arn: str) -> bool:
-    return any(fnmatch.fnmatchcase(arn, pattern) for pattern in resources_for(granted, action))
-
-
-def test_the_deployment_role_may_tag_what_it_creates(templates: Templates) -> None:
+def test_the_deployment_role_may_tag_what_it_creates(world: World, model: PolicyModel) -> None:
     """Defect 5: CreateModel, CreateEndpointConfig and CreateEndpoint carry Tags, which
     SageMaker authorizes as sagemaker:AddTags on the resource being created."""
-    template = serving(templates)
-    granted = statements(template, state_machine_role(template))
-    assert resources_for(granted, "sagemaker:AddTags") == {MODELS, CONFIGS, ENDPOINT}
+    assert model.resources_allowed(state_machine_role(world), "sagemaker:AddTags") == {MODELS, CONFIGS, ENDPOINT}
 
 
 @pytest.mark.parametrize("who", ["deployment workflow", "cleanup"])
-def test_scaling_callers_hold_the_target_service_permissions(templates: Templates, who: str) -> None:
+def test_scaling_callers_hold_the_target_service_permissions(world: World, model: PolicyModel, who: str) -> None:
     """Defect 6: Application Auto Scaling checks the caller's own SageMaker and CloudWatch
     permissions when it registers, changes or deregisters an endpoint variant's scaling."""
-    template = serving(templates)
     role = (
-        state_machine_role(template)
-        if who == "deployment workflow"
-        else function_role(template, "lambdas.cleanup.handler.handler")
+        state_machine_role(world) if who == "deployment workflow" else function_role(world, "lambdas.cleanup.handler.handler")
     )
-    granted = statements(template, role)
-    missing = [(action, arn) for action, arn in SCALING_CALLER if not permits(granted, action, arn)]
+    missing = [(action, arn) for action, arn in SCALING_CALLER if not permits(model, role, action, arn)]
     assert not missing, f"the {who} may not: {missing}"
     for action, _ in SCALING_CALLER:
-        assert "*" not in resources_for(granted, action), f"{action} is granted on every resource"
-    assert not permits(granted, "cloudwatch:DeleteAlarms", f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:other")
+        assert "*" not in model.resources_allowed(role, action), f"{action} is granted on every resource"
+    assert not permits(model, role, "cloudwatch:DeleteAlarms", f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:other")
 
 
 # -- traffic routing -------------------------------------------------------------------------
@@ -295,7 +258,9 @@ def test_an_invalid_canary_fails_the_update_as_sagemaker_would(templates: Templa
 # -- teardown --------------------------------------------------------------------------------
 
 
-def test_the_cleanup_runs_before_the_model_package_group_is_deleted(templates: Templates) -> None:
+def test_the_cleanup_runs_before_the_model_package_group_is_deleted(
+    templates: Templates, world: World, model: PolicyModel
+) -> None:
     """CloudFormation deletes in reverse dependency order: the custom resource that empties the
     group must depend on the group, and its role must be able to list and delete the versions."""
     template = serving(templates)
@@ -304,9 +269,9 @@ def test_the_cleanup_runs_before_the_model_package_group_is_deleted(templates: T
     (cleanup,) = [r for r in resources.values() if r["Type"] == "Custom::ImgclfEndpointCleanup"]
     assert group in cleanup.get("DependsOn", []), cleanup.get("DependsOn")
     handler = "lambdas.cleanup.handler.handler"
-    granted = statements(template, function_role(template, handler))
-    assert resources_for(granted, "sagemaker:ListModelPackages") == {"*"}  # no resource-level permissions
-    assert resources_for(granted, "sagemaker:DeleteModelPackage") == {PACKAGES}
+    role = function_role(world, handler)
+    assert model.resources_allowed(role, "sagemaker:ListModelPackages") == {"*"}  # no resource-level permissions
+    assert model.resources_allowed(role, "sagemaker:DeleteModelPackage") == {PACKAGES}
     (function,) = [r for r in resources.values() if r["Properties"].get("Handler") == handler]
     assert function["Properties"]["Environment"]["Variables"]["MODEL_PACKAGE_GROUP"] == "imgclf-dev-models"
 
