@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Iterator
+from typing import Any, Dict, Iterator, List
 from unittest import mock
 
 import boto3
@@ -82,6 +82,17 @@ def test_deployment_plan_paths() -> None:
     assert version_of("other-v3-x", "imgclf-dev") is None
 
 
+def remove_dev_deployments(sagemaker: Any) -> Dict[str, List[str]]:
+    """The clean-up of the dev stage, as its custom resource runs it."""
+    return remove_deployments(
+        sagemaker,
+        boto3.client("application-autoscaling", region_name=REGION),
+        "imgclf-dev-endpoint",
+        "imgclf-dev",
+        group="imgclf-dev-models",
+    )
+
+
 def test_cleanup_removes_only_what_the_stage_created(aws: None) -> None:
     sagemaker = boto3.client("sagemaker", region_name=REGION)
     role = "arn:aws:iam::123456789012:role/r"
@@ -99,13 +110,7 @@ def test_cleanup_removes_only_what_the_stage_created(aws: None) -> None:
             ],
         )
     sagemaker.create_endpoint(EndpointName="imgclf-dev-endpoint", EndpointConfigName="imgclf-dev-v2-bbbb")
-    removed = remove_deployments(
-        sagemaker,
-        boto3.client("application-autoscaling", region_name=REGION),
-        "imgclf-dev-endpoint",
-        "imgclf-dev",
-        group="imgclf-dev-models",
-    )
+    removed = remove_dev_deployments(sagemaker)
     assert removed["endpoints"] == ["imgclf-dev-endpoint"]
     assert sorted(removed["models"]) == ["imgclf-dev-v1-aaaa", "imgclf-dev-v2-bbbb"]
     assert [m["ModelName"] for m in sagemaker.list_models()["Models"]] == ["someone-else"]
@@ -138,13 +143,7 @@ def test_cleanup_empties_the_model_package_group(registry_deletes: None) -> None
             sagemaker.create_model_package(ModelPackageGroupName=group, InferenceSpecification=spec)
     with pytest.raises(ClientError, match="ConflictException"):
         sagemaker.delete_model_package_group(ModelPackageGroupName="imgclf-dev-models")
-    removed = remove_deployments(
-        sagemaker,
-        boto3.client("application-autoscaling", region_name=REGION),
-        "imgclf-dev-endpoint",
-        "imgclf-dev",
-        group="imgclf-dev-models",
-    )
+    removed = remove_dev_deployments(sagemaker)
     assert [arn.rsplit("/", 1)[1] for arn in removed["model_packages"]] == ["1", "2", "3"]
     sagemaker.delete_model_package_group(ModelPackageGroupName="imgclf-dev-models")  # CloudFormation's step
     left = sagemaker.list_model_packages(ModelPackageGroupName="other-models")["ModelPackageSummaryList"]
