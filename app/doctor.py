@@ -204,6 +204,16 @@ def stack_outputs(stack: Dict[str, Any]) -> Dict[str, str]:
     return {str(o["OutputKey"]): str(o.get("OutputValue", "")) for o in stack.get("Outputs", [])}
 
 
+def missing_output(name: str, stack: Dict[str, Any], stack_name: str, output: str) -> Check:
+    """The FAIL line of a deployed stack that lacks one of its outputs."""
+    return Check(
+        name,
+        FAIL,
+        f"stack {stack_name} ({stack.get('StackStatus')}) has no {output} output",
+        f"npx --yes aws-cdk@2 deploy {stack_name}",
+    )
+
+
 def check_bootstrap(ssm: Any, cloudformation: Any, stage: StageConfig, requirement: BootstrapRequirement) -> Check:
     """The bootstrap version parameter exists and is at least what the templates need, and the
     ``CDKToolkit`` stack exists in a usable state (``ssm:GetParameter``,
@@ -372,15 +382,9 @@ def check_alert_subscription(sns: Any, data_stack: Optional[Dict[str, Any]], sta
         return Check(name, SKIP, f"skipped: no alert_email in stage {stage.name}")
     if data_stack is None:
         return Check(name, SKIP, "skipped: not deployed yet")
-    stack = stack_names(stage)["Data"]
     topic = stack_outputs(data_stack).get("AlertTopic")
     if not topic:
-        return Check(
-            name,
-            FAIL,
-            f"stack {stack} ({data_stack.get('StackStatus')}) has no AlertTopic output",
-            f"npx --yes aws-cdk@2 deploy {stack}",
-        )
+        return missing_output(name, data_stack, stack_names(stage)["Data"], "AlertTopic")
     email = stage.alert_email.lower()
     try:
         subscriptions = [
@@ -417,12 +421,7 @@ def check_api(serving_stack: Optional[Dict[str, Any]], stage: StageConfig, timeo
     stack = stack_names(stage)["Serving"]
     url = stack_outputs(serving_stack).get("ApiUrl")
     if not url:
-        return Check(
-            name,
-            FAIL,
-            f"stack {stack} ({serving_stack.get('StackStatus')}) has no ApiUrl output",
-            f"npx --yes aws-cdk@2 deploy {stack}",
-        )
+        return missing_output(name, serving_stack, stack, "ApiUrl")
     request = urllib.request.Request(url, method="OPTIONS")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
