@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
-from .iam_model import ACCOUNT, REGION, Call, World, action_details, takes_resources
+from .iam_model import ACCOUNT, REGION, Call, World
 
 SECURE = {"aws:SecureTransport": "true"}
 
@@ -315,14 +315,6 @@ def _create_package(calls: Calls, principal: str, params: Mapping[str, Any], why
     if params.get("Tags"):
         found.append(Call(principal, "sagemaker:AddTags", _sm_arn("model-package", f"{group}/1"), why))
     return found
-
-
-def _list(action: str) -> Rule:
-    def rule(calls: Calls, principal: str, params: Mapping[str, Any], why: str) -> List[Call]:
-        assert not takes_resources(action) or action_details(action), action
-        return [Call(principal, action, "*", why)]
-
-    return rule
 
 
 def _autoscaling(action: str, needs: Tuple[str, ...]) -> Rule:

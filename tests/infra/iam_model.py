@@ -87,12 +87,6 @@ def action_details(action: str) -> Optional[Dict[str, Any]]:
         return None
 
 
-def takes_resources(action: str) -> bool:
-    """False for actions that are authorized only against ``*`` (no resource types at all)."""
-    details = action_details(action)
-    return bool(details and details["resourceTypes"])
-
-
 # -- physical names --------------------------------------------------------------------------
 
 
