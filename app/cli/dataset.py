@@ -11,9 +11,19 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, TextIO, Tuple
 
 from image_dataset.images import DEFAULT_MAX_PIXELS
-from image_dataset.layout import FORMATS, RECORDIO
-from image_dataset.manifest import AUTO, LABEL_CLASS_IDS, LABEL_MULTI_HOT
-from image_dataset.pack import PackOptions, plan, split, write_label_names, write_pack
+from image_dataset.issues import CollectingSink
+from image_dataset.layout import FORMATS, RECORDIO, discover
+from image_dataset.pack import (
+    PackError,
+    PackOptions,
+    check_label_names,
+    pack_channels,
+    plan,
+    split,
+    write_label_names,
+    write_pack,
+)
+from image_dataset.samples import AUTO, LABEL_FORMATS
 from image_dataset.store import LocalStore
 from image_dataset.validate import ValidationOptions, load_index, validate_path
 
@@ -24,6 +34,19 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 class UsageError(Exception):
     """Bad options or a path that does not exist: exit code 2."""
+
+
+def one_line(text: str) -> str:
+    """A message on one line: its lines joined with '; '."""
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def os_error_text(err: OSError) -> str:
+    """One line for an OSError: what failed, and on which file."""
+    reason = err.strerror or one_line(str(err)) or type(err).__name__
+    names = [n for n in (err.filename, err.filename2) if n is not None]
+    shown = [os.fsdecode(n) if isinstance(n, (str, bytes)) else str(n) for n in names]
+    return reason + (": " + " -> ".join(shown) if shown else "")
 
 
 def key_value(text: str) -> tuple:
@@ -64,6 +87,22 @@ def ratio(text: str) -> float:
     return value
 
 
+def add_label_options(p: argparse.ArgumentParser) -> None:
+    """The options that say how a dataset's labels and images are read: ``validate`` and
+    ``pack`` take the same ones, so they read a dataset the same way."""
+    p.add_argument("--num-classes", type=positive_int, help="number of classes (default: from the data)")
+    p.add_argument("--multi-label", action="store_true", default=None, help="labels are multi-label")
+    p.add_argument("--label-attribute", help="manifest label attribute (default: the only non-metadata key)")
+    p.add_argument(
+        "--label-format",
+        choices=LABEL_FORMATS,
+        default=AUTO,
+        help="how manifest label lists are meant: class ids or multi-hot vectors (auto: multi-hot when every "
+        "list of a file is 0s and 1s of one length, at least 2)",
+    )
+    p.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS, help="decompression-bomb cap")
+
+
 def add_validate_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "validate",
@@ -73,21 +112,12 @@ def add_validate_parser(sub: argparse._SubParsersAction) -> None:
         "Exit 0 valid (warnings allowed), 1 invalid, 2 usage error.",
     )
     p.add_argument("path", help="dataset root, channel folder or file")
-    p.add_argument("--num-classes", type=positive_int)
-    p.add_argument("--multi-label", action="store_true", default=None, help="labels are multi-label")
+    add_label_options(p)
     p.add_argument("--image-shape", type=image_shape, help="C,H,W the network takes, e.g. 3,224,224")
     p.add_argument("--resize", type=positive_int, help="shorter side the images are resized to before cropping")
     p.add_argument("--mini-batch-size", type=positive_int)
     p.add_argument("--format", choices=("auto",) + FORMATS, default="auto")
     p.add_argument("--no-decode", action="store_true", help="structural checks only: skip the full image decode")
-    p.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS, help="decompression-bomb cap")
-    p.add_argument("--label-attribute", help="manifest label attribute (default: the only non-metadata key)")
-    p.add_argument(
-        "--label-format",
-        choices=(AUTO, LABEL_CLASS_IDS, LABEL_MULTI_HOT),
-        default=AUTO,
-        help="how manifest label lists are meant",
-    )
     p.add_argument(
         "--allow-bucket",
         action="append",
@@ -124,10 +154,17 @@ def options_from(args: argparse.Namespace) -> ValidationOptions:
 
 
 def _existing(path: str) -> str:
-    if not os.path.exists(path):
-        raise UsageError(f"{path} does not exist")
-    if not os.access(path, os.R_OK):
-        raise UsageError(f"{path} cannot be read")
+    """``path`` unless it does not exist (a broken symbolic link does not): a UsageError then.
+    What exists but cannot be read or reached is the validation's to report (FILE_UNREADABLE,
+    exit 1)."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise UsageError(
+            f"{path} does not exist" + (" (a broken symbolic link)" if os.path.islink(path) else "")
+        ) from None
+    except OSError:
+        pass
     return path
 
 
@@ -182,10 +219,14 @@ def add_pack_parser(sub: argparse._SubParsersAction) -> None:
         help="pack images into RecordIO (.rec/.idx/.lst) like MXNet's im2rec",
         description="Pack a folder-per-class tree, a .lst, a manifest or annotations.json into "
         "OUT_PREFIX.rec/.idx/.lst (OUT_PREFIX_train.* and OUT_PREFIX_val.* with --train-ratio < 1). "
-        "The source is validated first; nothing is written if it is invalid.",
+        "A dataset root (train/, validation/) is packed into the folder OUT_PREFIX as a RecordIO "
+        "dataset root, OUT_PREFIX/<channel>/<channel>.rec/.idx/.lst, all channels with one label map. "
+        "The source is validated first, with the same options as validate; nothing is written if it is "
+        "invalid. Exit 0 packed, 1 invalid source or failed pack, 2 usage.",
     )
-    p.add_argument("src")
-    p.add_argument("out_prefix")
+    p.add_argument("src", help="dataset root, channel folder or file")
+    p.add_argument("out_prefix", help="output file prefix (a folder for a dataset root)")
+    add_label_options(p)
     p.add_argument("--resize", type=positive_int, default=0, help="resize the shorter side to N pixels")
     p.add_argument("--quality", type=int, default=95, help="JPEG quality 1-100, or PNG compression 0-9")
     p.add_argument("--encoding", choices=(".jpg", ".png"), default=".jpg")
@@ -197,14 +238,67 @@ def add_pack_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_pack)
 
 
+def _is_dataset_root(src: str, forced: Optional[str]) -> bool:
+    """Whether ``src`` is a dataset root (its channels live in train/, validation/), by the
+    rule validate uses to find channels."""
+    if not os.path.isdir(src):
+        return False
+    return any(channel.root for channel in discover(LocalStore(src), forced, CollectingSink()))
+
+
+def _check_out_prefix(out_prefix: str) -> str:
+    """The folder of a file prefix; a UsageError for a prefix without a file name, which
+    would write hidden files such as ``.rec``."""
+    base = os.path.basename(out_prefix)
+    example = os.path.join(out_prefix, "data")
+    if out_prefix.endswith(("/", os.sep)) or base in ("", ".", "..") or os.path.isdir(out_prefix):
+        raise UsageError(
+            f"OUT_PREFIX {out_prefix!r} names a folder, not files: give a prefix such as {example!r} "
+            "(writes data.rec, data.idx and data.lst there)"
+        )
+    if base.startswith("."):
+        raise UsageError(
+            f"OUT_PREFIX {out_prefix!r} would write hidden files ({base}.rec); give a name without a leading dot"
+        )
+    out_dir = os.path.dirname(os.path.abspath(out_prefix))
+    if not os.path.isdir(out_dir):
+        raise UsageError(f"output folder {out_dir} does not exist")
+    return out_dir
+
+
+def _check_out_root(out: str) -> None:
+    """The folder a dataset root is packed into: it may exist (as a folder); its parent must."""
+    path = os.path.abspath(out)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"{out} is a file; a dataset root is packed into a folder (OUT/<channel>/<channel>.rec)")
+    if not os.path.isdir(os.path.dirname(path)):
+        raise UsageError(f"output folder {os.path.dirname(path)} does not exist")
+
+
 def run_pack(args: argparse.Namespace) -> int:
     src = _existing(args.src)
     if not 1 <= args.quality <= 100 or (args.encoding == ".png" and args.quality > 9 and args.quality != 95):
         raise UsageError("--quality is 1-100 for .jpg and 0-9 for .png")
-    out_dir = os.path.dirname(os.path.abspath(args.out_prefix))
-    if not os.path.isdir(out_dir):
-        raise UsageError(f"output folder {out_dir} does not exist")
-    options = ValidationOptions(format=None if args.format == "auto" else args.format, workers=args.workers)
+    forced = None if args.format == "auto" else args.format
+    whole_dataset = _is_dataset_root(src, forced)
+    if whole_dataset:
+        if args.train_ratio < 1.0:
+            raise UsageError(
+                f"{src} is a dataset root: --train-ratio splits one channel; pack {os.path.join(src, 'train')} with it"
+            )
+        _check_out_root(args.out_prefix)
+        out_dir = os.path.abspath(args.out_prefix)
+    else:
+        out_dir = _check_out_prefix(args.out_prefix)
+    options = ValidationOptions(
+        format=forced,
+        workers=args.workers,
+        num_classes=args.num_classes,
+        multi_label=args.multi_label,
+        label_attribute=args.label_attribute,
+        label_format=args.label_format,
+        max_pixels=args.max_pixels,
+    )
     with progress_bar() as progress:
         index = load_index(src, options, progress)
     report = index.report
@@ -217,11 +311,13 @@ def run_pack(args: argparse.Namespace) -> int:
         if any(ch["format"] == RECORDIO for ch in report["channels"].values()):  # type: ignore[union-attr]
             raise UsageError(f"{src} is RecordIO already")
         raise UsageError(f"{src} holds no images to pack")
-    if len(channels) > 1:
-        raise UsageError(f"{src} holds several channels; pack each channel folder separately")
-    channel, samples = channels[0]
-    store = index.store
-    assert isinstance(store, LocalStore)
+    remote = next((s for _, samples in channels for s in samples if s.path.startswith("s3://")), None)
+    if remote is not None:
+        sys.stderr.write(
+            f"imgclf pack: {remote.location}: {remote.path} is an s3:// reference; pack reads local images "
+            "only: download them and refer to them by relative paths\n"
+        )
+        return EXIT_FAILED
     pack_options = PackOptions(
         resize=args.resize,
         quality=args.quality,
@@ -229,8 +325,29 @@ def run_pack(args: argparse.Namespace) -> int:
         pass_through=args.pass_through,
         shuffle=args.shuffle,
         train_ratio=args.train_ratio,
+        max_pixels=args.max_pixels,
     )
+    if whole_dataset:
+        os.makedirs(out_dir, exist_ok=True)
+        with progress_bar() as progress:
+            packed = pack_channels(index, out_dir, progress, pack_options, args.workers)
+        for result in packed.values():
+            print(f"{result.prefix}.rec: {result.records} records (+ .idx, .lst)")
+        if index.label_names:
+            print("labels: " + ", ".join(f"{i}={n}" for i, n in enumerate(index.label_names)) + " (in labels.json)")
+        return EXIT_OK
+    if len(channels) > 1:
+        raise UsageError(f"{src} holds several channels; pack each channel folder separately")
+    channel, samples = channels[0]
+    store = index.store
+    assert isinstance(store, LocalStore)
     items = plan(samples, index.num_classes or 0, pack_options)
+    try:
+        parts = split(items, args.out_prefix, args.train_ratio)
+    except PackError as err:
+        raise UsageError(str(err)) from None
+    if index.label_names:
+        check_label_names(out_dir, index.label_names)  # before any record is written
 
     def relative(sample) -> str:  # type: ignore[no-untyped-def]
         root = channel.root
@@ -238,7 +355,7 @@ def run_pack(args: argparse.Namespace) -> int:
 
     written = []
     with progress_bar() as progress:
-        for prefix, part in split(items, args.out_prefix, args.train_ratio):
+        for prefix, part in parts:
             name = os.path.basename(prefix) + ".rec"
             report_progress = partial(progress, name)
             written.append(
@@ -312,7 +429,8 @@ def run_upload(args: argparse.Namespace) -> int:
     except DescriptorError as err:
         raise UsageError(str(err)) from None
     except (BotoCoreError, ClientError, OSError) as err:
-        sys.stderr.write(f"upload failed: {err}\n")
+        text = os_error_text(err) if isinstance(err, OSError) else one_line(str(err))
+        sys.stderr.write(f"imgclf upload: error: upload failed: {text}\n")
         return EXIT_FAILED
     print(
         f"uploaded {result['files']} files to s3://{result['bucket']}/{result['prefix']}; "

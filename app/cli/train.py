@@ -10,9 +10,11 @@ import sys
 from typing import Dict
 
 from app.local_sagemaker import BACKENDS, LocalTrainingJob, collect
+from image_training.errors import HyperparameterError
+from image_training.hyperparameters import RESERVED_PREFIXES
 from image_training.schemas import schema_for
 
-from .dataset import EXIT_FAILED, EXIT_OK, UsageError, key_value, positive_int
+from .dataset import EXIT_FAILED, EXIT_OK, UsageError, key_value, os_error_text, positive_int
 
 
 def add_train_parser(sub: argparse._SubParsersAction) -> None:
@@ -62,7 +64,25 @@ def hyperparameters_from(args: argparse.Namespace) -> Dict[str, str]:
             raise UsageError(f"{args.hyperparameters} must hold a JSON object")
         hps.update({str(k): v if isinstance(v, str) else json.dumps(v) for k, v in loaded.items()})
     hps.update(dict(args.hp))
+    check_hyperparameters(args.backend, hps)
     return hps
+
+
+def check_hyperparameters(backend: str, hps: Dict[str, str]) -> None:
+    """A UsageError for a name the backend does not know or a value that does not parse, before
+    any job starts (a missing required one is the job's to report, as SageMaker's would)."""
+    schema = schema_for(backend)
+    for name, value in hps.items():
+        if name.startswith(RESERVED_PREFIXES) or not str(value).strip():  # empty: the default, as the job reads it
+            continue
+        if name not in schema.params:
+            raise UsageError(
+                f"--hp {name}: not a hyperparameter of the {backend} backend (imgclf hyperparameters --backend {backend})"
+            )
+        try:
+            schema.parse_value(schema.params[name], value)
+        except HyperparameterError as err:
+            raise UsageError(str(err)) from None
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -76,11 +96,12 @@ def run_train(args: argparse.Namespace) -> int:
     for name, path in channels.items():
         if not os.path.exists(path):
             raise UsageError(f"--{name} {path} does not exist")
+    hyperparameters = hyperparameters_from(args)
     job = LocalTrainingJob(
         args.backend,
         os.path.join(args.output, "job"),
         channels,
-        hyperparameters_from(args),
+        hyperparameters,
         checkpoint_dir=args.checkpoint_dir,
         instance_count=args.instance_count,
         max_runtime=args.max_runtime,
@@ -93,9 +114,10 @@ def run_train(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     try:
         result = job.run()
-    except FileNotFoundError as err:
-        raise UsageError(str(err)) from None
-    collect(result, args.output)
+        collect(result, args.output)
+    except OSError as err:  # the job's folders: an output that cannot be written, a channel that cannot be read
+        sys.stderr.write(f"imgclf train: error: the job could not be set up or collected: {os_error_text(err)}\n")
+        return EXIT_FAILED
     if result.exit_code != 0:
         sys.stderr.write(f"training failed: {result.failure}\n")
         return EXIT_FAILED

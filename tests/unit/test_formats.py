@@ -77,11 +77,30 @@ def test_manifest_labels_and_names_from_metadata() -> None:
     assert reader.label_names == {0: "cat", 1: "dog"}
 
 
-def test_manifest_multi_hot_needs_num_classes_or_explicit_format() -> None:
-    line = json.dumps({"source-ref": "a.jpg", "labels": [1, 0, 1]}).encode()
-    assert list(ManifestReader("m", "", IssueSink(), num_classes=3).parse(line))[0].kind == MULTI_HOT
-    assert list(ManifestReader("m", "", IssueSink()).parse(line))[0].kind == CLASS_IDS
-    assert list(ManifestReader("m", "", IssueSink(), label_format="multi-hot").parse(line))[0].kind == MULTI_HOT
+@pytest.mark.parametrize(
+    "lists, options, kind",
+    [
+        # every list of the file can be a vector of one length: multi-hot (the issue's [0, 1, 0])
+        ([[0, 1, 0], [1, 0, 0], [0, 0, 1]], {}, MULTI_HOT),
+        ([[0, 1], [1, 0], [1, 1]], {}, MULTI_HOT),
+        ([[1, 0, 1]], {"num_classes": 3}, MULTI_HOT),
+        # one list that cannot be a vector makes the file's lists class ids, before and after it
+        ([[0, 1], [1, 0], [2]], {}, CLASS_IDS),
+        ([[0, 1], [1], [0, 1]], {}, CLASS_IDS),
+        ([[1], [0]], {}, CLASS_IDS),
+        ([[0, 1, 0]], {"num_classes": 2}, CLASS_IDS),
+        # an explicit format wins
+        ([[1, 0, 1]], {"label_format": "class-id"}, CLASS_IDS),
+        ([[1, 2]], {"label_format": "multi-hot"}, MULTI_HOT),
+    ],
+)
+def test_manifest_list_labels_are_read_one_way_per_file(lists, options, kind) -> None:
+    text = "".join(json.dumps({"source-ref": f"{i}.jpg", "labels": v}) + "\n" for i, v in enumerate(lists))
+    samples = list(ManifestReader("m", "", IssueSink(), **options).parse(text.encode()))
+    assert [s.kind for s in samples] == [kind] * len(lists)
+    assert [list(s.labels) for s in samples] == lists and [s.path for s in samples] == [
+        f"{i}.jpg" for i in range(len(lists))
+    ]
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import json
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from .issues import IssueSink
-from .samples import CLASS_ID, CLASS_IDS, Sample, resolve_path
+from .samples import CLASS_ID, CLASS_IDS, Sample, is_class_id, number, resolve_path
 
 _decoder = json.JSONDecoder()
 _WS = " \t\r\n"
@@ -98,10 +98,19 @@ class AnnotationsFile:
                 self.sink.report("LABEL_UNKNOWN", f"label {value!r} is not in 'labels'", where)
                 return None
             return float(index[value])
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        self.sink.report("LABEL_INVALID", f"label {value!r} is not an index or a name", where)
-        return None
+        label = number(value)
+        if label is None:
+            shown = "a number too large" if isinstance(value, int) and not isinstance(value, bool) else repr(value)
+            self.sink.report("LABEL_INVALID", f"label {shown[:80]} is not an index or a name", where)
+            return None
+        if self.label_names and is_class_id(label) and label >= len(self.label_names):
+            self.sink.report(
+                "LABEL_OUT_OF_RANGE",
+                f"class index {int(label)} is not below the {len(self.label_names)} names in 'labels'",
+                where,
+            )
+            return None
+        return label
 
     def samples(self) -> Iterator[Sample]:
         index = {name: i for i, name in enumerate(self.label_names)}

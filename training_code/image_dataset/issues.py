@@ -29,9 +29,15 @@ CODES: Dict[str, CodeInfo] = {
     "FORMAT_UNKNOWN": CodeInfo(ERROR, "No supported dataset format was found in a channel."),
     "FORMAT_AMBIGUOUS": CodeInfo(ERROR, "A channel holds files of several formats."),
     "FORMAT_MISMATCH": CodeInfo(ERROR, "The channels use formats that cannot be combined."),
-    "FILE_UNREADABLE": CodeInfo(ERROR, "A file could not be read."),
+    "FILE_UNREADABLE": CodeInfo(
+        ERROR, "A file could not be read, or a folder could not be listed (permissions, I/O errors, a link loop)."
+    ),
     "FILE_EXTRA": CodeInfo(WARNING, "A file in the channel is not part of the dataset."),
-    "FILE_MISSING": CodeInfo(ERROR, "A file referenced by the dataset does not exist."),
+    "FILE_MISSING": CodeInfo(
+        ERROR,
+        "A file referenced or listed by the dataset does not exist: never there, a broken symbolic link, "
+        "or deleted while the dataset was read.",
+    ),
     # RecordIO framing
     "REC_BAD_MAGIC": CodeInfo(ERROR, "No RecordIO magic number where a record must start."),
     "REC_BAD_FLAG": CodeInfo(ERROR, "A RecordIO length word has an invalid continuation flag."),
@@ -58,7 +64,9 @@ CODES: Dict[str, CodeInfo] = {
     "IDX_KEY_MISMATCH": CodeInfo(WARNING, "A .idx key differs from the record's header id."),
     # list formats
     "LST_SYNTAX": CodeInfo(ERROR, "A .lst line is not 'index<TAB>label[<TAB>label...]<TAB>path'."),
-    "LST_BAD_INDEX": CodeInfo(ERROR, "A .lst index is not a non-negative integer."),
+    "LST_BAD_INDEX": CodeInfo(
+        ERROR, "A .lst index is not an integer from 0 to 2**63 - 1 (the RecordIO id and .idx key)."
+    ),
     "LST_COLUMNS": CodeInfo(ERROR, "A .lst line has a different number of label columns."),
     "JSON_SYNTAX": CodeInfo(ERROR, "A JSON document or JSON line cannot be parsed."),
     "MANIFEST_NO_SOURCE": CodeInfo(ERROR, "A manifest line has no source-ref or image-ref."),
@@ -66,7 +74,9 @@ CODES: Dict[str, CodeInfo] = {
     "ANNOTATIONS_SCHEMA": CodeInfo(ERROR, "annotations.json does not have the expected shape."),
     "TEXT_ENCODING": CodeInfo(ERROR, "A text line is not valid UTF-8."),
     # samples and labels
-    "LABEL_INVALID": CodeInfo(ERROR, "A label is not a finite, non-negative integer class id."),
+    "LABEL_INVALID": CodeInfo(
+        ERROR, "A label is not a finite, non-negative integer class id, or a class-id list names a class twice."
+    ),
     "LABEL_UNKNOWN": CodeInfo(ERROR, "A label name is not among the dataset's label names."),
     "LABEL_OUT_OF_RANGE": CodeInfo(ERROR, "A class id is not below num_classes."),
     "LABEL_SHAPE": CodeInfo(ERROR, "A label vector has the wrong length, or single and multi-label samples are mixed."),
@@ -75,7 +85,10 @@ CODES: Dict[str, CodeInfo] = {
     "DUPLICATE_ID": CodeInfo(ERROR, "Two samples share an id or index."),
     "DUPLICATE_PATH": CodeInfo(ERROR, "Two samples point at the same image."),
     "IDS_NOT_SET": CodeInfo(WARNING, "Every record carries the same id, so ids identify nothing."),
-    "PATH_UNSAFE": CodeInfo(ERROR, "A path is absolute, empty or leaves the dataset ('..')."),
+    "PATH_UNSAFE": CodeInfo(
+        ERROR,
+        "A path is absolute, empty, leaves the dataset ('..') or has a tab, line break or white space at a name's ends (a .lst cannot carry it).",
+    ),
     "PATH_OTHER_BUCKET": CodeInfo(ERROR, "An s3:// reference points outside the allowed buckets."),
     "PATH_NOT_CHECKED": CodeInfo(WARNING, "s3:// references were not opened by a local check."),
     "CLASS_NOT_IN_TRAIN": CodeInfo(ERROR, "A class appears in validation but not in train."),

@@ -12,8 +12,8 @@ import posixpath
 from typing import List, NamedTuple, Optional, Tuple
 
 from .issues import IssueSink
-from .samples import IMAGE_EXTENSIONS
-from .store import Store, join
+from .samples import IMAGE_EXTENSIONS, printable
+from .store import Store, access_problem, join
 
 RECORDIO, LST, MANIFEST, ANNOTATIONS, FOLDERS = "recordio", "lst", "manifest", "annotations", "folders"
 FORMATS = (RECORDIO, LST, MANIFEST, ANNOTATIONS, FOLDERS)
@@ -47,10 +47,36 @@ def format_of_file(name: str) -> Optional[str]:
     return None
 
 
+def list_folder(store: Store, path: str, sink: IssueSink) -> Optional[List[str]]:
+    """The entries of a dataset folder; None, reported, when it cannot be listed."""
+    try:
+        return store.list_dir(path)
+    except OSError as err:
+        code, message = access_problem(err, "folder")
+        sink.report(code, message, printable(path or "."))
+        return None
+
+
+def _vanished(store: Store, path: str, sink: IssueSink) -> bool:
+    """True, reported, when a listed entry cannot be looked at: a broken symbolic link, an
+    entry deleted since the listing, or one that the folder's permissions hide."""
+    if store.exists(path):
+        return False
+    try:
+        store.size(path)
+    except OSError as err:
+        code, message = access_problem(err, "entry")
+        sink.report(code, message, printable(path))
+        return True
+    return False
+
+
 def _describe_channel(
     store: Store, name: str, root: str, lst_dir: Optional[str], forced: Optional[str], sink: IssueSink
 ) -> Optional[Channel]:
-    entries = store.list_dir(root)
+    entries = list_folder(store, root, sink)
+    if entries is None:
+        return None
     files = {fmt: [] for fmt in FORMATS}  # type: dict
     class_dirs = []
     for entry in entries:
@@ -60,11 +86,16 @@ def _describe_channel(
         if store.is_dir(path):
             class_dirs.append(entry)
             continue
+        if _vanished(store, path, sink):
+            continue
         fmt = format_of_file(entry)
         if fmt:
             files[fmt].append(path)
     if lst_dir is not None:
-        files[LST] = [join(lst_dir, e) for e in store.list_dir(lst_dir) if e.lower().endswith(".lst")]
+        lst_entries = list_folder(store, lst_dir, sink)
+        if lst_entries is None:
+            return None
+        files[LST] = [join(lst_dir, e) for e in lst_entries if e.lower().endswith(".lst")]
     if forced:
         chosen = forced
     elif files[RECORDIO]:
@@ -102,7 +133,10 @@ def discover(store: Store, forced: Optional[str], sink: IssueSink, single_file: 
             sink.report("FORMAT_UNKNOWN", "cannot tell the format of this file; pass --format", single_file)
             return []
         return [Channel("train", fmt, posixpath.dirname(single_file), (single_file,))]
-    names = set(store.list_dir(""))
+    listed = list_folder(store, "", sink)
+    if listed is None:
+        return []
+    names = set(listed)
     if not names & {"train", "validation", "train_lst", "validation_lst"}:
         channel = _describe_channel(store, "train", "", None, forced, sink)
         return [channel] if channel else []
@@ -112,7 +146,12 @@ def discover(store: Store, forced: Optional[str], sink: IssueSink, single_file: 
         sink.report("VALIDATION_CHANNEL_MISSING", "no validation/ folder", ".")
     channels = []
     for name in CHANNELS:
-        if name not in names or not store.is_dir(name):
+        if name not in names:
+            continue
+        if not store.is_dir(name):
+            if not _vanished(store, name, sink):
+                code = "CHANNEL_MISSING" if name == "train" else "VALIDATION_CHANNEL_MISSING"
+                sink.report(code, f"{name} is a file, not a channel folder", name)
             continue
         lst_dir = name + "_lst" if name + "_lst" in names else None
         channel = _describe_channel(store, name, name, lst_dir, forced, sink)

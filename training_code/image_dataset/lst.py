@@ -1,21 +1,28 @@
 """.lst files as MXNet's im2rec reads and writes them: ``index<TAB>label[<TAB>label...]<TAB>path``.
 
 One label column is a class id; several columns are a multi-hot vector (SageMaker's multi-label
-.lst). Paths are relative to the image channel's root.
+.lst). Paths are relative to the image channel's root. The index becomes the RecordIO header id
+(``uint64``) and the .idx key, which the validator's .idx reader holds as a signed 64-bit
+integer (numpy ``int64``): it must be in ``0..MAX_INDEX``. A UTF-8 byte order mark at the start is skipped.
 """
 
 from __future__ import annotations
 
+import codecs
 from typing import Iterator, Optional, Sequence
 
 from .issues import IssueSink
 from .samples import CLASS_ID, MULTI_HOT, Sample, resolve_path
+
+MAX_INDEX = 2**63 - 1  # the largest id that both the IRHeader (u64) and a .idx key (i64) hold
 
 
 def parse_lst(data: bytes, name: str, image_root: str, sink: IssueSink) -> Iterator[Sample]:
     """Samples of a .lst. ``name`` is the file's dataset-relative path (for locations);
     ``image_root`` the store path the image paths are relative to."""
     columns: Optional[int] = None
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
     for number, raw in enumerate(data.splitlines(), start=1):
         where = f"{name}:line {number}"
         try:
@@ -35,10 +42,16 @@ def parse_lst(data: bytes, name: str, image_root: str, sink: IssueSink) -> Itera
             continue
         try:
             index = int(fields[0])
-            if index < 0:
+            if not 0 <= index <= MAX_INDEX:
                 raise ValueError
         except ValueError:
-            sink.report("LST_BAD_INDEX", f"index {fields[0]!r} is not a non-negative integer", where)
+            shown = fields[0] if len(fields[0]) <= 40 else fields[0][:37] + "..."
+            sink.report(
+                "LST_BAD_INDEX",
+                f"index {shown!r} is not an integer from 0 to {MAX_INDEX} (2**63 - 1, the largest RecordIO id "
+                "that a .idx key holds)",
+                where,
+            )
             continue
         try:
             labels = tuple(float(v) for v in fields[1:-1])

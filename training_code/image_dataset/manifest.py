@@ -2,21 +2,37 @@
 
 ``{"source-ref": "s3://b/k.jpg", "class": 3, "class-metadata": {"class-name": "cat"}}``.
 The label attribute is the one key that is neither the image reference nor ``*-metadata``
-(or the one named). Its value is a class id, a list of class ids, or a multi-hot list.
-Label names come from the metadata (``class-name``, or ``class-map`` for multi-label jobs).
+(or the one named). Its value is a class id, a list of class ids, or a multi-hot list (how a
+file's lists are meant: :func:`samples.decide_list_kinds`). Label names come from the
+metadata (``class-name``, or ``class-map`` for multi-label jobs). A UTF-8 byte order mark
+at the start of the file is skipped.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import json
 from typing import Dict, Iterator, List, Optional, Sequence
 
 from .issues import IssueSink
-from .samples import CLASS_ID, CLASS_IDS, MULTI_HOT, Sample, check_s3_uri, resolve_path
+from .samples import (
+    AUTO,
+    CLASS_ID,
+    LABEL_CLASS_IDS,
+    LABEL_LIST,
+    LABEL_MULTI_HOT,
+    Sample,
+    check_s3_uri,
+    decide_list_kinds,
+    is_class_id,
+    number,
+    resolve_path,
+)
 
 SOURCE_KEYS = ("source-ref", "image-ref")
-AUTO, LABEL_CLASS_IDS, LABEL_MULTI_HOT = "auto", "class-id", "multi-hot"
+MAX_NAMED = 1_000_000  # class ids named by metadata beyond this are not collected (they are invalid anyway)
+__all__ = ["AUTO", "LABEL_CLASS_IDS", "LABEL_MULTI_HOT", "ManifestReader", "manifest_line"]
 
 
 class ManifestReader:
@@ -40,6 +56,7 @@ class ManifestReader:
         self.num_classes = num_classes
         self.allowed_buckets = allowed_buckets
         self.label_names: Dict[int, str] = {}
+        self.max_class_id = -1  # the largest value that can be a class id (below MAX_NAMED)
         self.s3_references = 0
 
     def _attribute(self, record: Dict[str, object], where: str) -> Optional[str]:
@@ -57,30 +74,29 @@ class ManifestReader:
             )
         return None
 
-    def _kind(self, values: List[float]) -> str:
-        if self.label_format == LABEL_MULTI_HOT:
-            return MULTI_HOT
-        if self.label_format == LABEL_CLASS_IDS:
-            return CLASS_IDS
-        binary = all(v in (0.0, 1.0) for v in values)
-        return MULTI_HOT if binary and self.num_classes == len(values) else CLASS_IDS
-
     def _metadata(self, record: Dict[str, object], attribute: str, labels: List[float]) -> None:
         meta = record.get(attribute + "-metadata")
         if not isinstance(meta, dict):
             return
         name = meta.get("class-name")
-        if isinstance(name, str) and len(labels) == 1:
+        if isinstance(name, str) and len(labels) == 1 and is_class_id(labels[0]) and labels[0] < MAX_NAMED:
             self.label_names.setdefault(int(labels[0]), name)
         class_map = meta.get("class-map")
         if isinstance(class_map, dict):
             for key, value in class_map.items():
-                if isinstance(value, str) and str(key).isdigit():
+                if isinstance(value, str) and str(key).isdecimal() and len(str(key)) <= 7 and int(key) < MAX_NAMED:
                     self.label_names.setdefault(int(key), value)
 
     def parse(self, data: bytes) -> Iterator[Sample]:
-        for number, raw in enumerate(data.splitlines(), start=1):
-            where = f"{self.name}:line {number}"
+        """The file's samples, in order; a list label is a class-id list or a multi-hot vector
+        as :func:`samples.decide_list_kinds` decides for the whole file."""
+        return decide_list_kinds(self._parse(data), self.label_format, self.num_classes)
+
+    def _parse(self, data: bytes) -> Iterator[Sample]:
+        if data.startswith(codecs.BOM_UTF8):
+            data = data[len(codecs.BOM_UTF8) :]
+        for line_number, raw in enumerate(data.splitlines(), start=1):
+            where = f"{self.name}:line {line_number}"
             if not raw.strip():
                 continue
             try:
@@ -106,19 +122,25 @@ class ManifestReader:
             if isinstance(value, str):  # Ground Truth sometimes writes lists as strings
                 with contextlib.suppress(ValueError, RecursionError):
                     value = json.loads(value)
-            if isinstance(value, bool) or not isinstance(value, (int, float, list)):
-                self.sink.report("LABEL_INVALID", f"label {value!r} is not a number or a list of numbers", where)
-                continue
             if isinstance(value, list):
-                if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-                    self.sink.report("LABEL_INVALID", f"label list {value!r} holds non-numbers", where)
+                values = [number(v) for v in value]
+                if None in values:
+                    self.sink.report("LABEL_INVALID", f"label list {_shown(value)} holds non-numbers", where)
                     continue
-                labels = [float(v) for v in value]
-                kind = self._kind(labels)
+                labels = [v for v in values if v is not None]
+                kind = LABEL_LIST
             else:
-                labels = [float(value)]
+                single = number(value)
+                if single is None:
+                    self.sink.report(
+                        "LABEL_INVALID", f"label {_shown(value)} is not a number or a list of numbers", where
+                    )
+                    continue
+                labels = [single]
                 kind = CLASS_ID
             self._metadata(record, attribute, labels)
+            ids = [int(v) for v in labels if is_class_id(v) and v < MAX_NAMED]
+            self.max_class_id = max([self.max_class_id, *ids])
             path: Optional[str]
             if source.startswith("s3://"):
                 self.s3_references += 1
@@ -130,6 +152,15 @@ class ManifestReader:
                 if path is None:
                     continue
             yield Sample(path, tuple(labels), kind, where)
+
+
+def _shown(value: object) -> str:
+    """A label value for a message, cut to 80 characters."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer of more digits than Python converts
+        return "(a number too large to show)"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def manifest_line(source_ref: str, attribute: str, label: object, class_name: Optional[str] = None) -> str:

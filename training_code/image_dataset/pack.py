@@ -7,6 +7,7 @@ and the header id are the sample's .lst index, as im2rec writes them.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -16,11 +17,15 @@ from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, NamedTuple, Op
 
 from PIL import Image
 
+from .images import DEFAULT_MAX_PIXELS
 from .issues import DatasetError
 from .layout import LABELS_FILE
 from .lst import format_lst_line
+from .pixels import PixelError, open_image, portable, resize_linear
+from .pixels import decode as decode_pixels
 from .recordio import RecordIOWriter, pack
-from .samples import CLASS_ID, Sample, multi_hot
+from .samples import CLASS_ID, Sample, record_labels
+from .store import access_problem
 
 if TYPE_CHECKING:
     from .validate import DatasetIndex
@@ -36,26 +41,47 @@ class PackOptions(NamedTuple):
     shuffle: bool = True
     train_ratio: float = 1.0
     seed: int = 100  # im2rec's seed
+    max_pixels: int = DEFAULT_MAX_PIXELS  # the decompression-bomb cap validation applied
 
 
 class PackJob(NamedTuple):
     key: int
     path: str  # local file path
     labels: Tuple[float, ...]
+    multi_label: bool = False  # labels are a vector (IRHeader flag = its length), even of one value
+
+
+class PackError(ValueError):
+    """Options that cannot pack this data (an empty channel): a usage error."""
+
+
+@contextlib.contextmanager
+def _pixel_cap(max_pixels: int) -> Iterator[None]:
+    """Pillow's decompression-bomb cap set to what validation allowed, while decoding."""
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
 
 
 def encode_image(data: bytes, options: PackOptions) -> bytes:
-    """Decode, convert to RGB, resize the shorter side to ``options.resize``, encode."""
-    if options.pass_through:
+    """Decode as im2rec does (OpenCV's imread: image_dataset.pixels), resize the shorter side to
+    ``options.resize`` with OpenCV's bilinear interpolation, encode. ``pass_through`` keeps the
+    file's bytes, except for an EXIF-rotated or CMYK JPEG: decoders other than OpenCV 4
+    (TensorFlow's, MXNet's built-in OpenCV) would see other pixels, so it is re-encoded upright."""
+    if options.pass_through and portable(open_image(data, options.max_pixels)):
         return data
-    image = Image.open(io.BytesIO(data)).convert("RGB")
+    pixels = decode_pixels(data, 3, options.max_pixels).pixels
     if options.resize:
-        width, height = image.size
+        height, width = pixels.shape[:2]
         if height > width:
             size = (options.resize, height * options.resize // width)
         else:
             size = (width * options.resize // height, options.resize)
-        image = image.resize(size, BILINEAR)
+        pixels = resize_linear(pixels, *size)
+    image = Image.fromarray(pixels)
     out = io.BytesIO()
     if options.encoding == ".png":
         image.save(out, format="PNG", compress_level=options.quality if options.quality <= 9 else 3)
@@ -64,16 +90,26 @@ def encode_image(data: bytes, options: PackOptions) -> bytes:
     return out.getvalue()
 
 
-def _encode_job(args: Tuple[PackJob, PackOptions]) -> Tuple[int, Optional[bytes], str]:
+def _encode_job(args: Tuple[PackJob, PackOptions]) -> Tuple[int, Optional[bytes], str, str]:
+    """(key, the record or None, issue code, message) for one image."""
     job, options = args
     try:
         with open(job.path, "rb") as f:
             data = f.read()
-        image = encode_image(data, options)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-        return job.key, None, f"{job.path}: {err}"
-    label: object = job.labels[0] if len(job.labels) == 1 else list(job.labels)
-    return job.key, pack(label, image, id=job.key), ""  # type: ignore[arg-type]
+    except OSError as err:  # gone or unreadable since validation read it
+        code, message = access_problem(err, "image")
+        return job.key, None, code, message
+    try:
+        with _pixel_cap(options.max_pixels):
+            image = encode_image(data, options)
+    except PixelError as err:
+        return job.key, None, err.code, f"cannot pack the image: {err}"
+    except Image.DecompressionBombError as err:
+        return job.key, None, "IMG_TOO_LARGE", f"cannot pack the image: {err}"
+    except (OSError, ValueError, SyntaxError) as err:
+        return job.key, None, "IMG_CORRUPT", f"cannot pack the image: {err}"
+    label: object = list(job.labels) if job.multi_label else job.labels[0]
+    return job.key, pack(label, image, id=job.key), "", ""  # type: ignore[arg-type]
 
 
 class PackResult(NamedTuple):
@@ -81,17 +117,12 @@ class PackResult(NamedTuple):
     records: int
 
 
-def _labels(sample: Sample, num_classes: int) -> Tuple[float, ...]:
-    if sample.kind == CLASS_ID:
-        return sample.labels
-    return tuple(multi_hot(sample, num_classes))
-
-
 def plan(
     samples: Sequence[Sample], num_classes: int, options: PackOptions
 ) -> List[Tuple[int, Sample, Tuple[float, ...]]]:
-    """(index, sample, labels) in output order: indices in input order, then shuffled."""
-    items = [(s.key if s.key is not None else i, s, _labels(s, num_classes)) for i, s in enumerate(samples)]
+    """(index, sample, labels) in output order: indices in input order, then shuffled. The
+    labels are what the record carries (:func:`samples.record_labels`)."""
+    items = [(s.key if s.key is not None else i, s, record_labels(s, num_classes)) for i, s in enumerate(samples)]
     if options.shuffle:
         random.Random(options.seed).shuffle(items)
     return items
@@ -100,9 +131,19 @@ def plan(
 def split(
     items: List[Tuple[int, Sample, Tuple[float, ...]]], prefix: str, train_ratio: float
 ) -> List[Tuple[str, list]]:
+    """``prefix`` with every item, or ``prefix_train`` and ``prefix_val`` cut at ``train_ratio``;
+    :class:`PackError` when a part would be empty."""
     if train_ratio >= 1.0:
         return [(prefix, items)]
     sep = int(len(items) * train_ratio)
+    if len(items) < 2:
+        raise PackError(f"--train-ratio {train_ratio:g}: {len(items)} sample(s) cannot be split into train and validation")
+    if sep == 0 or sep == len(items):
+        raise PackError(
+            "--train-ratio {:g} of {} samples leaves the {} part empty; it must be at least {:.4g}".format(
+                train_ratio, len(items), "train" if sep == 0 else "validation", 1 / len(items)
+            )
+        )
     return [(prefix + "_train", items[:sep]), (prefix + "_val", items[sep:])]
 
 
@@ -118,13 +159,13 @@ def write_pack(
     """Write ``prefix.rec``, ``.idx`` and ``.lst`` for ``items``; all or nothing."""
     finals = [prefix + ext for ext in (".rec", ".idx", ".lst")]
     temps = [f + ".partial" for f in finals]
-    jobs = [(PackJob(index, local_path(s.path), labels), options) for index, s, labels in items]
+    jobs = [(PackJob(index, local_path(s.path), labels, s.kind != CLASS_ID), options) for index, s, labels in items]
     done = 0
     try:
         with RecordIOWriter(temps[0], temps[1]) as writer, open(temps[2], "w", encoding="utf-8") as lst:
-            for (index, sample, labels), (_, record, error) in zip(items, _encoded(jobs, workers)):
+            for (index, sample, labels), (_, record, code, message) in zip(items, _encoded(jobs, workers)):
                 if record is None:
-                    raise DatasetError("IMG_CORRUPT", "cannot pack the image: " + error, sample.location)
+                    raise DatasetError(code, message, sample.location)
                 writer.write(record, key=index)
                 lst.write(format_lst_line(index, labels, lst_path(sample)))
                 done += 1
@@ -139,7 +180,7 @@ def write_pack(
     return PackResult(prefix, len(items))
 
 
-def _encoded(jobs: list, workers: Optional[int]) -> Iterator[Tuple[int, Optional[bytes], str]]:
+def _encoded(jobs: list, workers: Optional[int]) -> Iterator[Tuple[int, Optional[bytes], str, str]]:
     workers = workers or os.cpu_count() or 1
     if workers == 1 or len(jobs) < 32:
         for job in jobs:
@@ -156,45 +197,87 @@ def pack_channel(
     root: str,
     shuffle: bool,
     progress: Optional[Callable[[int, int], None]] = None,
+    options: Optional[PackOptions] = None,
+    workers: Optional[int] = None,
 ) -> PackResult:
-    """A channel's images, stored unchanged, as ``prefix.rec/.idx/.lst`` (paths relative to
-    ``root``): what training reads when a channel is not RecordIO already."""
-    items = plan(samples, num_classes, PackOptions(shuffle=shuffle))
-    return write_pack(
-        prefix,
-        items,
-        lambda p: os.path.join(root, p),
-        lambda s: s.path,
-        PackOptions(pass_through=True),
-        progress=progress,
-    )
+    """A channel's images as ``prefix.rec/.idx/.lst`` (paths relative to ``root``), stored
+    unchanged unless ``options`` say otherwise: what training reads when a channel is not
+    RecordIO already."""
+    options = (options or PackOptions(pass_through=True))._replace(shuffle=shuffle)
+    items = plan(samples, num_classes, options)
+    return write_pack(prefix, items, lambda p: os.path.join(root, p), lambda s: s.path, options, workers, progress)
 
 
 def pack_channels(
-    index: DatasetIndex, output: str, progress: Optional[Callable[[str, int, int], None]] = None
+    index: DatasetIndex,
+    output: str,
+    progress: Optional[Callable[[str, int, int], None]] = None,
+    options: Optional[PackOptions] = None,
+    workers: Optional[int] = None,
 ) -> Dict[str, PackResult]:
     """Every image channel of a validated dataset as ``output/<channel>/<channel>.rec/.idx/.lst``
-    plus ``labels.json`` (a RecordIO channel folder); RecordIO channels are left out. Training
-    shuffles: the train channel is shuffled as im2rec does."""
+    plus ``labels.json`` (a RecordIO channel folder); RecordIO channels are left out. All
+    channels use the dataset's one label map (``index.num_classes``, ``index.label_names``).
+    Training shuffles: the train channel is shuffled as im2rec does (when ``options.shuffle``).
+    A ``labels.json`` already there with other names stops the run before anything is written."""
+    options = options or PackOptions(pass_through=True)
     root = index.store.local_path("")
     if root is None:
         raise ValueError("packing needs the dataset on a local disk")
+    folders = {name: os.path.join(output, name) for name in index.channels}
+    if index.label_names:
+        for folder in folders.values():
+            check_label_names(folder, index.label_names)
     packed: Dict[str, PackResult] = {}
     for name, (_, samples) in sorted(index.channels.items()):
-        folder = os.path.join(output, name)
+        folder = folders[name]
         os.makedirs(folder, exist_ok=True)
         report = (lambda done, total, name=name: progress(name, done, total)) if progress else None
         packed[name] = pack_channel(
-            samples, index.num_classes or 0, os.path.join(folder, name), root, name == "train", report
+            samples,
+            index.num_classes or 0,
+            os.path.join(folder, name),
+            root,
+            options.shuffle and name == "train",
+            report,
+            options,
+            workers,
         )
         if index.label_names:
             write_label_names(folder, index.label_names)
     return packed
 
 
+def check_label_names(folder: str, names: Sequence[str]) -> None:
+    """Raise ``LABEL_NAMES_INVALID`` when ``folder`` holds a ``labels.json`` that is not the
+    list ``names``: packed records beside it would be named wrongly, and it is never
+    overwritten silently. The same list is fine."""
+    path = os.path.join(folder, LABELS_FILE)
+    if not os.path.lexists(path):
+        return
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            existing = json.load(f)
+    except (OSError, ValueError) as err:
+        raise DatasetError(
+            "LABEL_NAMES_INVALID", f"already exists and cannot be read as a list of names ({err}); not replaced", path
+        ) from None
+    if existing != list(names):
+        shown = existing[:10] if isinstance(existing, list) else existing
+        raise DatasetError(
+            "LABEL_NAMES_INVALID",
+            f"already exists with other class names ({json.dumps(shown, ensure_ascii=False)[:200]}) than this "
+            f"dataset's ({json.dumps(list(names[:10]), ensure_ascii=False)[:200]}); records packed beside it would be "
+            "named wrongly, so it is not replaced: pack into another folder or remove it",
+            path,
+        )
+
+
 def write_label_names(folder: str, names: Sequence[str]) -> str:
     """``labels.json`` in the folder of packed .rec files: the class names (index = class id),
-    which RecordIO records cannot carry. The validator and the training jobs read it."""
+    which RecordIO records cannot carry. The validator and the training jobs read it. One that
+    is there already must hold the same names (:func:`check_label_names`)."""
+    check_label_names(folder, names)
     path = os.path.join(folder, LABELS_FILE)
     with open(path + ".partial", "w", encoding="utf-8") as f:
         json.dump(list(names), f, ensure_ascii=False, indent=1)

@@ -476,19 +476,16 @@ def report_repeats(sink: IssueSink, name: str, unescaped_magic: int, nonzero_pad
 
 
 class ChunkReader:
-    """Reads chunks of a local file into one reused buffer (no allocation per chunk). The
-    returned view is valid until the next call."""
+    """Reads chunks of an open local file (the caller's descriptor, which it closes) into one
+    reused buffer (no allocation per chunk). The returned view is valid until the next call."""
 
-    def __init__(self, path: str, chunk_size: int = DEFAULT_CHUNK) -> None:
-        self._fd = os.open(path, os.O_RDONLY)
+    def __init__(self, fd: int, chunk_size: int = DEFAULT_CHUNK) -> None:
+        self._fd = fd
         self._buffer = memoryview(bytearray(chunk_size))
 
     def __call__(self, offset: int, length: int) -> memoryview:
         view = self._buffer[:length]
         return view[: os.preadv(self._fd, [view], offset)]
-
-    def close(self) -> None:
-        os.close(self._fd)
 
 
 def find_record_start(read_at: ReadAt, size: int, offset: int, window: int = 1 << 20) -> int:

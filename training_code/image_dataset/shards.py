@@ -19,6 +19,7 @@ start, and :func:`merge` scans the rest of that shard again from where the recor
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Tuple
@@ -53,9 +54,13 @@ class ShardResult(NamedTuple):
 def dataset_size(store: Store) -> Tuple[int, int]:
     """(bytes, files) of everything in the store: what decides whether to shard."""
     total = files = 0
-    for path in store.walk_files(""):
-        total += store.size(path)
-        files += 1
+    try:
+        for path in store.walk_files(""):
+            files += 1
+            with contextlib.suppress(OSError):  # the validation reports what cannot be read
+                total += store.size(path)
+    except OSError:
+        pass  # a folder that cannot be listed: the validation reports it
     return total, files
 
 
@@ -99,7 +104,12 @@ def plan(
         if channel.format == RECORDIO:
             for rec in channel.files:
                 size = validator.rec_size(rec, stats)
-                for start, end in byte_ranges(store, rec, size, shard_bytes) if size else []:
+                try:
+                    ranges = byte_ranges(store, rec, size, shard_bytes) if size else []
+                except OSError as err:
+                    validator.unreadable(err, rec)
+                    continue
+                for start, end in ranges:
                     shards.append(
                         dict(index=len(shards), kind=RECORDS, channel=channel.name, file=rec, start=start, end=end)
                     )

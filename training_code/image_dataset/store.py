@@ -6,8 +6,9 @@ methods (ranged GETs), so the format code never knows where the bytes come from.
 
 from __future__ import annotations
 
+import errno
 import os
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Set, Tuple
 
 
 class Store:
@@ -37,7 +38,8 @@ class Store:
         raise NotImplementedError
 
     def walk_files(self, path: str) -> Iterator[str]:
-        """Every file below ``path``, as paths relative to the store root, sorted per folder."""
+        """Every file below ``path``, as paths relative to the store root, sorted per folder.
+        A folder that cannot be listed raises OSError (never skipped in silence)."""
         raise NotImplementedError
 
     def local_path(self, path: str) -> Optional[str]:
@@ -46,6 +48,24 @@ class Store:
 
     def describe(self, path: str) -> str:
         return path
+
+    def error_path(self, err: OSError, path: str) -> str:
+        """The store path an OSError raised while reading ``path`` is about (for a walk: the
+        folder below ``path`` that failed)."""
+        return path
+
+
+def access_problem(err: OSError, what: str = "file") -> Tuple[str, str]:
+    """The issue code and message for an OSError met on a dataset's ``what`` (file or folder):
+    FILE_MISSING when it is not there (deleted while it was read, a broken symbolic link),
+    FILE_UNREADABLE otherwise (permissions, I/O errors, a folder that cannot be listed)."""
+    reason = err.strerror or str(err) or type(err).__name__
+    if isinstance(err, FileNotFoundError) or err.errno == errno.ENOENT:
+        return "FILE_MISSING", f"the {what} does not exist (deleted while it was read, or a broken symbolic link)"
+    if err.errno == errno.ELOOP:
+        return "FILE_UNREADABLE", f"the {what} is a loop of symbolic links"
+    verb = "list" if what == "folder" else "read"
+    return "FILE_UNREADABLE", f"cannot {verb} the {what}: {reason}"
 
 
 def join(*parts: str) -> str:
@@ -78,9 +98,17 @@ class LocalStore(Store):
         return sorted(os.listdir(self._abs(path)))
 
     def walk_files(self, path: str) -> Iterator[str]:
+        """As im2rec lists images: symbolic links to folders are followed (each real folder
+        once, so a link loop ends); a folder that cannot be listed raises its OSError."""
+
+        def fail(err: OSError) -> None:
+            raise err
+
         base = self._abs(path)
-        for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
-            dirnames.sort()
+        seen: Set[str] = set()
+        for dirpath, dirnames, filenames in os.walk(base, onerror=fail, followlinks=True):
+            seen.add(os.path.realpath(dirpath))
+            dirnames[:] = sorted(d for d in dirnames if os.path.realpath(os.path.join(dirpath, d)) not in seen)
             rel_dir = os.path.relpath(dirpath, self.root).replace(os.sep, "/")
             for name in sorted(filenames):
                 yield name if rel_dir == "." else rel_dir + "/" + name
@@ -90,3 +118,14 @@ class LocalStore(Store):
 
     def describe(self, path: str) -> str:
         return self._abs(path)
+
+    def error_path(self, err: OSError, path: str) -> str:
+        name = err.filename if isinstance(err.filename, str) else None
+        if name is None:
+            return path
+        rel = os.path.relpath(os.path.abspath(name), self.root)
+        if rel == os.curdir:
+            return ""
+        if rel == os.pardir or rel.startswith(os.pardir + os.sep):
+            return path
+        return rel.replace(os.sep, "/")

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import posixpath
+from collections import Counter
 from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple
 
 import numpy as np
@@ -28,15 +29,26 @@ from .images import (
     check_image,
     check_ranges,
 )
-from .issues import CollectingSink, IssueSink
-from .layout import ANNOTATIONS, FOLDERS, LABELS_FILE, LST, MANIFEST, RECORDIO, Channel, discover, is_image_file
+from .issues import CollectingSink, DatasetError, IssueSink
+from .layout import (
+    ANNOTATIONS,
+    FOLDERS,
+    LABELS_FILE,
+    LST,
+    MANIFEST,
+    RECORDIO,
+    Channel,
+    discover,
+    is_image_file,
+    list_folder,
+)
 from .lst import parse_lst
 from .manifest import AUTO, ManifestReader
 from .recordio import location as record_location
 from .recordio import parse_idx, parse_idx_fast
 from .recordio_scan import ChunkReader, RecordBatch, RecordIOScanner
 from .samples import CLASS_ID, CLASS_IDS, MULTI_HOT, Sample, is_class_id, printable, utf8_name
-from .store import LocalStore, Store
+from .store import LocalStore, Store, access_problem
 
 REPORT_VERSION = 1
 MAX_CLASSES = 100_000  # class ids must be below this
@@ -226,6 +238,14 @@ class _LabelRules:
         return True
 
     def _vector(self, values: Sequence[float], where: str) -> bool:
+        if len(values) < 2:
+            self.sink.report(
+                "LABEL_SHAPE",
+                f"a multi-hot vector of {len(values)} value(s): it needs one per class, at least 2 (RecordIO reads "
+                "a one-value label as a class id)",
+                where,
+            )
+            return False
         if not all(v in (0.0, 1.0) for v in values):
             self.sink.report("LABEL_NOT_MULTI_HOT", "multi-hot label holds values other than 0 and 1", where)
             return False
@@ -255,6 +275,15 @@ class _LabelRules:
             elif not self._class_ids(sample.labels, sample.location):
                 return False
             classes = [int(v) for v in sample.labels]
+            if len(set(classes)) != len(classes):
+                twice = sorted(c for c, times in Counter(classes).items() if times > 1)
+                self.sink.report(
+                    "LABEL_INVALID",
+                    "class id {} appears twice in the label list (a multi-hot vector? pass --label-format "
+                    "multi-hot or --num-classes)".format(", ".join(map(str, twice[:5]))),
+                    sample.location,
+                )
+                return False
         if classes and max(classes) >= MAX_CLASSES:
             self.sink.report(
                 "TOO_MANY_CLASSES", f"class id {max(classes)} is not below the limit of {MAX_CLASSES}", sample.location
@@ -371,6 +400,7 @@ class RecordScan(NamedTuple):
     stopped_at: int  # where the scan stopped: the next part must start there
     unescaped_magic: int
     nonzero_padding: int
+    failed: bool = False  # the file could not be read to the end (reported)
 
 
 class Validator:
@@ -399,6 +429,7 @@ class Validator:
         # when a list: image files are collected here as (location, path) instead of decoded
         self.deferred_images: Optional[List[Tuple[str, str]]] = None
         self.pool = DecodePool(1)  # run() and the shard steps supply theirs
+        self.unread_lists: Set[str] = set()  # list files that could not be read (reported)
 
     # -- entry point ----------------------------------------------------------------------
     def run(self) -> Dict[str, Any]:
@@ -455,6 +486,12 @@ class Validator:
         validator.s3_unchecked = state["s3_unchecked"]
         return validator
 
+    def unreadable(self, err: OSError, path: str, what: str = "file") -> None:
+        """Report an OSError met on the dataset's ``path`` (a file, or a folder being listed)
+        as FILE_MISSING or FILE_UNREADABLE at the path it is about: never skipped, never raised."""
+        code, message = access_problem(err, what)
+        self.sink.report(code, message, printable(self.store.error_path(err, path) or "."))
+
     # -- label names ----------------------------------------------------------------------
     def _label_names(self, channels: List[Channel]) -> None:
         folder_channels = [c for c in channels if c.format == FOLDERS]
@@ -479,6 +516,9 @@ class Validator:
         """The class names of a RecordIO channel's labels.json (a JSON list, index = class id)."""
         try:
             names = json.loads(self.store.read(path).decode("utf-8"))
+        except OSError as err:
+            self.unreadable(err, path)
+            return None
         except (UnicodeDecodeError, ValueError) as err:
             self.sink.report("LABEL_NAMES_INVALID", f"not a JSON list of class names: {err}", path)
             return None
@@ -498,11 +538,17 @@ class Validator:
             size = self.rec_size(rec, stats)
             if size:
                 scan = self.scan_records(rec, size, stats)
-                self.check_records(rec, scan.records)
+                if not scan.failed:
+                    self.check_records(rec, scan.records)
 
     def rec_size(self, rec: str, stats: ChannelStats) -> int:
-        """The size of a .rec (counted in the channel's bytes); 0, reported, when it is empty."""
-        size = self.store.size(rec)
+        """The size of a .rec (counted in the channel's bytes); 0, reported, when it is empty
+        or cannot be read."""
+        try:
+            size = self.store.size(rec)
+        except OSError as err:
+            self.unreadable(err, rec)
+            return 0
         stats.bytes += size
         if size == 0:
             self.sink.report("REC_EMPTY_FILE", "the file is empty", rec)
@@ -516,16 +562,22 @@ class Validator:
         rules = _LabelRules(self.options, self.sink, stats)  # its state lives in stats
         self._current_stats = stats
         local = self.store.local_path(rec)
-        fd = os.open(local, os.O_RDONLY) if local else None
+        table = RecordTable()
+        stop = size if end is None else end
+        try:
+            fd = os.open(local, os.O_RDONLY) if local else None
+        except OSError as err:
+            self.unreadable(err, rec)
+            return RecordScan(table.arrays(), 0, stop, 0, 0, failed=True)
 
         def read_at(offset: int, length: int) -> bytes:
             if fd is not None:
                 return os.pread(fd, length, offset)
             return self.store.read_at(rec, offset, length)
 
-        chunks = ChunkReader(local) if local and hasattr(os, "preadv") else None
+        chunks = ChunkReader(fd) if fd is not None and hasattr(os, "preadv") else None
         scanner = RecordIOScanner(read_at, size, rec, self.sink, read_chunk=chunks)  # type: ignore[arg-type]
-        table = RecordTable()
+        failed = False
         try:
             for batch in scanner.scan(start, end, summarize=start == 0 and end is None):
                 good = rules.records(batch, rec)
@@ -534,20 +586,29 @@ class Validator:
                 table.add(batch)
                 self.progress(rec, int(batch.offsets[-1]) if len(batch) else 0, size)
             self._drain(stats)
+        except OSError as err:
+            self.unreadable(err, rec)
+            failed = True
         finally:
             if fd is not None:
                 os.close(fd)
-            if chunks is not None:
-                chunks.close()
         return RecordScan(
-            table.arrays(), scanner.records, scanner.stopped_at, scanner.unescaped_magic, scanner.nonzero_padding
+            table.arrays(),
+            scanner.records,
+            stop if failed else scanner.stopped_at,
+            scanner.unescaped_magic,
+            scanner.nonzero_padding,
+            failed,
         )
 
     def check_records(self, rec: str, records: Records) -> None:
         """The checks over all records of a .rec: its .idx, when there is one, and unique ids."""
         idx_path = rec[: -len(".rec")] + ".idx"
         if self.store.exists(idx_path):
-            self._check_index(rec, idx_path, records)
+            try:
+                self._check_index(rec, idx_path, records)
+            except OSError as err:
+                self.unreadable(err, idx_path)
         self._duplicate_ids(rec, records)
 
     def _read_idx(self, idx_path: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -688,16 +749,24 @@ class Validator:
             index = {name: i for i, name in enumerate(self.label_names or [])}
             for class_dir in channel.files:
                 label = float(index[posixpath.basename(class_dir)])
-                for path in self.store.walk_files(class_dir):
-                    if posixpath.basename(path).startswith(".") or not utf8_name(path, self.sink):
-                        continue
-                    if is_image_file(path):
-                        yield Sample(path, (label,), CLASS_ID, path)
-                    else:
-                        self.sink.report("FILE_EXTRA", "not a .jpg/.jpeg/.png image; ignored", printable(path))
+                try:
+                    for path in self.store.walk_files(class_dir):
+                        if posixpath.basename(path).startswith(".") or not utf8_name(path, self.sink):
+                            continue
+                        if is_image_file(path):
+                            yield Sample(path, (label,), CLASS_ID, path)
+                        else:
+                            self.sink.report("FILE_EXTRA", "not a .jpg/.jpeg/.png image; ignored", printable(path))
+                except OSError as err:
+                    self.unreadable(err, class_dir, "folder")
             return
         for path in channel.files:
-            data = self.store.read(path)
+            try:
+                data = self.store.read(path)
+            except OSError as err:
+                self.unreadable(err, path)
+                self.unread_lists.add(path)
+                continue
             self.stats[channel.name].bytes += len(data)
             if channel.format == LST:
                 yield from parse_lst(data, path, channel.root, self.sink)
@@ -713,24 +782,41 @@ class Validator:
                 )
                 yield from reader.parse(data)
                 self.s3_unchecked += reader.s3_references
-                self._merge_names(
-                    path,
-                    [reader.label_names.get(i, "") for i in range(max(reader.label_names) + 1)]
-                    if reader.label_names
-                    else None,
-                )
+                self._merge_names(path, self._manifest_names(path, reader))
             elif channel.format == ANNOTATIONS:
                 ann = AnnotationsFile(data, path, posixpath.dirname(path), self.sink)
                 names = ann.label_names or None
                 yield from ann.samples()
                 self._merge_names(path, names)
 
+    def _manifest_names(self, path: str, reader: ManifestReader) -> Optional[List[str]]:
+        """The class names a manifest's metadata gives, by id, for every class id up to the
+        largest one named or used; an id without a ``class-name`` is named by its number, as
+        unnamed classes are everywhere. They become labels.json when the dataset is packed, so
+        they must be unique there too."""
+        named = reader.label_names
+        if not named:
+            return None
+        top = max(max(named), reader.max_class_id)
+        names = [named[i] if named.get(i, "").strip() else str(i) for i in range(top + 1)]
+        twice = sorted(n for n, times in Counter(names).items() if times > 1)
+        if twice:
+            self.sink.report(
+                "LABEL_NAMES_INVALID",
+                "the metadata gives two class ids one class name (or the number of another unnamed id): "
+                + ", ".join(twice[:5]),
+                path,
+            )
+            return None
+        return names
+
     def _merge_names(self, path: str, names: Optional[List[str]]) -> None:
         if names is None:
             return
-        if self.label_names is None:
+        # the first names, or a channel that names more classes than the others so far
+        if self.label_names is None or names[: len(self.label_names)] == self.label_names:
             self.label_names = names
-        elif self.label_names != names:
+        elif self.label_names[: len(names)] != names:  # not the first classes of the other channel
             self.sink.report(
                 "FORMAT_MISMATCH",
                 f"label names {names[:10]} differ from the other channel's {self.label_names[:10]}",
@@ -762,7 +848,9 @@ class Validator:
                 continue
             referenced.add(sample.path)
             if not self.store.exists(sample.path) or self.store.is_dir(sample.path):
-                self.sink.report("FILE_MISSING", f"image {sample.path} does not exist", sample.location)
+                self._missing_image(sample)
+                continue
+            if not self.options.decode_images and not self._openable(sample):
                 continue
             if not rules.sample(sample):
                 continue
@@ -777,7 +865,42 @@ class Validator:
         if pending:
             self._submit_files(pending)
         self._drain(stats)
-        self._extra_files(channel, referenced)
+        if not self.unread_lists & set(channel.files):  # unlisted images say nothing then
+            self._extra_files(channel, referenced)
+
+    def _openable(self, sample: Sample) -> bool:
+        """Whether a local image file can be opened (what a decode would find out first);
+        reported when it cannot. Remote stores are not asked: opening costs a request."""
+        local = self.store.local_path(sample.path)
+        if local is None:
+            return True
+        try:
+            os.close(os.open(local, os.O_RDONLY))
+        except OSError as err:
+            code, message = access_problem(err)
+            self.sink.report(code, f"image {sample.path}: {message}", sample.location)
+            return False
+        return True
+
+    def _missing_image(self, sample: Sample) -> None:
+        """Say why a listed image cannot be opened: absent, a folder, a broken symbolic link,
+        or hidden by a folder's permissions."""
+        path = sample.path
+        local = self.store.local_path(path)
+        if self.store.is_dir(path):
+            message = f"image {path} is a folder"
+        elif local is not None and os.path.islink(local) and not os.path.exists(local):
+            message = f"image {path} is a broken symbolic link (to {os.readlink(local)})"
+        else:
+            message = f"image {path} does not exist"
+            try:
+                self.store.size(path)
+            except FileNotFoundError:
+                pass
+            except OSError as err:
+                self.sink.report("FILE_UNREADABLE", f"cannot read image {path}: {err.strerror or err}", sample.location)
+                return
+        self.sink.report("FILE_MISSING", message, sample.location)
 
     def check_images(self, stats: ChannelStats, files: List[Tuple[str, str]]) -> None:
         """Decode image files, given as (location, path), and count them in ``stats``."""
@@ -800,16 +923,20 @@ class Validator:
     def _extra_files(self, channel: Channel, referenced: Set[str]) -> None:
         if channel.format == FOLDERS or self.single_file:
             if channel.format == FOLDERS:
-                for name in self.store.list_dir(channel.root):
+                for name in list_folder(self.store, channel.root, self.sink) or []:
                     path = posixpath.join(channel.root, name) if channel.root else name
                     if not self.store.is_dir(path) and is_image_file(path):
                         self.sink.report("FILE_EXTRA", "image outside any class folder; ignored", printable(path))
             return
-        extra = [
-            p
-            for p in self.store.walk_files(channel.root)
-            if is_image_file(p) and p not in referenced and not posixpath.basename(p).startswith(".")
-        ]
+        try:
+            extra = [
+                p
+                for p in self.store.walk_files(channel.root)
+                if is_image_file(p) and p not in referenced and not posixpath.basename(p).startswith(".")
+            ]
+        except OSError as err:
+            self.unreadable(err, channel.root, "folder")
+            return
         for path in map(printable, extra[:20]):
             self.sink.report(
                 "FILE_EXTRA", "image not listed in {}; it will not be used".format(", ".join(channel.files)), path
@@ -829,10 +956,47 @@ class Validator:
         seen = [max(s.class_counts) + 1 for s in self.stats.values() if s.class_counts]
         return max(seen) if seen else None
 
+    def _label_shapes_across_channels(self) -> None:
+        """Every channel packs and trains with one label shape: single- or multi-label, and
+        one vector length."""
+        shaped = [s for s in self.stats.values() if s.multi_label is not None]
+        if len({s.multi_label for s in shaped}) > 1:
+            multi = next(s for s in shaped if s.multi_label)
+            self.sink.report(
+                "LABEL_SHAPE",
+                f"the {multi.channel.name} channel is multi-label, the others single-label",
+                multi.channel.root or ".",
+            )
+        lengths = [s for s in self.stats.values() if s.vector_length]
+        if len({s.vector_length for s in lengths}) > 1:
+            first, last = lengths[0], lengths[-1]
+            self.sink.report(
+                "LABEL_SHAPE",
+                f"label vectors have {first.vector_length} values in the {first.channel.name} channel but "
+                f"{last.vector_length} in the {last.channel.name} channel",
+                last.channel.root or ".",
+            )
+        n = self._num_classes()
+        if any(s.multi_label for s in shaped) and (n is None or n < 2):
+            self.sink.report(
+                "LABEL_SHAPE",
+                "multi-label samples need at least 2 classes for their multi-hot vectors; "
+                + ("the data names no class id: pass --num-classes" if n is None else f"the data has {n}"),
+                ".",
+            )
+        names = self.label_names
+        if names and lengths and lengths[0].vector_length != len(names):
+            self.sink.report(
+                "NUM_CLASSES_MISMATCH",
+                f"label vectors have {lengths[0].vector_length} values but the dataset names {len(names)} classes",
+                lengths[0].channel.root or ".",
+            )
+
     def _cross_channel(self) -> None:
         o = self.options
         train = self.stats.get("train")
         validation = self.stats.get("validation")
+        self._label_shapes_across_channels()
         if train and validation and train.class_counts:
             missing = sorted(set(validation.class_counts) - set(train.class_counts))
             if missing:
@@ -923,6 +1087,24 @@ class DatasetIndex(NamedTuple):
     num_classes: Optional[int]
 
 
+def _unchanged(stats: ChannelStats, found: int) -> None:
+    """DatasetError when a channel read again holds other samples than the validation counted:
+    files deleted or added meanwhile (what is packed must be what was validated)."""
+    if found == stats.samples:
+        return
+    where = stats.channel.root or "."
+    if found < stats.samples:
+        raise DatasetError(
+            "FILE_MISSING",
+            f"{stats.samples - found} of the {stats.samples} validated samples are gone (deleted while the "
+            "dataset was read); validate again",
+            where,
+        )
+    raise DatasetError(
+        "FILE_EXTRA", f"{found - stats.samples} samples were added while the dataset was read; validate again", where
+    )
+
+
 def load_index(
     path: str, options: Optional[ValidationOptions] = None, progress: Optional[Progress] = None
 ) -> DatasetIndex:
@@ -939,7 +1121,9 @@ def load_index(
         validator.sink = IssueSink()  # raise on anything unexpected from here on
         for name, stats in validator.stats.items():
             if stats.channel.format != RECORDIO:
-                channels[name] = (stats.channel, list(validator.samples(stats.channel)))
+                samples = list(validator.samples(stats.channel))
+                _unchanged(stats, len(samples))
+                channels[name] = (stats.channel, samples)
     num_classes = report["num_classes"]
     return DatasetIndex(
         validator.store, report, channels, validator.label_names, num_classes if isinstance(num_classes, int) else None
