@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from typing import Any, Dict, Mapping, Optional
 
 from image_training.serving import IMAGE_TYPES, VERBOSE, media_type
@@ -64,8 +65,12 @@ def endpoint_error(code: str, message: str, original_status: Optional[int] = Non
     """InvokeEndpoint's error as an API status: the model's own 4xx passes through with its
     message, a model fault is 502, a missing endpoint 503, throttling 429."""
     if code == "ModelError":
+        text = _model_message(message)
         if original_status is not None and 400 <= original_status < 500:
-            return ApiError(original_status, _model_message(message))
+            return ApiError(original_status, text)
+        refused = re.match(r"(4\d\d) (.+)", text, re.DOTALL)
+        if refused:  # the TensorFlow Serving container answers a refusing hook with 500
+            return ApiError(int(refused.group(1)), refused.group(2))
         return ApiError(502, "the model failed to answer; see the endpoint's logs")
     if code == "ValidationException" and "not found" in message.lower():
         return ApiError(503, "no model is deployed yet")

@@ -56,6 +56,14 @@ def test_endpoint_errors_map_to_clear_statuses() -> None:
         == "not an image"
     )
     assert endpoint_error("ModelError", "boom", 500).status == 502
+    # the TensorFlow Serving container answers a refusing hook with 500; the hook's status wins
+    refused = endpoint_error(
+        "ModelError",
+        'Received server error (500) from primary: {"error": "400 the body is not a JPEG or PNG image"}',
+        500,
+    )
+    assert (refused.status, str(refused)) == (400, "the body is not a JPEG or PNG image")
+    assert endpoint_error("ModelError", '{"error": "internal error: KeyError"}', 500).status == 502
     assert endpoint_error("ValidationException", "Endpoint imgclf-dev-endpoint of account x not found.").status == 503
     assert endpoint_error("ThrottlingException", "slow down").status == 429
 

@@ -8,7 +8,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import tempfile
 import time
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
@@ -34,6 +33,7 @@ from .evaluation import (
 )
 from .job import TrainingJob
 from .mxnet_models import load_exported, resnet, with_new_output
+from .serving import copy_inference_code
 
 log = logging.getLogger("imgclf")
 ARTIFACT = "image-classification"
@@ -456,9 +456,6 @@ def train(job: TrainingJob, hp: Dict[str, Any], data: PreparedData) -> Dict[str,
     return report
 
 
-INFERENCE_MODULES = ("__init__.py", "serving.py", "mxnet_inference.py")
-
-
 def export(
     net: gluon.HybridBlock,
     model_dir: str,
@@ -495,10 +492,7 @@ def export(
     with open(os.path.join(model_dir, "model-info.json"), "w") as f:
         json.dump(info, f, indent=2)
     code = os.path.join(model_dir, "code")
-    os.makedirs(os.path.join(code, "image_training"), exist_ok=True)
-    here = os.path.dirname(os.path.abspath(__file__))
-    for name in INFERENCE_MODULES:
-        shutil.copyfile(os.path.join(here, name), os.path.join(code, "image_training", name))
+    copy_inference_code(code, "mxnet_inference.py")
     with open(os.path.join(code, "inference.py"), "w") as f:
         f.write(
             '"""SageMaker MXNet inference handlers of this model (imgclf)."""\n'

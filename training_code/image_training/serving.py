@@ -1,17 +1,24 @@
 """The inference contract shared by both backends, free of any framework: which requests are
 accepted, how an image becomes the network's input, and the response formats.
 
-Preprocessing decodes with OpenCV, as MXNet's ImageRecordIter does in training (shorter side
-resized with bilinear interpolation, centre crop, RGB, mean/std), so serving sees the same
-tensor as validation did. Without OpenCV, Pillow gives the same pixels within a small tolerance.
+Preprocessing decodes as OpenCV's imread does (image_dataset.pixels: EXIF orientation, alpha
+dropped, 16-bit to 8 by the high byte), then resizes as MXNet's ImageRecordIter does in training
+(shorter side, OpenCV's bilinear interpolation, centre crop, RGB, mean/std), so serving sees the
+same tensor as validation did, with OpenCV installed or not (within 1 grey level).
+
+The module imports only the standard library: the AWS TensorFlow Serving container runs the
+TensorFlow backend's request hooks on a Python without numpy or Pillow (see ``check_encoded``).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+
+    from image_dataset.pixels import Decoded
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "application/x-image")
 JSON, VERBOSE, JSONLINES = "application/json", "application/json;verbose", "application/jsonlines"
@@ -38,49 +45,137 @@ def check_content_type(content_type: Optional[str]) -> None:
         )
 
 
-def response_type(accept: Optional[str]) -> str:
-    """The response format for an Accept header (JSON when the client does not say)."""
-    for part in (accept or JSON).split(","):
-        value = part.strip().lower().replace(" ", "")
-        if value in ("", "*/*", JSON, "application/*"):
-            return JSON
-        if value.startswith(JSON) and "verbose" in value:
-            return VERBOSE
-        if value.startswith(JSONLINES):
-            return JSONLINES
-    raise RequestError(406, f"cannot answer in {accept!r}; accept {JSON}, {VERBOSE} or {JSONLINES}")
+RESPONSE_TYPES = (JSON, VERBOSE, JSONLINES)  # the formats served, in the server's order of preference
 
 
-def _decode_cv2(data: bytes, channels: int) -> np.ndarray:
-    import cv2  # noqa: PLC0415 - optional: the TensorFlow environment may not have it
+class MediaRange(NamedTuple):
+    """One element of an Accept header: ``type/subtype``, the ``verbose`` parameter, its weight."""
 
-    flag = cv2.IMREAD_COLOR if channels == 3 else cv2.IMREAD_GRAYSCALE
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
-    if image is None:
-        raise RequestError(400, "the body is not a decodable JPEG or PNG image")
-    return np.ascontiguousarray(image[:, :, ::-1]) if channels == 3 else image[:, :, None]  # BGR -> RGB
+    type: str
+    subtype: str
+    verbose: bool
+    q: float
+    position: int
 
 
-def _decode_pil(data: bytes, channels: int) -> np.ndarray:
-    import io
-
-    from PIL import Image
-
+def _qvalue(text: str, part: str) -> float:
+    """RFC 9110 12.4.2: a weight from 0 to 1 with at most three decimals."""
     try:
-        opened = Image.open(io.BytesIO(data))
-        if opened.size[0] * opened.size[1] > MAX_PIXELS:
-            raise RequestError(400, "the image has {}x{} pixels, too many".format(*opened.size))
-        image = opened.convert("RGB" if channels == 3 else "L")
-    except RequestError:
-        raise
-    except Exception as err:  # noqa: BLE001 - any decoder failure is a bad request
-        raise RequestError(400, f"the body is not a decodable image: {err}") from None
-    array = np.asarray(image)
-    return array if channels == 3 else array[:, :, None]
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (0.0 <= value <= 1.0) or not text[:1].isdigit():
+        raise RequestError(400, f"Accept element {part.strip()!r}: q must be a number from 0 to 1")
+    return value
 
 
-def decode(data: bytes, channels: int = 3) -> np.ndarray:
-    """HWC uint8 RGB (or gray) pixels of an encoded image; RequestError 400 if it is not one."""
+def accept_ranges(accept: str) -> List[MediaRange]:
+    """The media ranges of an Accept header (RFC 9110 12.5.1), parameters and weights parsed."""
+    ranges = []
+    for position, part in enumerate(accept.split(",")):
+        pieces = [piece.strip() for piece in part.split(";")]
+        if not pieces[0]:
+            continue  # empty list elements are allowed and mean nothing
+        type_, _, subtype = pieces[0].lower().partition("/")
+        if not type_ or not subtype or (type_ == "*" and subtype != "*"):
+            raise RequestError(400, f"Accept element {part.strip()!r} is not a media range (type/subtype)")
+        q, verbose = 1.0, False
+        for piece in pieces[1:]:
+            name, _, value = piece.partition("=")
+            name = name.strip().lower()
+            if name == "q":
+                q = _qvalue(value.strip(), part)
+            elif name == "verbose" and value.strip().strip('"').lower() not in ("false", "0"):
+                verbose = True
+        ranges.append(MediaRange(type_, subtype, verbose, q, position))
+    return ranges
+
+
+def _weight(offer: str, ranges: List[MediaRange]) -> Optional[Tuple[float, int]]:
+    """(q, position) of the most specific range that matches ``offer``; None when none does."""
+    offer_type, offer_subtype = offer.split(";")[0].split("/")
+    best: Optional[Tuple[int, MediaRange]] = None
+    for r in ranges:
+        if r.type not in ("*", offer_type) or r.subtype not in ("*", offer_subtype):
+            continue
+        if r.verbose and offer != VERBOSE and (r.type, r.subtype) == ("application", "json"):
+            continue  # application/json;verbose asks for the verbose answer only
+        specificity = (r.type != "*") + (r.subtype != "*") + (r.verbose and offer == VERBOSE)
+        if best is None or specificity > best[0]:
+            best = (specificity, r)
+    return None if best is None else (best[1].q, best[1].position)
+
+
+def response_type(accept: Optional[str]) -> str:
+    """The response format for an Accept header, negotiated as RFC 9110 12.5.1 says: each format
+    takes the weight of the most specific range that matches it; q=0 means "not acceptable"; the
+    highest weight wins, then the range listed first, then JSON before the others. No header (or
+    an empty one) means any format: plain JSON. ``application/json`` alone means plain JSON;
+    ``application/json;verbose`` asks for the verbose answer."""
+    if not (accept or "").strip():
+        return JSON
+    ranges = accept_ranges(accept or "")
+    choices = []
+    for preference, offer in enumerate(RESPONSE_TYPES):
+        weight = _weight(offer, ranges)
+        if weight is not None and weight[0] > 0:
+            choices.append((-weight[0], weight[1], preference, offer))
+    if not choices:
+        raise RequestError(
+            406, f"cannot answer in {accept!r}; accept {JSON}, {VERBOSE} or {JSONLINES} (with a q above 0)"
+        )
+    return min(choices)[3]
+
+
+# the image_dataset modules that decode_image needs: model archives ship them in code/image_dataset/
+DATASET_MODULES = ("__init__.py", "images.py", "pixels.py")
+
+
+def copy_inference_code(code_dir: str, handlers: str) -> None:
+    """Copy what a model archive's ``code/inference.py`` imports into ``code_dir``: the backend's
+    ``handlers`` module (``mxnet_inference.py``, ``tf_inference.py``), this one, and the
+    decoder's ``image_dataset`` modules (the serving container has only code/ on its path)."""
+    import os
+    import shutil
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    dataset = os.path.join(os.path.dirname(here), "image_dataset")
+    modules = ("__init__.py", "serving.py", handlers)
+    for package, source, names in (("image_training", here, modules), ("image_dataset", dataset, DATASET_MODULES)):
+        os.makedirs(os.path.join(code_dir, package), exist_ok=True)
+        for name in names:
+            shutil.copyfile(os.path.join(source, name), os.path.join(code_dir, package, name))
+
+
+_JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # SOF markers (not DHT, JPG, DAC)
+_JPEG_BARE = frozenset(range(0xD0, 0xDA)) | {0x01}  # markers without a length: RSTn, SOI, EOI, TEM
+
+
+def header_size(data: bytes) -> Optional[Tuple[int, int]]:
+    """(width, height) that a PNG's IHDR or a JPEG's frame header announces, read without a
+    decoder; None when the header cannot be found."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR" and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    at = 2
+    while data.startswith(b"\xff\xd8") and at + 4 <= len(data):
+        if data[at] != 0xFF:
+            return None
+        marker = data[at + 1]
+        if marker == 0xFF:  # a fill byte
+            at += 1
+        elif marker in _JPEG_BARE:
+            at += 2
+        elif marker in _JPEG_FRAMES:
+            frame = data[at + 5 : at + 9]
+            return (int.from_bytes(frame[2:4], "big"), int.from_bytes(frame[0:2], "big")) if len(frame) == 4 else None
+        else:
+            at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+    return None
+
+
+def check_encoded(data: bytes) -> None:
+    """The checks that need no decoder: RequestError 400 for an empty body, one that is not a
+    JPEG or PNG, or one whose header announces more than MAX_PIXELS; 413 above the payload limit."""
     if not data:
         raise RequestError(400, "the request body is empty")
     if len(data) > MAX_REQUEST_BYTES:
@@ -88,52 +183,55 @@ def decode(data: bytes, channels: int = 3) -> np.ndarray:
     head = bytes(data[:8])
     if not (head.startswith(b"\xff\xd8\xff") or head.startswith(b"\x89PNG\r\n\x1a\n")):
         raise RequestError(400, "the body is not a JPEG or PNG image")
-    _check_dimensions(data)
+    size = header_size(bytes(data))
+    if size and size[0] * size[1] > MAX_PIXELS:
+        raise RequestError(400, f"the image has {size[0]}x{size[1]} pixels, more than {MAX_PIXELS}")
+
+
+def decode_image(data: bytes, channels: int = 3) -> Decoded:
+    """HWC uint8 RGB (or grey) pixels of an encoded image, as ``cv2.imread`` gives them and as
+    training saw them, with or without OpenCV installed (image_dataset.pixels, the product's one
+    decoder); RequestError 400 for whatever validation rejects (truncated, corrupt, too many
+    pixels, not JPEG or PNG), 413 above the payload limit."""
+    from image_dataset.pixels import PixelError  # noqa: PLC0415 - shipped next to this module
+    from image_dataset.pixels import decode as decode_pixels  # noqa: PLC0415
+
+    check_encoded(data)
     try:
-        return _decode_cv2(data, channels)
-    except ImportError:
-        return _decode_pil(data, channels)
+        return decode_pixels(bytes(data), channels, MAX_PIXELS)
+    except PixelError as err:
+        raise RequestError(400, f"the body is not a decodable image ({err.code}): {err}") from None
 
 
-def _check_dimensions(data: bytes) -> None:
-    """Refuse decompression bombs before decoding (the header announces the size)."""
-    import io
-
-    from PIL import Image
-
-    try:
-        width, height = Image.open(io.BytesIO(data)).size
-    except Exception:  # noqa: BLE001
-        raise RequestError(400, "the body is not a decodable JPEG or PNG image") from None
-    if width * height > MAX_PIXELS:
-        raise RequestError(400, f"the image has {width}x{height} pixels, more than {MAX_PIXELS}")
+def decode(data: bytes, channels: int = 3) -> np.ndarray:
+    """The pixels of ``decode_image``: H x W x ``channels`` uint8."""
+    return decode_image(data, channels).pixels
 
 
 def resize_shorter(image: np.ndarray, size: int) -> np.ndarray:
-    """Scale so the shorter side is ``size``, with ImageRecordIter's integer arithmetic."""
+    """Scale so the shorter side is ``size``, with ImageRecordIter's integer arithmetic and
+    OpenCV's bilinear interpolation (cv2 where installed, its exact emulation otherwise)."""
+    from image_dataset.pixels import resize_linear  # noqa: PLC0415
+
     height, width = image.shape[:2]
     if height > width:
         new_w, new_h = size, size * height // width
     else:
         new_w, new_h = size * width // height, size
     try:
-        import cv2  # noqa: PLC0415
-
-        resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-        return resized if resized.ndim == 3 else resized[:, :, None]
+        import cv2  # noqa: PLC0415 - optional: the AWS containers have no OpenCV
     except ImportError:
-        from PIL import Image
-
-        bilinear = getattr(Image, "Resampling", Image).BILINEAR  # Pillow < 9.1 has no Resampling
-        pil = Image.fromarray(image if image.shape[2] == 3 else image[:, :, 0]).resize((new_w, new_h), bilinear)
-        array = np.asarray(pil)
-        return array if array.ndim == 3 else array[:, :, None]
+        return resize_linear(image, new_w, new_h)
+    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    return resized if resized.ndim == 3 else resized[:, :, None]
 
 
 def preprocess(
     data: bytes, image_shape: Sequence[int], resize: Optional[int], mean: Sequence[float], std: Sequence[float]
 ) -> np.ndarray:
     """One encoded image -> the (1, C, H, W) float32 input the network was validated on."""
+    import numpy as np  # noqa: PLC0415 - see the module's docstring
+
     channels, height, width = image_shape
     image = decode(data, channels)
     if resize:

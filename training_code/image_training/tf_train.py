@@ -26,10 +26,10 @@ from .errors import ClientError
 from .evaluation import label_names_for, single_label_report, write_evaluation
 from .job import TrainingJob
 from .schemas import DISTRIBUTION_FLAGS
+from .serving import copy_inference_code
 from .tf_data import dataset, make_preprocess
 
 log = logging.getLogger("imgclf")
-INFERENCE_MODULES = ("__init__.py", "serving.py", "tf_inference.py")
 KERAS_WEIGHTS = os.path.join("keras", "model.weights.h5")  # what incremental training loads
 SHORT_RUN_STEPS = 5000  # below this many optimisation steps, BatchNorm follows batches faster
 
@@ -398,11 +398,7 @@ def export(model: tf.keras.Model, folder: str, hp: Dict[str, Any], names: List[s
     for name, content in (("model-info.json", info), ("labels.json", names), ("hyperparameters.json", hp)):
         with open(os.path.join(folder, name), "w") as f:
             json.dump(content, f, indent=2)
-    code = os.path.join(folder, "code", "image_training")
-    os.makedirs(code, exist_ok=True)
-    here = os.path.dirname(os.path.abspath(__file__))
-    for name in INFERENCE_MODULES:
-        shutil.copyfile(os.path.join(here, name), os.path.join(code, name))
+    copy_inference_code(os.path.join(folder, "code"), "tf_inference.py")
     with open(os.path.join(folder, "code", "inference.py"), "w") as f:
         f.write(
             '"""Inference handlers of this model (imgclf): TF Serving\'s and model_fn/... for imgclf serve."""\n'
