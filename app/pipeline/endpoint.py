@@ -7,11 +7,11 @@ from __future__ import annotations
 import http.client
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import NamedTuple, Optional
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit
 
 from app.local_serving import ModelServer, invoke
+from app.model_server import ContractHandler, Server
 
 
 class Deployment(NamedTuple):
@@ -26,48 +26,37 @@ class LocalEndpoint:
         self.live_version: Optional[int] = None
         endpoint = self
 
-        class FrontEnd(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        class FrontEnd(ContractHandler):
+            """The endpoint's own front end: SageMaker's HTTP contract (framing, 4xx answers),
+            then the request goes to the live model server."""
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-                pass
+            def ping(self) -> None:
+                self._forward("GET", None)
 
-            def _forward(self, method: str) -> None:
+            def invoke(self, body: bytes) -> None:
+                self._forward("POST", body)
+
+            def _forward(self, method: str, body: Optional[bytes]) -> None:
                 with endpoint._lock:
                     target = endpoint.live.url if endpoint.live else None
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) if method == "POST" else None
                 if target is None:
-                    self._answer(503, b'{"error": "no model is deployed"}', "application/json")
+                    self._error(503, "no model is deployed")
                     return
                 parsed = urlparse(target)
                 connection = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "accept")}
                 try:
-                    connection.request(method, self.path, body=body, headers=headers)
+                    connection.request(method, urlsplit(self.path).path, body=body, headers=headers)
                     response = connection.getresponse()
-                    self._answer(
+                    self._send(
                         response.status, response.read(), response.getheader("Content-Type") or "application/json"
                     )
                 except OSError as err:
-                    self._answer(502, json.dumps({"error": f"model server: {err}"}).encode(), "application/json")
+                    self._error(502, f"model server: {err}")
                 finally:
                     connection.close()
 
-            def _answer(self, status: int, body: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self) -> None:  # noqa: N802
-                self._forward("GET")
-
-            def do_POST(self) -> None:  # noqa: N802
-                self._forward("POST")
-
-        self._server = ThreadingHTTPServer((host, port), FrontEnd)
-        self._server.daemon_threads = True
+        self._server = Server((host, port), FrontEnd)
         self.url = f"http://{host}:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
