@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import IO, Any, Dict, List, NamedTuple, Optional
 
+from image_dataset.layout import LABELS_FILE
 from image_training.schemas import DISTRIBUTION_FLAGS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,17 +53,19 @@ class JobResult(NamedTuple):
 
 def place_channel(source: str, destination: Path) -> None:
     """Put a dataset path where SageMaker would download the channel: a folder becomes the
-    channel; a .rec file comes with its .idx; a model.tar.gz or .params file comes alone; another
-    file (.lst, manifest, annotations.json) brings the folder its image paths are relative to."""
+    channel; a .rec file comes with its .idx and the class names beside it (labels.json); a
+    model.tar.gz or .params file comes alone; another file (.lst, manifest, annotations.json)
+    brings the folder its image paths are relative to."""
     path = Path(source).resolve()
     if path.is_dir():
         destination.symlink_to(path, target_is_directory=True)
     elif path.name.lower().endswith(SELF_CONTAINED):
         destination.mkdir()
         (destination / path.name).symlink_to(path)
-        idx = path.with_suffix(".idx")
-        if path.suffix.lower() == ".rec" and idx.exists():
-            (destination / idx.name).symlink_to(idx)
+        if path.suffix.lower() == ".rec":
+            for companion in (path.with_suffix(".idx"), path.with_name(LABELS_FILE)):
+                if companion.exists():
+                    (destination / companion.name).symlink_to(companion)
     else:
         destination.symlink_to(path.parent, target_is_directory=True)
 

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Optional
 
 from app.pipeline.report import TF_LINE
-from app.pipeline.run import EXIT_DEPLOYED, PipelineRun, RunResult
+from app.pipeline.run import EXIT_DEPLOYED, PipelineRun, RunResult, defaults_help
+from image_dataset.layout import FORMATS
+from image_training.errors import HyperparameterError
 
 from .dataset import UsageError, key_value
 from .progress import ProgressCallback, progress_bar
@@ -50,11 +52,23 @@ def add_pipeline_parsers(sub: argparse._SubParsersAction) -> None:
         help="validate -> pack -> train -> gate -> register -> deploy -> classify",
         description="Exit codes: 0 deployed, 3 the gate rejected the model (registered as rejected, nothing "
         "deployed), 1 a step failed, 2 usage.",
+        epilog=defaults_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    r.add_argument("dataset", help="dataset root (train/ and validation/ in any format)")
+    r.add_argument(
+        "dataset",
+        help="what `imgclf validate` takes: a dataset root (train/, and validation/ or not, in any format), "
+        "one channel folder (class folders, .rec/.idx, .lst, manifest or annotations.json at its root), "
+        "or one such file",
+    )
     _common(r)
     r.set_defaults(run=run_pipeline)
-    d = sub.add_parser("demo", help="the whole pipeline on the embedded handwritten digits (or --dataset)")
+    d = sub.add_parser(
+        "demo",
+        help="the whole pipeline on the embedded handwritten digits (or --dataset)",
+        epilog=defaults_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     d.add_argument("--dataset", help="your own dataset root instead of the embedded digits")
     d.add_argument("--fast", action="store_true", help="a few epochs only (for tests)")
     _common(d)
@@ -63,7 +77,18 @@ def add_pipeline_parsers(sub: argparse._SubParsersAction) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=("mxnet", "tensorflow"), default="mxnet")
-    p.add_argument("--hp", action="append", type=key_value, default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--hp",
+        action="append",
+        type=key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="hyperparameter over the defaults below (repeatable); the data set num_classes and the like",
+    )
+    p.add_argument(
+        "--format", choices=FORMATS, help="the dataset format, as a dataset.json says it (default: detected)"
+    )
+    p.add_argument("--label-attribute", help="manifest label attribute (default: the only non-metadata key)")
     p.add_argument("--work", default=".imgclf", help="registry, jobs and reports (default .imgclf)")
     p.add_argument("--threshold", type=float, default=0.9, help="accuracy the gate requires (default 0.9)")
     p.add_argument(
@@ -82,23 +107,27 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _execute(dataset: str, args: argparse.Namespace, overrides: dict) -> int:
-    if not Path(dataset).is_dir():
-        raise UsageError(f"{dataset} is not a dataset folder")
-    from app.pipeline.run import DEFAULT_HYPERPARAMETERS
-
-    epochs = int(overrides.get("epochs", DEFAULT_HYPERPARAMETERS[args.backend]["epochs"]))
+    if not Path(dataset).exists():
+        raise UsageError(f"{dataset} does not exist")
+    if not (Path(dataset).is_dir() or Path(dataset).is_file()):
+        raise UsageError(f"{dataset} is neither a dataset folder nor a dataset file")
     with progress_bar() as progress:
-        result = PipelineRun(
-            dataset,
-            args.work,
-            args.backend,
-            overrides,
-            args.threshold,
-            args.port,
-            log=EpochLog(epochs, progress),  # type: ignore[arg-type]
-            max_regression=args.max_regression,
-            progress=progress,
-        ).run()
+        try:
+            pipeline = PipelineRun(
+                dataset,
+                args.work,
+                args.backend,
+                overrides,
+                args.threshold,
+                args.port,
+                max_regression=args.max_regression,
+                progress=progress,
+                descriptor={"format": args.format, "label_attribute": args.label_attribute},
+            )
+        except HyperparameterError as err:
+            raise UsageError(f"--hp {err}") from None
+        pipeline.log = EpochLog(pipeline.epochs(), progress)  # type: ignore[assignment]
+        result = pipeline.run()
     _summary(result)
     serve = sys.stdin.isatty() if args.serve is None else args.serve
     if result.endpoint is not None:

@@ -135,9 +135,21 @@ def write_report(folder: Path, run: Dict[str, Any], log: str, samples: List[Dict
         )
         or "<li>none</li>"
     )
+    settings = run.get("settings") or [
+        {"name": k, "value": v, "source": ""} for k, v in sorted(run.get("hyperparameters", {}).items())
+    ]
     hps = "".join(
-        f"<tr><td>{esc(k)}</td><td>{esc(str(v))}</td></tr>" for k, v in sorted(run.get("hyperparameters", {}).items())
+        "<tr><td>{}</td><td>{}</td><td>{}</td></tr>".format(esc(s["name"]), esc(str(s["value"])), esc(s["source"]))
+        for s in settings
     )
+    facts = [run[key] for key in ("input",) if run.get(key)]
+    if run.get("held_out"):
+        facts.append(
+            "no validation channel: the training job held out {} train records as validation".format(run["held_out"])
+        )
+    if run.get("descriptor"):
+        facts.append("read as " + ", ".join(f"{k}={v}" for k, v in sorted(run["descriptor"].items())))
+    notes = "".join(f"<p>{esc(fact)}</p>" for fact in facts)
     images = "".join(f"<img src='{_data_uri(data)}'>" for data in charts.values())
     page = """<!doctype html>
 <html><head><meta charset="utf-8"><title>imgclf run {name}</title>
@@ -154,7 +166,7 @@ Validation accuracy <b>{accuracy}</b>, top-{k} accuracy {topk}; model version {m
 <h2>Held-out images classified through the endpoint</h2>{gallery}
 <h2>Validation report</h2><table><tr><th>channel</th><th>format</th><th>samples</th><th>image sizes</th></tr>{channels}</table>
 <ul>{problems}</ul>
-<h2>Hyperparameters</h2><table>{hps}</table>
+<h2>Hyperparameters</h2>{notes}<table><tr><th>name</th><th>value</th><th>source</th></tr>{hps}</table>
 </body></html>
 """.format(
         name=esc(run["execution"]),
@@ -173,6 +185,7 @@ Validation accuracy <b>{accuracy}</b>, top-{k} accuracy {topk}; model version {m
         channels=channels,
         problems=problems,
         hps=hps,
+        notes=notes,
     )
     path = folder / "report.html"
     path.write_text(page, encoding="utf-8")

@@ -6,23 +6,31 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 from pathlib import Path
-from typing import IO, Any, Callable, Dict, List, NamedTuple, Optional
+from typing import IO, Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from app.local_sagemaker import LocalTrainingJob, collect
 from app.local_serving import content_type_of, invoke
-from image_dataset.layout import RECORDIO
+from image_dataset.layout import LABELS_FILE, RECORDIO, format_of_file
 from image_dataset.pack import pack_channels
 from image_dataset.recordio import RecordIOReader, unpack
 from image_dataset.validate import ValidationOptions, load_index
+from image_training.data import held_out
+from image_training.errors import ClientError
+from image_training.schemas import DATA_DERIVED, check_settable, schema_for
 from lambdas.gate.logic import decide
 from lambdas.trigger.logic import execution_name
+from lambdas.validate.logic import data_hyperparameters, options_for
 
 from .endpoint import LocalEndpoint
 from .registry import APPROVED, REJECTED, ModelRegistry
 from .report import write_report
 
 EXIT_DEPLOYED, EXIT_FAILED, EXIT_REJECTED = 0, 1, 3
+# where each hyperparameter of a run comes from (the run prints them and the report keeps them)
+DEFAULT, OVERRIDE, FROM_DATA = "default", "--hp", "from the data"
+SPLIT_RATIO = "validation_split_ratio"  # the backends that can hold out part of train have it
 # a small CIFAR-style network for the CPU; --hp overrides any of them
 DEFAULT_HYPERPARAMETERS = {
     "mxnet": {
@@ -45,6 +53,23 @@ DEFAULT_HYPERPARAMETERS = {
 }
 
 
+def defaults_help() -> str:
+    """What ``pipeline run`` uses unless told otherwise, per backend, for ``--help``."""
+    lines = ["hyperparameters (--hp KEY=VALUE overrides any of them):"]
+    for backend, values in DEFAULT_HYPERPARAMETERS.items():
+        params = schema_for(backend).params
+        derived = [name for name in DATA_DERIVED if name in params]
+        lines.append("  {}: {}".format(backend, " ".join(f"{k}={v}" for k, v in values.items())))
+        lines.append("    from the data: {}".format(", ".join(derived)))
+        if SPLIT_RATIO in params:
+            ratio = f"{SPLIT_RATIO}={params[SPLIT_RATIO].default}"
+            lines.append(f"    no validation channel: the training job holds out {ratio} of train")
+        else:
+            lines.append("    no validation channel: refused (the backend's training job needs one)")
+    lines.append("The run prints each value and where it comes from, and report.html and summary.json keep them.")
+    return "\n".join(lines)
+
+
 class RunResult(NamedTuple):
     exit_code: int
     execution: str
@@ -54,11 +79,24 @@ class RunResult(NamedTuple):
 
 
 def dataset_version(root: Path) -> str:
-    """A fingerprint of the dataset's files (paths, sizes, modification times)."""
+    """A fingerprint of the dataset's files (paths, sizes, modification times). A .rec file
+    comes with its .idx and labels.json; a list file (.lst, manifest) with its folder, where
+    its images are."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        stat = path.stat()
-        digest.update(f"{path.relative_to(root).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    files: Iterator[Path] = root.rglob("*")
+    if root.is_file():
+        digest.update(f"{root.name}\n".encode())
+        files = root.parent.rglob("*")
+        if format_of_file(root.name) == RECORDIO:
+            files = iter((root, root.with_suffix(".idx"), root.with_name(LABELS_FILE)))
+        root = root.parent
+    for path in sorted(p for p in files if p.is_file()):
+        try:
+            stat = path.stat()
+            line = f"{path.relative_to(root).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n"
+        except OSError as err:  # vanished since the listing: validation reports what it finds
+            line = f"{path.relative_to(root).as_posix()}\0{err.errno}\n"
+        digest.update(line.encode(errors="surrogateescape"))
     return digest.hexdigest()
 
 
@@ -77,11 +115,15 @@ class PipelineRun:
         say: Callable[[str], None] = print,
         max_regression: float = 0.0,
         progress: Optional[Callable[[str, int, int], None]] = None,
+        descriptor: Optional[Dict[str, str]] = None,
     ) -> None:
         self.dataset = Path(dataset).resolve()
         self.work = Path(work_dir).resolve()
         self.backend = backend
-        self.overrides = dict(hyperparameters or {})
+        # the rule of the cloud's dataset.json: known names, values that parse, none from the data
+        self.overrides = check_settable(backend, dict(hyperparameters or {}))
+        # how to read the dataset, as a dataset.json says it in the cloud: format, label_attribute
+        self.descriptor = {k: v for k, v in (descriptor or {}).items() if v}
         self.threshold = threshold
         self.max_regression = max_regression  # how much worse than the approved model may pass
         self.progress = progress or (lambda what, done, total: None)  # (what, done, total)
@@ -95,29 +137,78 @@ class PipelineRun:
         self.steps.append({"step": name, "status": status, "detail": detail})
         self.say(f"{name:<9} {status:<8} {detail}")
 
+    def effective(self) -> Dict[str, str]:
+        """The defaults, then the caller's overrides: what the job gets before the data are read."""
+        return {**DEFAULT_HYPERPARAMETERS.get(self.backend, {}), **self.overrides}
+
+    def settings(self, report: Optional[Dict[str, Any]] = None) -> List[Dict[str, str]]:
+        """Every hyperparameter the run sets, with its source: the defaults, the caller's
+        overrides and, given the validation report, what the data decide (as the cloud's
+        validation step sets them)."""
+        values = [
+            {"name": k, "value": v, "source": OVERRIDE if k in self.overrides else DEFAULT}
+            for k, v in self.effective().items()
+        ]
+        if report is not None:
+            values += [
+                {"name": k, "value": v, "source": FROM_DATA}
+                for k, v in data_hyperparameters(self.backend, report).items()
+            ]
+        return values
+
     def hyperparameters(self, report: Dict[str, Any]) -> Dict[str, str]:
         """Defaults, then the caller's overrides, then what the validation report fills in."""
-        hps = dict(DEFAULT_HYPERPARAMETERS.get(self.backend, {}))
-        hps.update(self.overrides)
-        hps.setdefault("num_classes", str(report["num_classes"]))
-        if self.backend == "mxnet":
-            hps["num_training_samples"] = str(report["channels"]["train"]["samples"])
-        return hps
+        return {s["name"]: s["value"] for s in self.settings(report)}
+
+    def epochs(self) -> int:
+        """The number of epochs the job will train, read as the job reads it ("20", "20.0")."""
+        schema = schema_for(self.backend)
+        return int(schema.parse_value(schema.params["epochs"], self.effective()["epochs"]))
+
+    def split_ratio(self) -> float:
+        """The share of train that the job holds out when there is no validation channel
+        (0: the backend's job refuses such a dataset)."""
+        param = schema_for(self.backend).params.get(SPLIT_RATIO)
+        if param is None:
+            return 0.0
+        raw = self.effective().get(SPLIT_RATIO)
+        return float(param.default if raw is None else schema_for(self.backend).parse_value(param, raw))
+
+    def validation_options(self) -> ValidationOptions:
+        """What training will expect of the data, as the cloud's validation step derives it."""
+        return options_for(self.backend, self.effective(), self.descriptor)
+
+    def _say_settings(self, settings: Sequence[Dict[str, str]]) -> None:
+        by_source: Dict[str, List[str]] = {}
+        for s in settings:
+            by_source.setdefault(s["source"], []).append("{}={}".format(s["name"], s["value"]))
+        for source, values in by_source.items():
+            self.say("{:<9} {}: {}".format("settings", source, ", ".join(values)))
+
+    def _say_input(self, report: Dict[str, Any], options: ValidationOptions) -> str:
+        """The image sizes found and the size the network sees."""
+        sizes = [c["image_size"] for c in report["channels"].values() if c.get("image_size")]
+        shape = options.image_shape
+        seen = f"{shape[2]}x{shape[1]}" if shape else "as stored"
+        if not sizes:
+            text = f"the network sees {seen} images"
+        else:
+            text = "images of {}x{} to {}x{} pixels; the network sees {} (resize {})".format(
+                min(s["min_width"] for s in sizes),
+                min(s["min_height"] for s in sizes),
+                max(s["max_width"] for s in sizes),
+                max(s["max_height"] for s in sizes),
+                seen,
+                options.resize or "none",
+            )
+        self.say("{:<9} {}: {}".format("input", FROM_DATA, text))
+        return text
 
     def run(self) -> RunResult:
         version = dataset_version(self.dataset)
-        defaults = dict(DEFAULT_HYPERPARAMETERS.get(self.backend, {}), **self.overrides)
-        if "image_size" in defaults:  # TensorFlow: every image is resized to image_size
-            shape = [3, int(defaults["image_size"]), int(defaults["image_size"])]
-            resize: Optional[int] = shape[1]
-        else:
-            shape = [int(v) for v in defaults.get("image_shape", "3,224,224").split(",")]
-            resize = int(defaults["resize"]) if "resize" in defaults else None
-        options = ValidationOptions(
-            image_shape=tuple(shape),  # type: ignore[arg-type]
-            resize=resize,
-            mini_batch_size=int(defaults.get("mini_batch_size", defaults.get("batch_size", 32))),
-        )
+        self.say(f"dataset   {self.dataset} ({self.backend} backend)")
+        self._say_settings(self.settings())
+        options = self.validation_options()
         index = load_index(str(self.dataset), options)
         report = index.report
         summary: Dict[str, Any] = {
@@ -125,8 +216,11 @@ class PipelineRun:
             "dataset_version": version[:12],
             "backend": self.backend,
             "validation": report,
+            "settings": self.settings(),
             "steps": self.steps,
         }
+        if self.descriptor:
+            summary["descriptor"] = self.descriptor
         if not report["valid"]:
             self._step(
                 "validate",
@@ -142,18 +236,26 @@ class PipelineRun:
         self._step(
             "validate", "ok", ", ".join("{} {} {}".format(n, c["samples"], c["format"]) for n, c in channels.items())
         )
+        settings = self.settings(report)
+        self._say_settings([s for s in settings if s["source"] == FROM_DATA])
+        summary.update(settings=settings, input=self._say_input(report, options))
         hps = self.hyperparameters(report)
-        execution = execution_name(
-            self.dataset.name,
-            version[:12],
-            {
-                "backend": self.backend,
-                "hyperparameters": hps,
-                "threshold": self.threshold,
-                "max_regression": self.max_regression,
-            },
-        )
+        config: Dict[str, Any] = {
+            "backend": self.backend,
+            "hyperparameters": hps,
+            "threshold": self.threshold,
+            "max_regression": self.max_regression,
+        }
+        if self.descriptor:
+            config["descriptor"] = self.descriptor
+        execution = execution_name(self.dataset.name, version[:12], config)
         summary.update(execution=execution, hyperparameters=hps)
+        held: Optional[Set[int]] = None
+        if "validation" not in channels:
+            held = self._split(channels["train"]["samples"])
+            if held is None:
+                return self._finish(EXIT_FAILED, summary, "", None)
+            summary["held_out"] = len(held)
         job_dir = self.work / "jobs" / execution
         package = self.registry.find(execution)
         log_text = ""
@@ -205,11 +307,54 @@ class PipelineRun:
         summary.update(evaluation=evaluation, model_version=package["version"])
         if package["status"] != APPROVED:
             return self._finish(EXIT_REJECTED, summary, log_text, None)
-        endpoint = self._deploy(package, index)
+        held_images = self._held_out(index, 8, held, execution, channels)
+        endpoint = self._deploy(package, held_images[0][1:3])
         if endpoint is None:
             return self._finish(EXIT_FAILED, summary, log_text, None)
         summary["endpoint"] = endpoint.url
-        return self._finish(EXIT_DEPLOYED, summary, log_text, endpoint, self._classify(endpoint, index))
+        return self._finish(EXIT_DEPLOYED, summary, log_text, endpoint, self._classify(endpoint, held_images))
+
+    def _split(self, samples: int) -> Optional[Set[int]]:
+        """No validation channel: the record numbers of train that the training job will hold
+        out (None, with the step failed, where the backend's job would refuse the dataset)."""
+        ratio = self.split_ratio()
+        if not ratio:
+            why = (
+                f"{SPLIT_RATIO} is 0"
+                if SPLIT_RATIO in schema_for(self.backend).params
+                else f"the {self.backend} backend does not split train"
+            )
+            self._step(
+                "split",
+                "failed",
+                f"there is no validation channel and {why}: its training job would stop with a ClientError, as "
+                "in the cloud workflow. Add a validation/ channel, or use --backend tensorflow, which holds out "
+                f"{SPLIT_RATIO} of train",
+            )
+            return None
+        try:
+            held = held_out(samples, ratio)
+        except ClientError as err:
+            self._step("split", "failed", str(err))
+            return None
+        self._step(
+            "split",
+            "ok",
+            f"no validation channel: the training job holds out {len(held)} of {samples} train records "
+            f"({SPLIT_RATIO}={ratio:g}) as validation, as in the cloud workflow",
+        )
+        return held
+
+    def _recordio_source(self, channel: Dict[str, Any]) -> str:
+        """Where a RecordIO channel is: the dataset file, or the folder of its .rec files."""
+        if self.dataset.is_file():
+            return str(self.dataset)
+        return str(self.dataset / posixpath.dirname(channel["files"][0]))
+
+    def _rec_files(self, channel: Dict[str, Any]) -> List[Path]:
+        """A RecordIO channel's files in the order the training job joins them."""
+        root = self.dataset.parent if self.dataset.is_file() else self.dataset
+        return [root / name for name in sorted(channel["files"])]
 
     def _pack(self, index: Any, channels: Dict[str, Any], execution: str) -> Dict[str, str]:
         """Image channels become RecordIO channel folders (with their class names), as the cloud
@@ -219,14 +364,20 @@ class PipelineRun:
             index, str(output), lambda name, done, total: self.progress("packing " + name, done, total)
         )
         data = {name: str(output / name) for name in packed}
-        for name in ("train", "validation"):
-            if channels[name]["format"] == RECORDIO:
-                data[name] = str(self.dataset / name)
-        self._step("pack", "ok", "image channels packed into RecordIO")
+        for name, channel in channels.items():
+            if channel["format"] == RECORDIO:
+                data[name] = self._recordio_source(channel)
+        self._step(
+            "pack",
+            "ok",
+            "image channels packed into RecordIO: {}".format(", ".join(sorted(packed)))
+            if packed
+            else "nothing to pack: the channels are RecordIO",
+        )
         return data
 
-    def _deploy(self, package: Dict[str, Any], index: Any) -> Optional[LocalEndpoint]:
-        canary, canary_type = self._held_out(index, 1)[0][1:3]
+    def _deploy(self, package: Dict[str, Any], canary_image: Tuple[bytes, str]) -> Optional[LocalEndpoint]:
+        canary, canary_type = canary_image
         endpoint = LocalEndpoint(self.port)
         blue = self.registry.deployed()
         if blue is not None and blue["version"] != package["version"]:
@@ -256,11 +407,14 @@ class PipelineRun:
         self._step("deploy", "ok", "version {} live at {} ({})".format(package["version"], endpoint.url, via))
         return endpoint
 
-    def _held_out(self, index: Any, count: int) -> List[tuple]:
-        """(name, image bytes, content type, true label) of validation images."""
+    def _held_out(
+        self, index: Any, count: int, held: Optional[Set[int]], execution: str, channels: Dict[str, Any]
+    ) -> List[tuple]:
+        """(name, image bytes, content type, true label) of images the model did not train on:
+        the validation channel's, or without one, the train records that the job held out."""
         labels = index.label_names
-        found: List[tuple] = []
         if "validation" in index.channels:
+            found: List[tuple] = []
             root = Path(index.store.local_path(""))
             samples = index.channels["validation"][1]
             step = max(1, len(samples) // count)
@@ -268,25 +422,22 @@ class PipelineRun:
                 truth = labels[int(sample.labels[0])] if labels and len(sample.labels) == 1 else None
                 found.append((sample.path, (root / sample.path).read_bytes(), content_type_of(sample.path), truth))
             return found
-        rec = next(iter(sorted((self.dataset / "validation").glob("*.rec"))))
-        with open(rec, "rb") as f:
-            for number, (_, record) in enumerate(RecordIOReader(f)):
-                if number >= count:
-                    break
-                header, image = unpack(record)
-                label = header.label if isinstance(header.label, float) else None
-                truth = (
-                    labels[int(label)]
-                    if labels and label is not None
-                    else (str(int(label)) if label is not None else None)
-                )
-                found.append((f"{rec.name}#{number}", image, "application/x-image", truth))
-        return found
+        if "validation" in channels:
+            return list(_records(self._rec_files(channels["validation"]), None, count, labels))
+        # the job splits the train channel it gets: the packed one, or the RecordIO as it is
+        if channels["train"]["format"] == RECORDIO:
+            files = self._rec_files(channels["train"])
+        else:
+            packed = self.work / "packed" / execution / "train"
+            if not (packed / "train.rec").exists():  # a reused model whose packed data were removed
+                self._pack(index, channels, execution)
+            files = [packed / "train.rec"]
+        return list(_records(files, held, count, labels))
 
-    def _classify(self, endpoint: LocalEndpoint, index: Any) -> List[Dict[str, Any]]:
+    def _classify(self, endpoint: LocalEndpoint, held_images: List[tuple]) -> List[Dict[str, Any]]:
         """Held-out images through the endpoint, in the API's request/response format."""
         samples = []
-        for name, image, content_type, truth in self._held_out(index, 8):
+        for name, image, content_type, truth in held_images:
             status, _, body = invoke(endpoint.url, image, content_type, "application/json;verbose")
             if status != 200:
                 continue
@@ -319,3 +470,26 @@ class PipelineRun:
             json.dumps({k: v for k, v in summary.items() if k != "validation"}, indent=2, default=str)
         )
         return RunResult(code, summary["execution"], report, endpoint, summary)
+
+
+def _records(
+    files: Sequence[Path], numbers: Optional[Set[int]], count: int, labels: Optional[List[str]]
+) -> Iterator[Tuple[str, bytes, str, Optional[str]]]:
+    """(name, image bytes, content type, true label) of up to ``count`` records of ``files``,
+    numbered across the files in order; only those in ``numbers`` when given."""
+    number = 0
+    found = 0
+    for rec in files:
+        with open(rec, "rb") as f:
+            for position, (_, record) in enumerate(RecordIOReader(f)):
+                if numbers is None or number in numbers:
+                    header, image = unpack(record)
+                    label = header.label if isinstance(header.label, float) else None
+                    truth = None
+                    if label is not None:
+                        truth = labels[int(label)] if labels and 0 <= int(label) < len(labels) else str(int(label))
+                    yield f"{rec.name}#{position}", image, "application/x-image", truth
+                    found += 1
+                    if found >= count:
+                        return
+                number += 1

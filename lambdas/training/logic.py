@@ -38,11 +38,24 @@ def s3_channel(name: str, uri: str, input_mode: str = "File") -> Dict[str, Any]:
 
 
 def input_channels(
-    bucket: str, prefix: str, folders: Iterable[str], code_uri: str, packed: Mapping[str, str]
+    bucket: str,
+    prefix: str,
+    folders: Iterable[str],
+    code_uri: str,
+    packed: Mapping[str, str],
+    validated: Iterable[str] = (),
 ) -> List[Dict[str, Any]]:
     """The dataset's channel folders that exist (a packed channel from the Pack step's output,
-    without its image list), then the code channel."""
+    without its image list), then the code channel. Every ``validated`` channel must be one of
+    them: RecordIO files at the dataset's root (valid locally, where a channel may be a file)
+    have no folder that a training channel can name."""
     present = set(folders)
+    for name in validated:
+        if name not in packed and name not in present:
+            raise ValueError(
+                f"the {name} channel's RecordIO files are at the dataset's root, s3://{bucket}/{prefix}; "
+                f"a training channel is a folder: upload them under {prefix}{name}/ (docs/dataset-formats.md)"
+            )
     channels = []
     for name in CHANNEL_FOLDERS:
         if name in packed:
@@ -167,7 +180,14 @@ def plan(
             settings["backend"],
             settings["code_uri"],
         ),
-        "InputDataConfig": input_channels(dataset["bucket"], dataset["prefix"], folders, settings["code_uri"], packed),
+        "InputDataConfig": input_channels(
+            dataset["bucket"],
+            dataset["prefix"],
+            folders,
+            settings["code_uri"],
+            packed,
+            validation.get("channels", {}),
+        ),
         "S3OutputPath": f"s3://{bucket}/training-jobs",
         # one per execution: a spot job resumes from it, a retried attempt starts clean
         "CheckpointS3Uri": f"s3://{bucket}/checkpoints/{name}",

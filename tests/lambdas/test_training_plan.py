@@ -54,3 +54,14 @@ def test_training_reads_packed_channels_and_drops_their_image_lists() -> None:
         "validation_lst": "s3://data/datasets/flowers/v1/validation_lst/",
         "code": "s3://assets/abc.tar.gz",
     }
+
+
+def test_recordio_at_the_dataset_root_is_refused_before_the_job() -> None:
+    """A .rec at the root validates (locally a channel may be a file) but no folder can carry it
+    into a training channel: the plan fails with where to put it, instead of a job with no train."""
+    import pytest
+
+    with pytest.raises(ValueError, match=r"upload them under datasets/flowers/v1/train/"):
+        input_channels("data", "datasets/flowers/v1/", [], "s3://assets/abc.tar.gz", {}, ["train"])
+    channels = input_channels("data", "datasets/flowers/v1/", ["train"], "s3://assets/abc.tar.gz", {}, ["train"])
+    assert [c["ChannelName"] for c in channels] == ["train", "code"]

@@ -9,7 +9,7 @@ import json
 import os
 import random
 import shutil
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set, Tuple
 
 from image_dataset.pack import pack_channels
 from image_dataset.recordio import RecordIOReader
@@ -115,16 +115,23 @@ def _copy_records(files: List[str], outputs: Dict[str, str], route: Callable[[in
     return counts
 
 
-def split_channel(train: ChannelData, ratio: float, work_dir: str) -> Tuple[ChannelData, ChannelData]:
-    """Hold out ``ratio`` of the train records (a seeded random choice, the same on every run
-    and every host) as the validation channel, for jobs that have none."""
-    held_count = round(train.samples * ratio)
-    if not 1 <= held_count < train.samples:
+def held_out(samples: int, ratio: float) -> Set[int]:
+    """The numbers of the train records (in file order) that a job without a validation channel
+    holds out: ``ratio`` of them, a seeded random choice, the same on every run and every host.
+    ClientError when that leaves no record for one side."""
+    held_count = round(samples * ratio)
+    if not 1 <= held_count < samples:
         raise ClientError(
-            f"there is no validation channel and validation_split_ratio={ratio:g} of {train.samples} training "
+            f"there is no validation channel and validation_split_ratio={ratio:g} of {samples} training "
             "records leaves no record for one side: add a validation channel or change the ratio"
         )
-    held = set(random.Random(0).sample(range(train.samples), held_count))
+    return set(random.Random(0).sample(range(samples), held_count))
+
+
+def split_channel(train: ChannelData, ratio: float, work_dir: str) -> Tuple[ChannelData, ChannelData]:
+    """Hold out ``ratio`` of the train records (:func:`held_out`) as the validation channel,
+    for jobs that have none."""
+    held = held_out(train.samples, ratio)
     prefixes = {name: os.path.join(work_dir, f"split-{name}") for name in CHANNELS}
     counts = _copy_records([train.rec], prefixes, lambda i: "validation" if i in held else "train")
     train_part, validation_part = (
