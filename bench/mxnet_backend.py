@@ -7,7 +7,10 @@
   serve:  imgclf serve (HTTP, decode, preprocess, forward) p50 latency vs the same
           preprocess + forward called in-process                    target overhead <= 2 ms
 
-Runs in .venv-mxnet (make bench does this):  .venv-mxnet/bin/python bench/mxnet_backend.py
+Each comparison runs its two sides in turn (ours, peer, ours, peer, ...) and compares their
+medians (alternate.py).
+
+Runs in .venv-mxnet (make bench does this):  .venv-mxnet/bin/python bench/mxnet_backend.py [--runs 5]
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Callable, Dict, List
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "training_code"))
 
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
+from alternate import RUNS, alternate, median, spread, verdict  # noqa: E402
 from bench_data import build_rec, photo  # noqa: E402
 from mxnet import autograd, gluon  # noqa: E402
 
@@ -50,7 +54,7 @@ def hp(**kw: object) -> Dict[str, object]:
     return mxnet_hyperparameters.parse(raw)
 
 
-def bench_input(rec: str, images: int) -> Dict[str, float]:
+def bench_input(rec: str, images: int, runs: int) -> Dict[str, List[float]]:
     h = hp(image_shape="3,224,224", resize=256, mini_batch_size=64, augmentation_type="crop")
     contexts = [mx.cpu()]
 
@@ -90,15 +94,10 @@ def bench_input(rec: str, images: int) -> Dict[str, float]:
             it.reset()
         return seen / (time.perf_counter() - start)
 
-    ours(), bare()  # warm up the page cache and the decoders
-    a, b = [], []
-    for _ in range(2):  # interleaved, so both see the same machine
-        a.append(ours())
-        b.append(bare())
-    return {"ours": max(a), "bare": max(b)}
+    return alternate({"ours": ours, "bare": bare}, runs)  # the warm-up: page cache and decoders
 
 
-def bench_train(rec: str, batches: int, depth: int) -> Dict[str, float]:
+def bench_train(rec: str, batches: int, depth: int, runs: int) -> Dict[str, List[float]]:
     h = hp(image_shape="3,32,32", mini_batch_size=64, num_layers=depth, learning_rate=0.05)
     contexts = [mx.cpu()]
     it = record_iter(rec, rec[:-4] + ".idx", h, True, 1)
@@ -142,14 +141,12 @@ def bench_train(rec: str, batches: int, depth: int) -> Dict[str, float]:
         mx.nd.waitall()
         return batches * 64 / (time.perf_counter() - start)
 
-    a, b = [], []
-    for _ in range(2):  # interleaved, so both see the same machine
-        a.append(ours())
-        b.append(bare())
-    return {"ours": max(a), "bare": max(b)}
+    return alternate({"ours": ours, "bare": bare}, runs, warm=False)  # each run warms its own network
 
 
-def bench_serve(requests: int) -> Dict[str, float]:
+def bench_serve(requests: int, runs: int) -> Dict[str, List[float]]:
+    """p50 milliseconds of ``requests`` calls, in-process and over HTTP, alternated ``runs`` times;
+    also the p99 and requests/s of all the HTTP calls together."""
     work = tempfile.mkdtemp(prefix="imgclf-bench-")
     h = hp(image_shape="3,32,32", resize=32, num_layers=20, mini_batch_size=1)
     net = resnet(20, 10)
@@ -173,13 +170,6 @@ def bench_serve(requests: int) -> Dict[str, float]:
         x = preprocess(body, info["image_shape"], info["resize"], info["mean_rgb"], info["std_rgb"])
         return mx.nd.softmax(served(mx.nd.array(x))).asnumpy()[0].sum()
 
-    for _ in range(20):
-        in_process()
-    direct: List[float] = []
-    for _ in range(requests):
-        start = time.perf_counter()
-        in_process()
-        direct.append(time.perf_counter() - start)
     server = ModelServer(model_dir)
     server.start()
     host, port = server.url.split("//")[1].split(":")
@@ -192,25 +182,35 @@ def bench_serve(requests: int) -> Dict[str, float]:
         response.read()
         return response.status
 
+    samples: Dict[str, List[float]] = {"direct": [], "http": []}
+
+    def p50(name: str, call: Callable[[], object]) -> Callable[[], float]:
+        def run() -> float:
+            times = []
+            for _ in range(requests):
+                start = time.perf_counter()
+                call()
+                times.append(time.perf_counter() - start)
+            samples[name] += times
+            return float(np.percentile(times, 50)) * 1000
+
+        return run
+
+    def checked() -> None:
+        assert call() == 200
+
     try:
         for _ in range(20):
+            in_process()
             call()
-        http_times: List[float] = []
-        for _ in range(requests):
-            start = time.perf_counter()
-            assert call() == 200
-            http_times.append(time.perf_counter() - start)
+        figures = alternate({"direct": p50("direct", in_process), "http": p50("http", checked)}, runs, warm=False)
     finally:
         connection.close()
         server.stop()
-    d, h50 = np.array(direct) * 1000, np.array(http_times) * 1000
-    return {
-        "direct_p50": float(np.percentile(d, 50)),
-        "direct_p99": float(np.percentile(d, 99)),
-        "http_p50": float(np.percentile(h50, 50)),
-        "http_p99": float(np.percentile(h50, 99)),
-        "http_rps": float(len(http_times) / sum(http_times)),
-    }
+    figures["direct_p99"] = [float(np.percentile(samples["direct"], 99)) * 1000]
+    figures["http_p99"] = [float(np.percentile(samples["http"], 99)) * 1000]
+    figures["http_rps"] = [len(samples["http"]) / sum(samples["http"])]
+    return figures
 
 
 def main() -> None:
@@ -219,40 +219,46 @@ def main() -> None:
     parser.add_argument("--train-batches", type=int, default=40)
     parser.add_argument("--depth", type=int, default=20, choices=(18, 20))
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--runs", type=int, default=RUNS, help="alternated runs of each side (>= 5)")
     args = parser.parse_args()
+    if args.runs < 5:
+        parser.error("--runs must be at least 5")
     folder = str(ROOT / ".bench")
     os.makedirs(folder, exist_ok=True)
     big = build_rec(folder, 256, 1000)
     small = build_rec(folder, 32, 4096)
-    results = []
-    inp = bench_input(big, args.input_images)
+    print(f"load average at the start: {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()})")
+    verdicts = []
+    inp = bench_input(big, args.input_images, args.runs)
+    print("input  (224x224 random crop + mirror, batch 64)")
+    print(f"  ours                  median {median(inp['ours']):7,.0f} img/s  {spread(inp['ours'])}")
+    print(f"  bare ImageRecordIter  median {median(inp['bare']):7,.0f} img/s  {spread(inp['bare'])}")
+    ratio = median(inp["ours"]) / median(inp["bare"])
+    verdicts.append(verdict("input: images/s vs a bare ImageRecordIter", ratio, 0.9))
+    tr = bench_train(small, args.train_batches, args.depth, args.runs)
+    print(f"train  (ResNet-{args.depth} 32x32, batch 64, SGD)")
+    print(f"  ours (train_step)     median {median(tr['ours']):7,.0f} img/s  {spread(tr['ours'])}")
+    print(f"  bare Gluon loop       median {median(tr['bare']):7,.0f} img/s  {spread(tr['bare'])}")
+    verdicts.append(verdict("train: images/s vs a bare Gluon loop", median(tr["ours"]) / median(tr["bare"]), 0.95))
+    sv = bench_serve(args.requests, args.runs)
+    http, direct = median(sv["http"]), median(sv["direct"])
+    print(f"serve  (ResNet-20, one 48x48 JPEG a request; p50 of {args.requests} calls a run)")
     print(
-        "input  (224x224 random crop + mirror, batch 64): ours {:7.0f} img/s, bare ImageRecordIter {:7.0f} img/s".format(
-            inp["ours"], inp["bare"]
+        f"  imgclf serve (HTTP)   median p50 {http:5.2f} ms  {spread(sv['http'], '{:.2f}')}"
+        f"  p99 {sv['http_p99'][0]:.2f} ms, {sv['http_rps'][0]:.0f} req/s"
+    )
+    print(
+        f"  in-process            median p50 {direct:5.2f} ms  {spread(sv['direct'], '{:.2f}')}  p99 {sv['direct_p99'][0]:.2f} ms"
+    )
+    overhead = http - direct
+    verdicts.append(
+        "{:<58} {:6.2f} ms (target <= 2 ms: {})".format(
+            "serve: server overhead at p50", overhead, "met" if overhead <= 2 else "NOT MET"
         )
     )
-    results.append(("input throughput vs bare ImageRecordIter", inp["ours"] / inp["bare"], ">= 0.9"))
-    tr = bench_train(small, args.train_batches, args.depth)
-    print(
-        "train  (ResNet-{} 32x32, batch 64, SGD):        ours {:7.0f} img/s, bare Gluon loop   {:7.0f} img/s".format(
-            args.depth, tr["ours"], tr["bare"]
-        )
-    )
-    results.append(("training images/s vs bare Gluon loop", tr["ours"] / tr["bare"], ">= 0.95"))
-    sv = bench_serve(args.requests)
-    print(
-        "serve  (ResNet-20, one 48x48 JPEG a request): http p50 {:.2f} ms p99 {:.2f} ms ({:.0f} req/s); in-process p50 {:.2f} ms p99 {:.2f} ms".format(
-            sv["http_p50"], sv["http_p99"], sv["http_rps"], sv["direct_p50"], sv["direct_p99"]
-        )
-    )
-    print(f"\nratios (cores: {os.cpu_count()})")
-    for name, value, target in results:
-        print(f"  {name:<44} {value:5.2f}x  (target {target})")
-    print(
-        "  {:<44} {:5.2f} ms (target <= 2 ms at p50)".format(
-            "server overhead at p50", sv["http_p50"] - sv["direct_p50"]
-        )
-    )
+    print(f"\nmedians of {args.runs} alternated runs (load average at the end: {os.getloadavg()[0]:.2f})")
+    for line in verdicts:
+        print("  " + line)
 
 
 if __name__ == "__main__":

@@ -2,16 +2,17 @@
 
 Builds (once, cached under .bench/) two .rec files of real encoded JPEGs:
   large: 256x256 photos-like JPEGs, >= 1 GB;   small: 32x32 JPEGs, >= 200,000 records.
-Then times, in the same run, page cache warm:
+Then times, page cache warm, in rounds that take turns (a, b, c, d, p, a, b, ...: the noise of
+a shared machine hits every side alike), and keeps each side's median:
   (a) raw sequential reads of the file               (peer of c on the large file)
   (b) mxnet.recordio.MXRecordIO read() + unpack loop (peer of c on the small file; .venv-mxnet)
   (c) imgclf validate, structural checks only (--no-decode), with its peak RSS
       (validation timed in-process, like the MXNet loop, without interpreter start-up)
   (d) imgclf validate with the full image decode on all cores
   (p) a single-thread Pillow decode loop over the same images (peer of d)
-and prints MB/s, records/s and the ratios against the targets of issue 2.
+and prints MB/s, records/s and the ratios of the medians against the targets of issue 2.
 
-    .venv/bin/python bench/validate_recordio.py [--large-mb 1024] [--small-records 200000]
+    .venv/bin/python bench/validate_recordio.py [--runs 5] [--large-mb 1024] [--small-records 200000]
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ import os
 import subprocess
 import sys
 import time
-from typing import Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
+from alternate import RUNS, alternate, median, spread, verdict
 from PIL import Image, ImageFilter
 
 from image_dataset.recordio import RecordIOReader, RecordIOWriter, pack, unpack
@@ -101,20 +103,16 @@ VALIDATE = """
 import json, sys, time
 from image_dataset.validate import ValidationOptions, validate_path
 options = ValidationOptions(decode_images=sys.argv[2] == "decode")
-best = float("inf")
-for _ in range(int(sys.argv[3])):
-    start = time.perf_counter()
-    report = validate_path(sys.argv[1], options)
-    best = min(best, time.perf_counter() - start)
-print(json.dumps({"seconds": best, "report": report}))
+start = time.perf_counter()
+report = validate_path(sys.argv[1], options)
+print(json.dumps({"seconds": time.perf_counter() - start, "report": report}))
 """
 
 
-def imgclf_validate(path: str, mode: str, repeat: int) -> Tuple[Dict[str, object], float, float]:
+def imgclf_validate(path: str, mode: str) -> Tuple[Dict[str, Any], float, float]:
     """Run ``validate_path`` (what ``imgclf validate`` runs) in a child process, timing the
-    validation alone as the MXNet loop is timed (best of ``repeat``, as the raw read is);
-    returns (report, seconds, peak RSS in MB)."""
-    proc = subprocess.Popen([sys.executable, "-c", VALIDATE, path, mode, str(repeat)], stdout=subprocess.PIPE)
+    validation alone, as the MXNet loop is timed; returns (report, seconds, peak RSS in MB)."""
+    proc = subprocess.Popen([sys.executable, "-c", VALIDATE, path, mode], stdout=subprocess.PIPE)
     assert proc.stdout is not None
     out = json.loads(proc.stdout.read())
     _, _, usage = os.wait4(proc.pid, 0)
@@ -140,8 +138,34 @@ def row(name: str, mb: float, records: int, seconds: float, extra: str = "") -> 
     print(f"  {name:<44} {mb / seconds:>9.0f} MB/s {records / seconds:>11,.0f} rec/s {seconds:>8.2f} s  {extra}")
 
 
-def verdict(label: str, ratio: float, target: float) -> str:
-    return "{:<58} {:6.2f}x  (target >= {}x: {})".format(label, ratio, target, "met" if ratio >= target else "NOT MET")
+def bench_file(path: str, decode_limit: int, runs: int) -> Dict[str, Any]:
+    """The five sides on one file, alternated: each side's seconds per run, records and RSS."""
+    warm(path)
+    seen: Dict[str, Any] = {"rss": 0.0}
+
+    def mxnet() -> float:
+        seen["mxnet_records"], seconds = mxnet_loop(path)
+        return seconds
+
+    def validate(mode: str) -> Callable[[], float]:
+        def run() -> float:
+            report, seconds, rss = imgclf_validate(path, mode)
+            seen["records"] = int(report["channels"]["train"]["samples"])
+            if mode == "structure":
+                seen["rss"] = max(seen["rss"], rss)
+            return seconds
+
+        return run
+
+    def pillow() -> float:
+        seen["pillow_images"], seconds = pillow_loop(path, decode_limit)
+        return seconds
+
+    sides = {"a": lambda: warm(path), "b": mxnet, "c": validate("structure"), "d": validate("decode"), "p": pillow}
+    seconds = alternate(sides, runs, warm=False)
+    assert seen["records"] == seen["mxnet_records"]
+    seen.update(seconds)
+    return seen
 
 
 def main() -> None:
@@ -149,41 +173,45 @@ def main() -> None:
     parser.add_argument("--large-mb", type=int, default=1024)
     parser.add_argument("--small-records", type=int, default=200_000)
     parser.add_argument("--decode-limit", type=int, default=20_000, help="images for the Pillow peer loop")
+    parser.add_argument("--runs", type=int, default=RUNS, help="alternated runs of each side (>= 5)")
+    parser.add_argument("--only", choices=("large", "small"), help="benchmark one of the two files")
     args = parser.parse_args()
+    if args.runs < 5:
+        parser.error("--runs must be at least 5")
     os.makedirs(WORK, exist_ok=True)
     large = os.path.join(WORK, f"large-{args.large_mb}mb.rec")
     small = os.path.join(WORK, f"small-{args.small_records}.rec")
     build(large, 256, args.large_mb << 20, 0, 400)
     build(small, 32, 0, args.small_records, 2000)
+    print(f"load average at the start: {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()})")
     results: List[str] = []
     for name, path in (("large", large), ("small", small)):
+        if args.only not in (None, name):
+            continue
         size_mb = os.path.getsize(path) / 1e6
-        warm(path)
-        raw = min(warm(path) for _ in range(3))
-        n_mx, mx_seconds = mxnet_loop(path)
-        report, structural, rss = imgclf_validate(path, "structure", 3)
-        records = int(report["channels"]["train"]["samples"])  # type: ignore[index]
-        assert records == n_mx
-        _, decode_seconds, _ = imgclf_validate(path, "decode", 1)
-        n_pil, pil_seconds = pillow_loop(path, args.decode_limit)
+        got = bench_file(path, args.decode_limit, args.runs)
+        records, n_pil = got["records"], got["pillow_images"]
+        raw, mx, structural, decode, pil = (median(got[k]) for k in "abcdp")
         print(f"\n{name} file: {size_mb:,.0f} MB, {records:,} records, {size_mb * 1000 / records:.1f} KB per record")
-        row("(a) raw sequential read", size_mb, records, raw)
-        row("(b) MXRecordIO read + unpack", size_mb, n_mx, mx_seconds)
-        row("(c) imgclf validate --no-decode", size_mb, records, structural, f"peak RSS {rss:.0f} MB")
-        row("(d) imgclf validate (full decode, all cores)", size_mb, records, decode_seconds)
-        row("(p) Pillow decode loop, 1 thread", size_mb * n_pil / records, n_pil, pil_seconds)
-        decode_ratio = (records / decode_seconds) / (n_pil / pil_seconds)
+        print(f"  medians of {args.runs} alternated runs; each run's seconds in brackets")
+        row("(a) raw sequential read", size_mb, records, raw, spread(got["a"], "{:.2f}"))
+        row("(b) MXRecordIO read + unpack", size_mb, records, mx, spread(got["b"], "{:.2f}"))
+        row("(c) imgclf validate --no-decode", size_mb, records, structural, spread(got["c"], "{:.2f}"))
+        print(f"  {'':<44} peak RSS {got['rss']:.0f} MB")
+        row("(d) imgclf validate (full decode, all cores)", size_mb, records, decode, spread(got["d"], "{:.2f}"))
+        row("(p) Pillow decode loop, 1 thread", size_mb * n_pil / records, n_pil, pil, spread(got["p"], "{:.2f}"))
         if name == "large":
             results.append(verdict("large: (c) MB/s vs (a) raw read", raw / structural, 0.5))
         else:
-            results.append(verdict("small: (c) records/s vs (b) MXRecordIO loop", mx_seconds / structural, 2.0))
+            results.append(verdict("small: (c) records/s vs (b) MXRecordIO loop", mx / structural, 2.0))
+        decode_ratio = (records / decode) / (n_pil / pil)
         results.append(verdict(f"{name}: (d) images/s vs (p) single-thread Pillow", decode_ratio, 1.6))
         results.append(
             "{:<58} {:6.0f} MB  (target < 200 MB: {})".format(
-                name + ": (c) peak RSS", rss, "met" if rss < 200 else "NOT MET"
+                name + ": (c) peak RSS", got["rss"], "met" if got["rss"] < 200 else "NOT MET"
             )
         )
-    print(f"\nratios (cores: {os.cpu_count()})")
+    print(f"\nratios of the medians (cores: {os.cpu_count()}, load average at the end: {os.getloadavg()[0]:.2f})")
     for line in results:
         print("  " + line)
 
