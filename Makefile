@@ -13,13 +13,14 @@ DEMO_DIR ?= .demo
 PYTHON38 ?= $(firstword $(foreach p,$(shell command -v python3.8) $(wildcard /root/.pyenv/versions/3.8*/bin/python3.8),\
   $(if $(shell $(p) -c 'import sys; assert sys.version_info[:2] == (3, 8)' 2>/dev/null && echo ok),$(p))))
 
-.PHONY: help env test test-fast lint demo bench synth diagrams lock clean
+.PHONY: help env test test-fast lint demo bench synth diagrams lock clean mutate
 
 help:
 	@echo "make demo   run the demo on the embedded sample dataset"
 	@echo "make test   lint, type-check and run every test (environments are created if missing)"
 	@echo "make bench  run the benchmarks in bench/"
 	@echo "make synth  synthesize the CDK app into cdk.out/ (offline, no Docker)"
+	@echo "make mutate mutation testing of the dataset core, the rules, the hyperparameters and serving"
 
 $(VENV)/.deps: requirements/main.txt
 	rm -rf $(VENV)
@@ -90,6 +91,28 @@ bench: env
 	$(VENV_MXNET)/bin/python bench/mxnet_backend.py
 	$(VENV_TF)/bin/python bench/tf_backend.py
 
+# Mutation testing (not in CI; docs/ARCHITECTURE.md says what it covers and the last kill rates).
+# mutmut mutates a copy of the tree in $(MUTATE_DIR)/, where training_code/'s packages sit at the top
+# level as they are imported, so the working tree is never changed; [tool.mutmut] in pyproject.toml
+# names what is mutated and the quick tests that run. One worker unless MUTATE_JOBS says more;
+# MUTANTS='lambdas.gate.*' narrows a run. Results stay in $(MUTATE_DIR)/mutants: a rerun tests only
+# what changed; `cd $(MUTATE_DIR) && ../$(VENV)/bin/mutmut show NAME` shows a surviving mutant.
+MUTATE_DIR := .mutate
+MUTATE_JOBS ?= 1
+mutate: $(VENV)/.ready
+	mkdir -p $(MUTATE_DIR)
+	git ls-files -co --exclude-standard -z | xargs -0 ls -d 2>/dev/null | tar -cf - -T - | tar -xpf - -C $(MUTATE_DIR)
+	rm -rf $(MUTATE_DIR)/image_dataset $(MUTATE_DIR)/image_training
+	cp -Rp training_code/image_dataset training_code/image_training $(MUTATE_DIR)/
+	cd $(MUTATE_DIR) && ../$(VENV)/bin/mutmut run --max-children $(MUTATE_JOBS) $(MUTANTS)
+	@cd $(MUTATE_DIR) && ../$(VENV)/bin/mutmut results --all true | awk -F': ' '\
+	  $$2 != "not checked" { m = $$1; sub(/^ +/, "", m); sub(/\.x.*$$/, "", m); n[m]++; s[m, $$2]++; t[$$2]++; all++ } \
+	  END { printf "%-38s %7s %7s %8s %8s %6s\n", "module", "killed", "timeout", "survived", "no tests", "rate"; \
+	        for (m in n) printf "%-38s %7d %7d %8d %8d %5.1f%%\n", m, s[m, "killed"], s[m, "timeout"], \
+	          s[m, "survived"], s[m, "no tests"], 100 * (s[m, "killed"] + s[m, "timeout"]) / n[m]; \
+	        if (all) printf "%-38s %7d %7d %8d %8d %5.1f%%\n", "(all tested)", t["killed"], t["timeout"], \
+	          t["survived"], t["no tests"], 100 * (t["killed"] + t["timeout"]) / all }'
+
 # Re-resolve requirements/NAME.in into the lock requirements/NAME.txt (keeps its header line);
 # the container lock with Python 3.8, when there is one.
 lock:
@@ -102,4 +125,4 @@ lock:
 	done; rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) $(VENV_MXNET) $(VENV_TF) $(VENV_CONTAINER) $(WHEELHOUSE) $(DEMO_DIR) .lock-venv .build cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV_MXNET) $(VENV_TF) $(VENV_CONTAINER) $(WHEELHOUSE) $(DEMO_DIR) .lock-venv .build cdk.out .pytest_cache .mypy_cache .ruff_cache .mutate mutants .bench
