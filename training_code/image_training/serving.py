@@ -13,6 +13,7 @@ TensorFlow backend's request hooks on a Python without numpy or Pillow (see ``ch
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 if TYPE_CHECKING:
@@ -58,15 +59,14 @@ class MediaRange(NamedTuple):
     position: int
 
 
+_QVALUE = re.compile(r"0(\.[0-9]{0,3})?|1(\.0{0,3})?")  # RFC 9110 12.4.2's qvalue
+
+
 def _qvalue(text: str, part: str) -> float:
     """RFC 9110 12.4.2: a weight from 0 to 1 with at most three decimals."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not (0.0 <= value <= 1.0) or not text[:1].isdigit():
+    if not _QVALUE.fullmatch(text):
         raise RequestError(400, f"Accept element {part.strip()!r}: q must be a number from 0 to 1")
-    return value
+    return float(text)
 
 
 def accept_ranges(accept: str) -> List[MediaRange]:
@@ -77,7 +77,7 @@ def accept_ranges(accept: str) -> List[MediaRange]:
         if not pieces[0]:
             continue  # empty list elements are allowed and mean nothing
         type_, _, subtype = pieces[0].lower().partition("/")
-        if not type_ or not subtype or (type_ == "*" and subtype != "*"):
+        if not type_ or not subtype or "/" in subtype or (type_ == "*" and subtype != "*"):
             raise RequestError(400, f"Accept element {part.strip()!r} is not a media range (type/subtype)")
         q, verbose = 1.0, False
         for piece in pieces[1:]:
@@ -112,9 +112,9 @@ def response_type(accept: Optional[str]) -> str:
     highest weight wins, then the range listed first, then JSON before the others. No header (or
     an empty one) means any format: plain JSON. ``application/json`` alone means plain JSON;
     ``application/json;verbose`` asks for the verbose answer."""
-    if not (accept or "").strip():
-        return JSON
     ranges = accept_ranges(accept or "")
+    if not ranges:  # no header, or only empty elements (RFC 9110 5.6.1): any format
+        return JSON
     choices = []
     for preference, offer in enumerate(RESPONSE_TYPES):
         weight = _weight(offer, ranges)
