@@ -103,6 +103,17 @@ def add_label_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS, help="decompression-bomb cap")
 
 
+def label_options(args: argparse.Namespace) -> Dict[str, Any]:
+    """The ValidationOptions that ``add_label_options`` sets."""
+    return {
+        "num_classes": args.num_classes,
+        "multi_label": args.multi_label,
+        "label_attribute": args.label_attribute,
+        "label_format": args.label_format,
+        "max_pixels": args.max_pixels,
+    }
+
+
 def add_validate_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "validate",
@@ -138,16 +149,12 @@ def options_from(args: argparse.Namespace) -> ValidationOptions:
             )
         )
     return ValidationOptions(
-        num_classes=args.num_classes,
-        multi_label=args.multi_label,
+        **label_options(args),
         image_shape=args.image_shape,
         resize=args.resize,
         mini_batch_size=args.mini_batch_size,
         format=None if args.format == "auto" else args.format,
         decode_images=not args.no_decode,
-        max_pixels=args.max_pixels,
-        label_attribute=args.label_attribute,
-        label_format=args.label_format,
         allowed_buckets=args.allow_bucket,
         workers=args.workers,
     )
@@ -290,15 +297,7 @@ def run_pack(args: argparse.Namespace) -> int:
         out_dir = os.path.abspath(args.out_prefix)
     else:
         out_dir = _check_out_prefix(args.out_prefix)
-    options = ValidationOptions(
-        format=forced,
-        workers=args.workers,
-        num_classes=args.num_classes,
-        multi_label=args.multi_label,
-        label_attribute=args.label_attribute,
-        label_format=args.label_format,
-        max_pixels=args.max_pixels,
-    )
+    options = ValidationOptions(**label_options(args), format=forced, workers=args.workers)
     with progress_bar() as progress:
         index = load_index(src, options, progress)
     report = index.report

@@ -8,7 +8,7 @@ import base64
 import io
 import json
 from types import SimpleNamespace
-from typing import Any, Dict, Iterator
+from typing import Any, Dict
 
 import numpy as np
 import pytest
@@ -92,14 +92,6 @@ def test_mxnet_input_fn_preprocesses_with_the_model_s_info(monkeypatch: pytest.M
     with pytest.raises(RequestError) as err:
         mxnet_inference.input_fn(body, "text/plain", {"info": INFO})
     assert err.value.status == 415
-
-
-@pytest.fixture
-def tf_loaded() -> Iterator[Dict[str, Any]]:
-    saved = dict(tf_inference._LOADED)
-    yield tf_inference._LOADED
-    tf_inference._LOADED.clear()
-    tf_inference._LOADED.update(saved)
 
 
 def test_tf_input_handler_sends_the_image_to_tf_serving() -> None:

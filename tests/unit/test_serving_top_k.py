@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from types import SimpleNamespace
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, List
 
 import pytest
 
@@ -27,15 +27,6 @@ def verbose(body: str) -> Dict[str, Any]:
 
 def top(body: str) -> List[str]:
     return [entry["label"] for entry in verbose(body)["top_k"]]
-
-
-@pytest.fixture
-def tf_loaded() -> Iterator[Dict[str, Any]]:
-    """tf_inference keeps the loaded model's info in a module global; restore it afterwards."""
-    saved = dict(tf_inference._LOADED)
-    yield tf_inference._LOADED
-    tf_inference._LOADED.clear()
-    tf_inference._LOADED.update(saved)
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 7])
