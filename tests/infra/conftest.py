@@ -9,6 +9,8 @@ from typing import Any, Dict
 
 import pytest
 
+from .iam_model import PolicyModel, World
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -39,3 +41,15 @@ def assembly_dir(templates: Dict[str, Dict[str, Any]], tmp_path_factory: pytest.
     for name, template in templates.items():
         (folder / f"{name}.template.json").write_text(json.dumps(template))
     return folder
+
+
+@pytest.fixture(scope="module")
+def world(templates: Dict[str, Dict[str, Any]]) -> World:
+    """The synthesized app's resources with their physical names (tests.infra.iam_model)."""
+    return World(templates)
+
+
+@pytest.fixture(scope="module")
+def model(world: World) -> PolicyModel:
+    """The IAM and key policies of the synthesized app, to authorize calls against."""
+    return PolicyModel(world)

@@ -54,16 +54,6 @@ def serving(templates: Templates) -> Dict[str, Any]:
     return templates["Imgclf-dev-Serving"]
 
 
-@pytest.fixture(scope="module")
-def world(templates: Templates) -> World:
-    return World(templates)
-
-
-@pytest.fixture(scope="module")
-def model(world: World) -> PolicyModel:
-    return PolicyModel(world)
-
-
 def state_machine_role(world: World) -> str:
     """The deployment state machine's role ARN."""
     return world.state_machine_role(f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:imgclf-dev-deployment")
@@ -93,7 +83,9 @@ def test_scaling_callers_hold_the_target_service_permissions(world: World, model
     """Defect 6: Application Auto Scaling checks the caller's own SageMaker and CloudWatch
     permissions when it registers, changes or deregisters an endpoint variant's scaling."""
     role = (
-        state_machine_role(world) if who == "deployment workflow" else function_role(world, "lambdas.cleanup.handler.handler")
+        state_machine_role(world)
+        if who == "deployment workflow"
+        else function_role(world, "lambdas.cleanup.handler.handler")
     )
     missing = [(action, arn) for action, arn in SCALING_CALLER if not permits(model, role, action, arn)]
     assert not missing, f"the {who} may not: {missing}"

@@ -19,16 +19,6 @@ from .test_workflow import upload_dataset
 Templates = Dict[str, Dict[str, Any]]
 
 
-@pytest.fixture(scope="module")
-def world(templates: Templates) -> World:
-    return World(templates)
-
-
-@pytest.fixture(scope="module")
-def model(world: World) -> PolicyModel:
-    return PolicyModel(world)
-
-
 def _role(world: World, fragment: str) -> str:
     (arn,) = {
         world.attrs[stack, logical, "Arn"]
@@ -104,7 +94,9 @@ def test_a_key_is_usable_only_as_its_key_policy_says() -> None:
     }
     with_service = _app([], [TRUST_ACCOUNT, service])
     events = "service:events.amazonaws.com"
-    assert with_service.decide(Call(events, "kms:GenerateDataKey", KEY_ARN, "t", {"aws:SourceAccount": ACCOUNT})) is None
+    assert (
+        with_service.decide(Call(events, "kms:GenerateDataKey", KEY_ARN, "t", {"aws:SourceAccount": ACCOUNT})) is None
+    )
     assert with_service.decide(Call(events, "kms:GenerateDataKey", KEY_ARN, "t", {"aws:SourceAccount": "999"}))
     assert with_service.decide(Call("service:sns.amazonaws.com", "kms:GenerateDataKey", KEY_ARN, "t"))
 
@@ -151,7 +143,9 @@ def test_jobs_may_list_the_code_prefix(model: PolicyModel, world: World) -> None
 def test_the_gate_may_list_model_packages(model: PolicyModel, world: World) -> None:
     """Defect 3: ListModelPackages takes no resource-level permissions."""
     gate = _role(world, "TrainingGateRole")
-    calls = Calls(world).api(gate, "sagemaker", "ListModelPackages", {"ModelPackageGroupName": "imgclf-dev-models"}, "t")
+    calls = Calls(world).api(
+        gate, "sagemaker", "ListModelPackages", {"ModelPackageGroupName": "imgclf-dev-models"}, "t"
+    )
     assert [c.resource for c in calls] == ["*"]
     assert model.check(calls) == []
 
@@ -239,7 +233,9 @@ def test_the_upload_trigger_starts_a_run_and_reports_a_rejected_upload(harness: 
     assert rejected["executions"] == [] and "rejected" in harness.alerts()[0]["Subject"]
     made = {(c.principal.rsplit("/", 1)[-1], c.action) for c in harness.calls}
     trigger = next(p for p, _ in made if "UploadTriggerTrigger" in p or "TriggerRole" in p)
-    assert {(trigger, a) for a in ("s3:GetObject", "states:StartExecution", "sns:Publish", "kms:GenerateDataKey")} <= made
+    assert {
+        (trigger, a) for a in ("s3:GetObject", "states:StartExecution", "sns:Publish", "kms:GenerateDataKey")
+    } <= made
 
 
 def test_the_api_proxy_invokes_the_endpoint_with_its_role(harness: WorkflowHarness) -> None:
@@ -292,12 +288,20 @@ def test_jobs_and_endpoints_pull_their_images_in_a_region_with_its_own_dlc_accou
     images = {}
     for stack, _, resource in world.resources_of_type("AWS::StepFunctions::StateMachine"):
         definition = str(world.resolve(stack, resource["Properties"]["DefinitionString"]))
-        for field, role in (("TrainingImage", "TrainingTrainingRole"), ("ImageUri", "TrainingPackRole"), ("Image", "DeploymentModelRole")):
+        for field, role in (
+            ("TrainingImage", "TrainingTrainingRole"),
+            ("ImageUri", "TrainingPackRole"),
+            ("Image", "DeploymentModelRole"),
+        ):
             for uri in re.findall(rf'"{field}":"([^"]+)"', definition):
                 images[uri] = role
     assert len(images) == 3 and all(uri.startswith("871362719292.dkr.ecr.ap-east-1") for uri in images), images
     for uri, role in images.items():
-        calls = [c for c in Calls(world)._container(_role(world, role), uri, "/aws/sagemaker/X", "s", "pull") if c.action.startswith("ecr:")]
+        calls = [
+            c
+            for c in Calls(world)._container(_role(world, role), uri, "/aws/sagemaker/X", "s", "pull")
+            if c.action.startswith("ecr:")
+        ]
         assert model.check(calls) == [], uri
 
 
