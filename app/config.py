@@ -14,16 +14,11 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from sagemaker.core import image_uris
 
 from image_training.errors import HyperparameterError
-from image_training.schemas import BACKENDS, check_settable
+from imgclf_core.backends import BACKENDS, backend
+from imgclf_core.plan import check_settable
 
 CONTEXT_KEY = "imgclf:stages"
 TAG = "imgclf:stage"
-# the framework containers the training code is pinned to (see tests/unit/test_container_versions.py)
-CONTAINERS: Dict[str, Dict[str, Tuple[str, Optional[str]]]] = {
-    "mxnet": {"training": ("1.9.0", "py38"), "inference": ("1.9.0", "py38")},
-    "tensorflow": {"training": ("2.21", "py312"), "inference": ("2.20", None)},
-}
-TRAINING_PROGRAMS = {"mxnet": "train_mxnet.py", "tensorflow": "train_tensorflow.py"}
 TRAINING_INSTANCE = re.compile(r"^ml\.(p3|p3dn|g5)\.[0-9]*x?large$")
 ENDPOINT_INSTANCE = re.compile(r"^ml\.(m5|g4dn)\.[0-9]*x?large$")
 PACK_INSTANCE = re.compile(r"^ml\.(m5|c5)\.[0-9]*x?large$")
@@ -131,10 +126,6 @@ class StageConfig:
     def model_package_group(self) -> str:
         return f"{self.prefix}-models"
 
-    @property
-    def training_program(self) -> str:
-        return TRAINING_PROGRAMS[self.backend]
-
     def image_uri(self, scope: str) -> str:
         """The AWS framework container for this stage's backend and region: ``training`` (on the
         training instance type), ``processing`` (the CPU training image that packs datasets) or
@@ -143,7 +134,7 @@ class StageConfig:
             scope, self.endpoint.instance_type
         )
         image_scope = "inference" if scope == "inference" else "training"
-        version, python = CONTAINERS[self.backend][image_scope]
+        version, python = backend(self.backend).containers[image_scope]
         return str(
             image_uris.retrieve(
                 self.backend,

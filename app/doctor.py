@@ -341,7 +341,7 @@ def check_image(client: ClientFactory, uri: str, scopes: Iterable[str], stage: S
     request = {"registryId": match["registry"], "repositoryName": match["repository"], "imageIds": [image]}
     missing_fix = (
         f"this container is not published in {stage.region}: pick a region that has it, or change the pinned "
-        "version in app/config.py CONTAINERS"
+        "version in training_code/imgclf_core/backends.py"
     )
     try:
         ecr = client("ecr", match["region"])

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import IO, Any, Dict, List, NamedTuple, Optional
 
 from image_dataset.layout import LABELS_FILE
-from image_training.schemas import DISTRIBUTION_FLAGS
+from imgclf_core.backends import REGISTRY
+from imgclf_core.plan import script_mode
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING_CODE = ROOT / "training_code"
@@ -26,20 +27,18 @@ CONTAINER_ENTRY = Path(__file__).resolve().with_name("container_entry.py")
 SELF_CONTAINED = (".rec", ".tar.gz", ".params")  # files that make a channel alone
 
 
-class Backend(NamedTuple):
+class LocalBackend(NamedTuple):
+    """A backend's container on this machine: its virtual environment's interpreter."""
+
     name: str
     venv: str
-    program: str  # the script-mode entry point in training_code/
 
     @property
     def python(self) -> Path:
         return ROOT / self.venv / "bin" / "python"
 
 
-BACKENDS = {
-    "mxnet": Backend("mxnet", ".venv-mxnet", "train_mxnet.py"),
-    "tensorflow": Backend("tensorflow", ".venv-tf", "train_tensorflow.py"),
-}
+BACKENDS = {name: LocalBackend(name, record.local_environment) for name, record in REGISTRY.items()}
 
 
 class JobResult(NamedTuple):
@@ -130,11 +129,12 @@ class LocalTrainingJob:
                 threading.Thread(target=stream_channel, args=(source, fifo), daemon=True).start()
             else:
                 place_channel(source, base / "input" / "data" / name)
-        hps = dict(self.hyperparameters)
-        hps["sagemaker_program"] = json.dumps(self.backend.program)
-        hps["sagemaker_submit_directory"] = json.dumps(str(TRAINING_CODE))
-        if len(self.hosts) > 1:  # as the workflow's training plan sets it
-            hps.setdefault(DISTRIBUTION_FLAGS[self.backend.name], "true")
+        # script mode's keys, as the workflow's training plan sets them (the code is the tree
+        # itself); a job's own value of the distribution flag stands
+        hps = {**self.hyperparameters, **script_mode(self.backend.name, str(TRAINING_CODE), len(self.hosts))}
+        flag = REGISTRY[self.backend.name].distribution_flag
+        if flag in self.hyperparameters:
+            hps[flag] = self.hyperparameters[flag]
         config = base / "input" / "config"
         (config / "hyperparameters.json").write_text(json.dumps(hps, indent=2))
         channel_config = {

@@ -16,6 +16,7 @@ from constructs import Construct
 
 from app.config import StageConfig
 from image_training.serving import IMAGE_TYPES
+from imgclf_core.environment import ClassifyEnvironment
 from lambdas.classify.logic import MAX_BODY_BYTES
 
 from .function import PipelineFunction
@@ -37,7 +38,9 @@ class ClassifyApi(Construct):
             key=key,
             timeout=Duration.seconds(30),
             memory_size=512,
-            environment={"ENDPOINT_NAME": stage.endpoint_name, "MAX_BODY_BYTES": str(MAX_BODY_BYTES)},
+            environment=ClassifyEnvironment(
+                endpoint_name=stage.endpoint_name, max_body_bytes=MAX_BODY_BYTES
+            ).as_environment(),
         )
         self.proxy.function.add_to_role_policy(
             iam.PolicyStatement(

@@ -20,6 +20,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from app.config import StageConfig
+from imgclf_core.environment import DeployEnvironment
 
 from .function import PipelineFunction
 from .nag import acknowledge, lambda_versions, wildcard
@@ -109,7 +110,7 @@ class DeploymentWorkflow(Construct):
             "PlanDeployment",
             handler="lambdas.deploy.handler.handler",
             key=key,
-            environment={"RESOURCE_PREFIX": prefix, "ENDPOINT_NAME": endpoint},
+            environment=DeployEnvironment(resource_prefix=prefix, endpoint_name=endpoint).as_environment(),
         )
         self.planner.function.add_to_role_policy(
             iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=[package_arn])

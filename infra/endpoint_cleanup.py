@@ -11,6 +11,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from app.config import StageConfig
+from imgclf_core.environment import CleanupEnvironment
 
 from .deployment_workflow import scaling_alarms, scaling_caller_statements
 from .function import PipelineFunction
@@ -35,11 +36,9 @@ class EndpointCleanup(Construct):
             handler="lambdas.cleanup.handler.handler",
             key=key,
             timeout=Duration.minutes(5),
-            environment={
-                "RESOURCE_PREFIX": prefix,
-                "ENDPOINT_NAME": stage.endpoint_name,
-                "MODEL_PACKAGE_GROUP": stage.model_package_group,
-            },
+            environment=CleanupEnvironment(
+                resource_prefix=prefix, endpoint_name=stage.endpoint_name, model_package_group=stage.model_package_group
+            ).as_environment(),
         )
         sm = f"arn:aws:sagemaker:{region}:{account}"
         packages = f"{sm}:model-package/{stage.model_package_group}/*"

@@ -27,13 +27,13 @@ WHEELHOUSE = ROOT / ".wheelhouse"
 SOURCES = [
     (ROOT / "lambdas", "lambdas"),
     (ROOT / "training_code" / "image_dataset", "image_dataset"),
+    (ROOT / "training_code" / "imgclf_core", "imgclf_core"),
     *(
         (ROOT / "training_code" / "image_training" / name, f"image_training/{name}")
         for name in (
             "__init__.py",
             "errors.py",
             "hyperparameters.py",
-            "schemas.py",
             "mxnet_hyperparameters.py",
             "tf_hyperparameters.py",
             "serving.py",

@@ -18,7 +18,8 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from app.config import StageConfig
-from image_training.schemas import METRIC_DEFINITIONS
+from imgclf_core.backends import backend, metric_definitions
+from imgclf_core.environment import GateEnvironment, PlannerEnvironment
 
 from .function import PipelineFunction
 from .nag import acknowledge, lambda_versions, s3_objects, wildcard
@@ -37,18 +38,6 @@ INFERENCE_RESPONSE_TYPES = ["application/json", "application/json;verbose", "app
 def sdk_retry(state: Any) -> Any:
     state.add_retry(errors=THROTTLING, interval=Duration.seconds(5), max_attempts=4, backoff_rate=2.0)
     return state
-
-
-def inference_environment(stage: StageConfig) -> Dict[str, str]:
-    """What the framework serving container needs to run code/inference.py from model.tar.gz."""
-    if stage.backend == "mxnet":
-        return {
-            "SAGEMAKER_PROGRAM": "inference.py",
-            "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
-            "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
-            "SAGEMAKER_REGION": stage.region,
-        }
-    return {"SAGEMAKER_TFS_DEFAULT_MODEL_NAME": "model", "SAGEMAKER_REGION": stage.region}
 
 
 def instance_store_only(instance_type: str) -> bool:
@@ -82,14 +71,13 @@ class TrainingWorkflow(Construct):
             "TrainingPlanner",
             handler="lambdas.training.handler.handler",
             key=key,
-            environment={
-                "RESOURCE_PREFIX": stage.prefix,
-                "BACKEND": stage.backend,
-                "TRAINING_PROGRAM": stage.training_program,
-                "INSTANCE_COUNT": str(stage.training.instance_count),
-                "CODE_URI": code.s3_uri,
-                "ARTIFACT_BUCKET": artifacts.bucket_name,
-            },
+            environment=PlannerEnvironment(
+                resource_prefix=stage.prefix,
+                backend=stage.backend,
+                instance_count=stage.training.instance_count,
+                code_uri=code.s3_uri,
+                artifact_bucket=artifacts.bucket_name,
+            ).as_environment(),
         )
         datasets.grant_read(self.planner.function, "datasets/*")
         acknowledge(
@@ -102,12 +90,12 @@ class TrainingWorkflow(Construct):
             key=key,
             timeout=Duration.minutes(2),
             memory_size=512,
-            environment={
-                "MODEL_PACKAGE_GROUP": stage.model_package_group,
-                "ACCURACY_THRESHOLD": str(stage.accuracy_threshold),
-                "MAX_REGRESSION": str(stage.max_regression),
-                "APPROVAL_MODE": stage.approval,
-            },
+            environment=GateEnvironment(
+                model_package_group=stage.model_package_group,
+                accuracy_threshold=stage.accuracy_threshold,
+                max_regression=stage.max_regression,
+                approval_mode=stage.approval,
+            ).as_environment(),
         )
         artifacts.grant_read(self.gate.function, "training-jobs/*")
         artifacts.grant_put(self.gate.function, "evaluations/*")
@@ -424,7 +412,7 @@ class TrainingWorkflow(Construct):
             "AlgorithmSpecification": {
                 "TrainingImage": stage.image_uri("training"),
                 "TrainingInputMode": "File",
-                "MetricDefinitions": METRIC_DEFINITIONS[stage.backend],
+                "MetricDefinitions": metric_definitions(stage.backend),
                 "EnableSageMakerMetricsTimeSeries": True,
             },
             "RoleArn": self.role.role_arn,
@@ -456,7 +444,7 @@ class TrainingWorkflow(Construct):
                     {
                         "Image": stage.image_uri("inference"),
                         "ModelDataUrl.$": "$.training.ModelArtifacts.S3ModelArtifacts",
-                        "Environment": inference_environment(stage),
+                        "Environment": backend(stage.backend).inference_environment(stage.region),
                     }
                 ],
                 "SupportedContentTypes": INFERENCE_CONTENT_TYPES,

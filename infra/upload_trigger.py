@@ -4,9 +4,6 @@ Lambda, which checks the descriptor and starts the training workflow once per ve
 
 from __future__ import annotations
 
-import hashlib
-import json
-
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -17,7 +14,9 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from app.config import StageConfig
-from image_dataset.descriptor import FILE_NAME
+from imgclf_core.environment import TriggerEnvironment
+from imgclf_core.plan import stage_identity
+from imgclf_core.s3_layout import DESCRIPTOR_EVENT_PATTERN, DESCRIPTOR_OBJECTS
 
 from .dead_letters import dead_letter_queue
 from .function import PipelineFunction
@@ -25,9 +24,10 @@ from .nag import acknowledge, s3_objects
 
 
 def stage_config_hash(stage: StageConfig) -> str:
-    """What, besides the dataset and hyperparameters, makes a training run different."""
-    relevant = {"backend": stage.backend, "training": stage.training.__dict__, "image": stage.image_uri("training")}
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+    """What, besides the dataset and hyperparameters, makes a training run different: the
+    training resources and image, and the gate (imgclf_core.plan.stage_identity)."""
+    training = {**stage.training.__dict__, "image": stage.image_uri("training")}
+    return stage_identity(stage.backend, training, stage.accuracy_threshold, stage.max_regression)
 
 
 class UploadTrigger(Construct):
@@ -49,19 +49,19 @@ class UploadTrigger(Construct):
             handler="lambdas.trigger.handler.handler",
             key=key,
             timeout=Duration.seconds(60),
-            environment={
-                "STATE_MACHINE_ARN": workflow.state_machine_arn,
-                "BACKEND": stage.backend,
-                "DEFAULT_HYPERPARAMETERS": json.dumps(dict(stage.hyperparameters), sort_keys=True),
-                "STAGE_CONFIG_HASH": stage_config_hash(stage),
-                "ALERT_TOPIC_ARN": topic.topic_arn,
-            },
+            environment=TriggerEnvironment(
+                state_machine_arn=workflow.state_machine_arn,
+                backend=stage.backend,
+                default_hyperparameters=dict(stage.hyperparameters),
+                stage_config_hash=stage_config_hash(stage),
+                alert_topic_arn=topic.topic_arn,
+            ).as_environment(),
         )
         function = self.handler.function
-        datasets.grant_read(function, f"datasets/*/{FILE_NAME}")
+        datasets.grant_read(function, DESCRIPTOR_OBJECTS)
         acknowledge(
             self.handler.role,
-            s3_objects(stage.datasets_bucket, f"datasets/*/{FILE_NAME}"),
+            s3_objects(stage.datasets_bucket, DESCRIPTOR_OBJECTS),
             "It reads only the descriptors of uploads.",
         )
         workflow.grant_start_execution(function)
@@ -75,7 +75,7 @@ class UploadTrigger(Construct):
                 detail_type=["Object Created"],
                 detail={
                     "bucket": {"name": [datasets.bucket_name]},
-                    "object": {"key": [{"wildcard": f"datasets/*/*/{FILE_NAME}"}]},
+                    "object": {"key": [{"wildcard": DESCRIPTOR_EVENT_PATTERN}]},
                 },
             ),
         )

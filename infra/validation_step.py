@@ -15,6 +15,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from app.config import StageConfig
+from imgclf_core.environment import ValidateEnvironment
 
 from .function import PipelineFunction
 from .nag import acknowledge, s3_objects, wildcard
@@ -38,11 +39,9 @@ class ValidationStep(Construct):
         super().__init__(scope, id)
         self.stage, self.artifacts = stage, artifacts
         limits = stage.validation
-        work_env = {
-            "WORK_BUCKET": artifacts.bucket_name,
-            "SHARD_BYTES": str(limits.shard_bytes),
-            "SHARD_IMAGES": str(limits.shard_images),
-        }
+        work_env = ValidateEnvironment(
+            work_bucket=artifacts.bucket_name, shard_bytes=limits.shard_bytes, shard_images=limits.shard_images
+        ).as_environment()
 
         def function(name: str, handler: str) -> PipelineFunction:
             return PipelineFunction(

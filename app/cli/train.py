@@ -12,7 +12,7 @@ from typing import Dict
 from app.local_sagemaker import BACKENDS, LocalTrainingJob, collect
 from image_training.errors import HyperparameterError
 from image_training.hyperparameters import RESERVED_PREFIXES
-from image_training.schemas import schema_for
+from imgclf_core.backends import schema_for
 
 from .dataset import EXIT_FAILED, EXIT_OK, UsageError, key_value, os_error_text, positive_int
 

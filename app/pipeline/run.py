@@ -12,57 +12,47 @@ from typing import IO, Any, Callable, Dict, Iterator, List, NamedTuple, Optional
 
 from app.local_sagemaker import LocalTrainingJob, collect
 from app.local_serving import content_type_of, invoke
+from image_dataset.descriptor import Descriptor
 from image_dataset.layout import LABELS_FILE, RECORDIO, format_of_file
 from image_dataset.pack import pack_channels
 from image_dataset.recordio import RecordIOReader, unpack
 from image_dataset.validate import ValidationOptions, load_index
 from image_training.data import held_out
 from image_training.errors import ClientError
-from image_training.schemas import DATA_DERIVED, check_settable, schema_for
-from lambdas.gate.logic import decide
-from lambdas.trigger.logic import execution_name
-from lambdas.validate.logic import data_hyperparameters, options_for
+from imgclf_core.backends import REGISTRY, backend
+from imgclf_core.gate import decide
+from imgclf_core.plan import (
+    DATA_DERIVED,
+    FROM_DATA,
+    OVERRIDE,
+    RunPlan,
+    check_settable,
+    plan_run,
+    split_ratio,
+    stage_identity,
+)
 
 from .endpoint import LocalEndpoint
 from .registry import APPROVED, REJECTED, ModelRegistry
 from .report import write_report
 
 EXIT_DEPLOYED, EXIT_FAILED, EXIT_REJECTED = 0, 1, 3
-# where each hyperparameter of a run comes from (the run prints them and the report keeps them)
-DEFAULT, OVERRIDE, FROM_DATA = "default", "--hp", "from the data"
-SPLIT_RATIO = "validation_split_ratio"  # the backends that can hold out part of train have it
-# a small CIFAR-style network for the CPU; --hp overrides any of them
-DEFAULT_HYPERPARAMETERS = {
-    "mxnet": {
-        "num_layers": "20",
-        "image_shape": "3,32,32",
-        "resize": "32",
-        "epochs": "20",
-        "mini_batch_size": "32",
-        "learning_rate": "0.05",
-        "lr_scheduler_step": "12,17",
-    },
-    # MobileNetV2 from scratch at 32x32 (no ImageNet download needed)
-    "tensorflow": {
-        "model_name": "mobilenet_v2",
-        "use_pretrained_model": "0",
-        "image_size": "32",
-        "epochs": "15",
-        "batch_size": "32",
-    },
-}
+# how the run names the source of an override (the cloud's is the descriptor)
+SOURCE_LABELS = {OVERRIDE: "--hp"}
+# where the local pipeline trains: this machine, each backend's environment (stage_identity)
+LOCAL_TRAINING = {"where": "local"}
 
 
 def defaults_help() -> str:
     """What ``pipeline run`` uses unless told otherwise, per backend, for ``--help``."""
     lines = ["hyperparameters (--hp KEY=VALUE overrides any of them):"]
-    for backend, values in DEFAULT_HYPERPARAMETERS.items():
-        params = schema_for(backend).params
+    for record in REGISTRY.values():
+        params = record.schema().params
         derived = [name for name in DATA_DERIVED if name in params]
-        lines.append("  {}: {}".format(backend, " ".join(f"{k}={v}" for k, v in values.items())))
+        lines.append("  {}: {}".format(record.name, " ".join(f"{k}={v}" for k, v in record.local_defaults.items())))
         lines.append("    from the data: {}".format(", ".join(derived)))
-        if SPLIT_RATIO in params:
-            ratio = f"{SPLIT_RATIO}={params[SPLIT_RATIO].default}"
+        if record.split_ratio:
+            ratio = f"{record.split_ratio}={params[record.split_ratio].default}"
             lines.append(f"    no validation channel: the training job holds out {ratio} of train")
         else:
             lines.append("    no validation channel: refused (the backend's training job needs one)")
@@ -124,6 +114,12 @@ class PipelineRun:
         self.overrides = check_settable(backend, dict(hyperparameters or {}))
         # how to read the dataset, as a dataset.json says it in the cloud: format, label_attribute
         self.descriptor = {k: v for k, v in (descriptor or {}).items() if v}
+        # the upload's dataset.json that this run stands for: how to read the data, and --hp
+        self.upload = Descriptor(
+            format=self.descriptor.get("format"),
+            label_attribute=self.descriptor.get("label_attribute"),
+            hyperparameters=self.overrides,
+        )
         self.threshold = threshold
         self.max_regression = max_regression  # how much worse than the approved model may pass
         self.progress = progress or (lambda what, done, total: None)  # (what, done, total)
@@ -137,46 +133,26 @@ class PipelineRun:
         self.steps.append({"step": name, "status": status, "detail": detail})
         self.say(f"{name:<9} {status:<8} {detail}")
 
+    def plan(self, version: str, report: Optional[Dict[str, Any]] = None) -> RunPlan:
+        """The run's plan, as the cloud workflow's trigger, validate and plan steps make it."""
+        stage = stage_identity(self.backend, LOCAL_TRAINING, self.threshold, self.max_regression)
+        defaults = backend(self.backend).local_defaults
+        return plan_run(self.dataset.name, version, self.upload, self.backend, defaults, stage, report)
+
     def effective(self) -> Dict[str, str]:
         """The defaults, then the caller's overrides: what the job gets before the data are read."""
-        return {**DEFAULT_HYPERPARAMETERS.get(self.backend, {}), **self.overrides}
+        return {**backend(self.backend).local_defaults, **self.overrides}
 
-    def settings(self, report: Optional[Dict[str, Any]] = None) -> List[Dict[str, str]]:
+    @staticmethod
+    def settings(plan: RunPlan) -> List[Dict[str, str]]:
         """Every hyperparameter the run sets, with its source: the defaults, the caller's
-        overrides and, given the validation report, what the data decide (as the cloud's
-        validation step sets them)."""
-        values = [
-            {"name": k, "value": v, "source": OVERRIDE if k in self.overrides else DEFAULT}
-            for k, v in self.effective().items()
-        ]
-        if report is not None:
-            values += [
-                {"name": k, "value": v, "source": FROM_DATA}
-                for k, v in data_hyperparameters(self.backend, report).items()
-            ]
-        return values
-
-    def hyperparameters(self, report: Dict[str, Any]) -> Dict[str, str]:
-        """Defaults, then the caller's overrides, then what the validation report fills in."""
-        return {s["name"]: s["value"] for s in self.settings(report)}
+        overrides and, once validated, what the data decide."""
+        return [{"name": n, "value": v, "source": SOURCE_LABELS.get(s, s)} for n, v, s in plan.settings()]
 
     def epochs(self) -> int:
         """The number of epochs the job will train, read as the job reads it ("20", "20.0")."""
-        schema = schema_for(self.backend)
+        schema = backend(self.backend).schema()
         return int(schema.parse_value(schema.params["epochs"], self.effective()["epochs"]))
-
-    def split_ratio(self) -> float:
-        """The share of train that the job holds out when there is no validation channel
-        (0: the backend's job refuses such a dataset)."""
-        param = schema_for(self.backend).params.get(SPLIT_RATIO)
-        if param is None:
-            return 0.0
-        raw = self.effective().get(SPLIT_RATIO)
-        return float(param.default if raw is None else schema_for(self.backend).parse_value(param, raw))
-
-    def validation_options(self) -> ValidationOptions:
-        """What training will expect of the data, as the cloud's validation step derives it."""
-        return options_for(self.backend, self.effective(), self.descriptor)
 
     def _say_settings(self, settings: Sequence[Dict[str, str]]) -> None:
         by_source: Dict[str, List[str]] = {}
@@ -207,8 +183,9 @@ class PipelineRun:
     def run(self) -> RunResult:
         version = dataset_version(self.dataset)
         self.say(f"dataset   {self.dataset} ({self.backend} backend)")
-        self._say_settings(self.settings())
-        options = self.validation_options()
+        plan = self.plan(version[:12])
+        self._say_settings(self.settings(plan))
+        options = plan.validation
         index = load_index(str(self.dataset), options)
         report = index.report
         summary: Dict[str, Any] = {
@@ -216,7 +193,7 @@ class PipelineRun:
             "dataset_version": version[:12],
             "backend": self.backend,
             "validation": report,
-            "settings": self.settings(),
+            "settings": self.settings(plan),
             "steps": self.steps,
         }
         if self.descriptor:
@@ -236,23 +213,16 @@ class PipelineRun:
         self._step(
             "validate", "ok", ", ".join("{} {} {}".format(n, c["samples"], c["format"]) for n, c in channels.items())
         )
-        settings = self.settings(report)
+        plan = plan.with_report(report)
+        settings = self.settings(plan)
         self._say_settings([s for s in settings if s["source"] == FROM_DATA])
         summary.update(settings=settings, input=self._say_input(report, options))
-        hps = self.hyperparameters(report)
-        config: Dict[str, Any] = {
-            "backend": self.backend,
-            "hyperparameters": hps,
-            "threshold": self.threshold,
-            "max_regression": self.max_regression,
-        }
-        if self.descriptor:
-            config["descriptor"] = self.descriptor
-        execution = execution_name(self.dataset.name, version[:12], config)
+        hps = plan.hyperparameters
+        execution = plan.execution
         summary.update(execution=execution, hyperparameters=hps)
         held: Optional[Set[int]] = None
         if "validation" not in channels:
-            held = self._split(channels["train"]["samples"])
+            held = self._split(channels["train"]["samples"], plan)
             if held is None:
                 return self._finish(EXIT_FAILED, summary, "", None)
             summary["held_out"] = len(held)
@@ -314,22 +284,23 @@ class PipelineRun:
         summary["endpoint"] = endpoint.url
         return self._finish(EXIT_DEPLOYED, summary, log_text, endpoint, self._classify(endpoint, held_images))
 
-    def _split(self, samples: int) -> Optional[Set[int]]:
+    def _split(self, samples: int, plan: RunPlan) -> Optional[Set[int]]:
         """No validation channel: the record numbers of train that the training job will hold
         out (None, with the step failed, where the backend's job would refuse the dataset)."""
-        ratio = self.split_ratio()
+        parameter = backend(self.backend).split_ratio
+        ratio = split_ratio(self.backend, plan.effective)
         if not ratio:
-            why = (
-                f"{SPLIT_RATIO} is 0"
-                if SPLIT_RATIO in schema_for(self.backend).params
-                else f"the {self.backend} backend does not split train"
+            why = f"{parameter} is 0" if parameter else f"the {self.backend} backend does not split train"
+            others = " or ".join(
+                f"--backend {b.name}, which holds out {b.split_ratio} of train"
+                for b in REGISTRY.values()
+                if b.split_ratio
             )
             self._step(
                 "split",
                 "failed",
                 f"there is no validation channel and {why}: its training job would stop with a ClientError, as "
-                "in the cloud workflow. Add a validation/ channel, or use --backend tensorflow, which holds out "
-                f"{SPLIT_RATIO} of train",
+                f"in the cloud workflow. Add a validation/ channel, or use {others}",
             )
             return None
         try:
@@ -341,7 +312,7 @@ class PipelineRun:
             "split",
             "ok",
             f"no validation channel: the training job holds out {len(held)} of {samples} train records "
-            f"({SPLIT_RATIO}={ratio:g}) as validation, as in the cloud workflow",
+            f"({parameter}={ratio:g}) as validation, as in the cloud workflow",
         )
         return held
 

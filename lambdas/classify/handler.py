@@ -11,7 +11,9 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from .logic import INVOKE_ENDPOINT_PAYLOAD, MAX_BODY_BYTES, ApiError, endpoint_error, image_request, response
+from imgclf_core.environment import ClassifyEnvironment
+
+from .logic import INVOKE_ENDPOINT_PAYLOAD, ApiError, endpoint_error, image_request, response
 
 logger = Logger()
 
@@ -22,17 +24,18 @@ def runtime() -> Any:
     return boto3.client("sagemaker-runtime")
 
 
-def body_limit() -> int:
-    """MAX_BODY_BYTES from the environment, never above what InvokeEndpoint takes."""
-    return min(int(os.environ.get("MAX_BODY_BYTES", MAX_BODY_BYTES)), INVOKE_ENDPOINT_PAYLOAD)
+def body_limit(env: ClassifyEnvironment) -> int:
+    """The construct's body limit, never above what InvokeEndpoint takes."""
+    return min(env.max_body_bytes, INVOKE_ENDPOINT_PAYLOAD)
 
 
 @logger.inject_lambda_context
 def handler(event: Dict[str, Any], context: LambdaContext) -> Dict[str, Any]:
+    env = ClassifyEnvironment.from_environment(os.environ)
     try:
-        request = image_request(event, body_limit())
+        request = image_request(event, body_limit(env))
         try:
-            result = runtime().invoke_endpoint(EndpointName=os.environ["ENDPOINT_NAME"], **request)
+            result = runtime().invoke_endpoint(EndpointName=env.endpoint_name, **request)
         except ClientError as err:
             error = err.response.get("Error", {})
             raise endpoint_error(

@@ -13,6 +13,8 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from imgclf_core.environment import CleanupEnvironment
+
 from .logic import remove_deployments
 
 logger = Logger()
@@ -23,7 +25,7 @@ def send(event: Dict[str, Any], status: str, reason: str, data: Dict[str, Any]) 
         {
             "Status": status,
             "Reason": reason[:1000],
-            "PhysicalResourceId": event.get("PhysicalResourceId") or os.environ["RESOURCE_PREFIX"],
+            "PhysicalResourceId": event.get("PhysicalResourceId") or os.environ.get("RESOURCE_PREFIX", "imgclf"),
             "StackId": event["StackId"],
             "RequestId": event["RequestId"],
             "LogicalResourceId": event["LogicalResourceId"],
@@ -40,12 +42,13 @@ def handler(event: Dict[str, Any], context: LambdaContext) -> None:
     try:
         data: Dict[str, Any] = {}
         if event["RequestType"] == "Delete":
+            env = CleanupEnvironment.from_environment(os.environ)
             removed = remove_deployments(
                 boto3.client("sagemaker"),
                 boto3.client("application-autoscaling"),
-                os.environ["ENDPOINT_NAME"],
-                os.environ["RESOURCE_PREFIX"],
-                group=os.environ["MODEL_PACKAGE_GROUP"],
+                env.endpoint_name,
+                env.resource_prefix,
+                group=env.model_package_group,
             )
             logger.info("removed", extra=removed)
             data = {k: str(len(v)) for k, v in removed.items()}  # counts: a response is at most 4 KB

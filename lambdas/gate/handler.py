@@ -11,7 +11,12 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from .logic import approval_status, decide, evaluation_from_output
+from imgclf_core.environment import GateEnvironment
+from imgclf_core.gate import approval_status, decide
+from imgclf_core.s3_layout import evaluation_key as evaluation_key_of
+from imgclf_core.s3_layout import s3_uri
+
+from .logic import evaluation_from_output
 
 logger = Logger()
 
@@ -35,20 +40,19 @@ def handler(event: Dict[str, Any], context: LambdaContext) -> Dict[str, Any]:
     output_key = f"{key.rstrip('/')}/{job['TrainingJobName']}/output/output.tar.gz".lstrip("/")
     s3 = boto3.client("s3")
     evaluation = evaluation_from_output(s3.get_object(Bucket=bucket, Key=output_key)["Body"].read())
-    evaluation_key = f"evaluations/{job['TrainingJobName']}/evaluation.json"
+    evaluation_key = evaluation_key_of(job["TrainingJobName"])
     s3.put_object(
         Bucket=bucket, Key=evaluation_key, Body=json.dumps(evaluation).encode(), ContentType="application/json"
     )
-    current = approved_metrics(boto3.client("sagemaker"), os.environ["MODEL_PACKAGE_GROUP"])
-    decision = decide(
-        evaluation, float(os.environ["ACCURACY_THRESHOLD"]), current, float(os.environ.get("MAX_REGRESSION", "0"))
-    )
-    status = approval_status(decision, os.environ["APPROVAL_MODE"])
+    env = GateEnvironment.from_environment(os.environ)
+    current = approved_metrics(boto3.client("sagemaker"), env.model_package_group)
+    decision = decide(evaluation, env.accuracy_threshold, current, env.max_regression)
+    status = approval_status(decision, env.approval_mode)
     logger.info("gate", extra={"status": status, "reason": decision.reason})
     return {
         "status": status,
         "reason": decision.reason,
         "accuracy": f"{float(evaluation.get('accuracy', 0.0)):.4f}",
-        "evaluation_uri": f"s3://{bucket}/{evaluation_key}",
-        "approval": os.environ["APPROVAL_MODE"],
+        "evaluation_uri": s3_uri(bucket, evaluation_key),
+        "approval": env.approval_mode,
     }

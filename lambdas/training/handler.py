@@ -10,6 +10,8 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from imgclf_core.environment import PlannerEnvironment
+
 from .logic import pack_plan, plan
 
 logger = Logger()
@@ -18,14 +20,7 @@ logger = Logger()
 @logger.inject_lambda_context
 def handler(event: Dict[str, Any], context: LambdaContext) -> Dict[str, Any]:
     dataset = event["dataset"]
-    settings = {
-        "prefix": os.environ["RESOURCE_PREFIX"],
-        "backend": os.environ["BACKEND"],
-        "program": os.environ["TRAINING_PROGRAM"],
-        "instance_count": os.environ["INSTANCE_COUNT"],
-        "code_uri": os.environ["CODE_URI"],
-        "artifact_bucket": os.environ["ARTIFACT_BUCKET"],
-    }
+    settings = PlannerEnvironment.from_environment(os.environ)
     if event.get("step") == "pack":
         packing = pack_plan(event["execution"], dataset, event["hyperparameters"], event["validation"], settings)
         logger.info("packing planned", extra={"job": packing.get("ProcessingJobName"), "needed": packing["needed"]})

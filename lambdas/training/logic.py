@@ -3,28 +3,14 @@ config, is in the state machine): job name, hyperparameters, input channels and 
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 from typing import Any, Dict, Iterable, List, Mapping
 
 from image_dataset.naming import RULE, metadata_value, metadata_value_problem
-from image_training.schemas import DISTRIBUTION_FLAGS
-from lambdas.validate.logic import options_for
+from imgclf_core import s3_layout
+from imgclf_core.environment import PlannerEnvironment
+from imgclf_core.plan import CODE_CHANNEL, code_channel_path, job_hyperparameters, job_name, validation_options
 
-MAX_JOB_NAME = 63
 CHANNEL_FOLDERS = ("train", "validation", "train_lst", "validation_lst")
-CODE_CHANNEL = "code"
-
-
-def job_name(prefix: str, execution: str, attempt: int) -> str:
-    """Unique per execution and attempt, at most 63 characters of [a-zA-Z0-9-]."""
-    digest = hashlib.sha256(execution.encode()).hexdigest()[:8]
-    tail = f"-{digest}-{attempt}"
-    readable = re.sub(r"[^A-Za-z0-9]+", "-", execution).strip("-")
-    room = MAX_JOB_NAME - len(prefix) - 1 - len(tail)
-    middle = readable[: max(room, 0)].strip("-")
-    return f"{prefix}-{middle}{tail}" if middle else f"{prefix}{tail}"
 
 
 def s3_channel(name: str, uri: str, input_mode: str = "File") -> Dict[str, Any]:
@@ -61,7 +47,7 @@ def input_channels(
         if name in packed:
             channels.append(s3_channel(name, packed[name]))
         elif name in present and name.removesuffix("_lst") not in packed:
-            channels.append(s3_channel(name, f"s3://{bucket}/{prefix}{name}/"))
+            channels.append(s3_channel(name, s3_layout.s3_uri(bucket, f"{prefix}{name}/")))
     return channels + [s3_channel(CODE_CHANNEL, code_uri)]
 
 
@@ -86,7 +72,7 @@ def pack_plan(
     dataset: Mapping[str, Any],
     hyperparameters: Mapping[str, str],
     validation: Mapping[str, Any],
-    settings: Mapping[str, Any],
+    settings: PlannerEnvironment,
 ) -> Dict[str, Any]:
     """The Pack step: needed when a channel is not RecordIO. Its CreateProcessingJob parts (job
     name, inputs, outputs, arguments) and where each packed channel will be."""
@@ -94,8 +80,8 @@ def pack_plan(
     images = sorted(name for name, c in validation.get("channels", {}).items() if c["format"] != "recordio")
     if not images:
         return {"needed": False, "channels": {}}
-    name = job_name(f"{settings['prefix']}-pack", execution, 1)
-    output = f"s3://{settings['artifact_bucket']}/packed/{name}/"
+    name = job_name(f"{settings.resource_prefix}-pack", execution, 1)
+    output = s3_layout.packed(settings.artifact_bucket, name)
 
     def s3_input(input_name: str, uri: str) -> Dict[str, Any]:
         return {
@@ -110,7 +96,7 @@ def pack_plan(
         }
 
     # the pack job reads the dataset with the options the validator used
-    options = options_for(settings["backend"], hyperparameters, dataset.get("descriptor") or {})
+    options = validation_options(settings.backend, hyperparameters, dataset.get("descriptor") or {})
     arguments = ["--input", f"{PACK_INPUT}/dataset", "--output", PACK_OUTPUT]
     if options.format:
         arguments += ["--format", options.format]
@@ -122,8 +108,8 @@ def pack_plan(
         "needed": True,
         "ProcessingJobName": name,
         "ProcessingInputs": [
-            s3_input("dataset", f"s3://{dataset['bucket']}/{dataset['prefix']}"),
-            s3_input(CODE_CHANNEL, settings["code_uri"]),
+            s3_input("dataset", s3_layout.s3_uri(dataset["bucket"], dataset["prefix"])),
+            s3_input(CODE_CHANNEL, settings.code_uri),
         ],
         "Outputs": [
             {
@@ -136,26 +122,6 @@ def pack_plan(
     }
 
 
-def hyperparameters(
-    effective: Mapping[str, str],
-    from_data: Mapping[str, str],
-    program: str,
-    instance_count: int,
-    backend: str,
-    code_uri: str,
-) -> Dict[str, str]:
-    """Config defaults and allowed overrides, then the data's values, then script mode's keys
-    (JSON-encoded, as the SageMaker SDK writes them)."""
-    values = {**effective, **from_data}
-    values["sagemaker_program"] = json.dumps(program)
-    values["sagemaker_submit_directory"] = json.dumps(
-        f"/opt/ml/input/data/{CODE_CHANNEL}/{code_uri.rsplit('/', 1)[-1]}"
-    )
-    if instance_count > 1:
-        values[DISTRIBUTION_FLAGS[backend]] = "true"
-    return values
-
-
 def plan(
     execution: str,
     attempt: int,
@@ -163,34 +129,34 @@ def plan(
     effective: Mapping[str, str],
     validation: Mapping[str, Any],
     folders: Iterable[str],
-    settings: Mapping[str, Any],
+    settings: PlannerEnvironment,
     packed: Mapping[str, str] = {},
 ) -> Dict[str, Any]:
-    """Everything of the request that depends on this run. ``settings``: prefix, backend,
-    program, instance_count, code_uri, artifact_bucket; ``packed``: the Pack step's channels."""
-    bucket = settings["artifact_bucket"]
-    name = job_name(settings["prefix"], execution, attempt)
+    """Everything of the request that depends on this run; ``packed``: the Pack step's channels.
+    The hyperparameters: the effective ones (stage defaults, then the descriptor's), the data's
+    from the validation summary, then script mode's keys."""
+    bucket = settings.artifact_bucket
+    name = job_name(settings.resource_prefix, execution, attempt)
     return {
         "TrainingJobName": name,
-        "HyperParameters": hyperparameters(
+        "HyperParameters": job_hyperparameters(
             effective,
             validation.get("hyperparameters", {}),
-            settings["program"],
-            int(settings["instance_count"]),
-            settings["backend"],
-            settings["code_uri"],
+            settings.backend,
+            code_channel_path(settings.code_uri),
+            settings.instance_count,
         ),
         "InputDataConfig": input_channels(
             dataset["bucket"],
             dataset["prefix"],
             folders,
-            settings["code_uri"],
+            settings.code_uri,
             packed,
             validation.get("channels", {}),
         ),
-        "S3OutputPath": f"s3://{bucket}/training-jobs",
+        "S3OutputPath": s3_layout.job_output(bucket),
         # one per execution: a spot job resumes from it, a retried attempt starts clean
-        "CheckpointS3Uri": f"s3://{bucket}/checkpoints/{name}",
+        "CheckpointS3Uri": s3_layout.checkpoints(bucket, name),
         "attempt": attempt,
         "Metadata": registry_metadata(execution, validation),
     }

@@ -12,6 +12,8 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from imgclf_core.environment import TriggerEnvironment
+
 from .logic import Rejected, parse_upload, workflow_input
 
 logger = Logger()
@@ -29,6 +31,7 @@ def uploaded_objects(event: Dict[str, Any]) -> Iterator[Tuple[str, str]]:
 def handler(event: Dict[str, Any], context: LambdaContext) -> Dict[str, Any]:
     s3 = boto3.client("s3")
     sfn = boto3.client("stepfunctions")
+    env = TriggerEnvironment.from_environment(os.environ)
     started, skipped = [], []
     for bucket, key in uploaded_objects(event):
         try:
@@ -37,26 +40,18 @@ def handler(event: Dict[str, Any], context: LambdaContext) -> Dict[str, Any]:
                 skipped.append(key)
                 continue
             body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-            run = workflow_input(
-                upload,
-                body,
-                os.environ["BACKEND"],
-                json.loads(os.environ["DEFAULT_HYPERPARAMETERS"]),
-                os.environ["STAGE_CONFIG_HASH"],
-            )
+            run = workflow_input(upload, body, env.backend, env.default_hyperparameters, env.stage_config_hash)
         except Rejected as err:
             logger.warning("upload rejected", extra={"reason": str(err)})
             boto3.client("sns").publish(
-                TopicArn=os.environ["ALERT_TOPIC_ARN"],
+                TopicArn=env.alert_topic_arn,
                 Subject="imgclf: dataset upload rejected",
                 Message=str(err),
             )
             skipped.append(key)
             continue
         try:
-            sfn.start_execution(
-                stateMachineArn=os.environ["STATE_MACHINE_ARN"], name=run["name"], input=json.dumps(run["input"])
-            )
+            sfn.start_execution(stateMachineArn=env.state_machine_arn, name=run["name"], input=json.dumps(run["input"]))
             logger.info("workflow started", extra={"execution": run["name"], "dataset": upload.prefix})
         except sfn.exceptions.ExecutionAlreadyExists:
             logger.info("already started: a repeated event or the same upload", extra={"execution": run["name"]})

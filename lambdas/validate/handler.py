@@ -13,6 +13,9 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from imgclf_core.environment import ValidateEnvironment
+from imgclf_core.s3_layout import s3_uri, validation_work
+
 from .logic import REPORT_NAME, ShardLimits, check_shard, merge_shards, plan_fan_out, summary, validate
 from .s3_store import S3Store, WorkArea
 
@@ -32,7 +35,7 @@ def _publish(s3: Any, event: Dict[str, Any], report: Dict[str, Any], requests: i
         Body=json.dumps(report, indent=2).encode(),
         ContentType="application/json",
     )
-    result = summary(report, event["backend"], f"s3://{dataset['bucket']}/{key}")
+    result = summary(report, event["backend"], s3_uri(dataset["bucket"], key))
     logger.info("validated", extra={"valid": result["valid"], "errors": result["error_count"], "reads": requests})
     return result
 
@@ -41,8 +44,9 @@ def _publish(s3: Any, event: Dict[str, Any], report: Dict[str, Any], requests: i
 def handler(event: Dict[str, Any], context: LambdaContext) -> Dict[str, Any]:
     s3 = boto3.client("s3")
     store = _dataset_store(s3, event)
-    work = WorkArea(s3, os.environ["WORK_BUCKET"], f"validation/{event['execution']}/")
-    limits = ShardLimits(int(os.environ["SHARD_BYTES"]), int(os.environ["SHARD_IMAGES"]))
+    env = ValidateEnvironment.from_environment(os.environ)
+    work = WorkArea(s3, env.work_bucket, validation_work(event["execution"]))
+    limits = ShardLimits(env.shard_bytes, env.shard_images)
     fan_out = plan_fan_out(store, work, event, limits)
     if fan_out is not None:
         logger.info("planned", extra={"shards": fan_out["shards"], "reads": store.requests})

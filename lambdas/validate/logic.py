@@ -20,54 +20,12 @@ from image_dataset.shards import (
 )
 from image_dataset.store import Store
 from image_dataset.validate import ValidationOptions, Validator
-from image_training.schemas import DATA_DERIVED, schema_for
+from imgclf_core.plan import data_hyperparameters, validation_options
 
 from .s3_store import WorkArea
 
 REPORT_NAME = "validation-report.json"
 IGNORED = (FILE_NAME, REPORT_NAME)  # files of the workflow, not of the dataset
-
-
-def options_for(backend: str, hyperparameters: Mapping[str, str], descriptor: Mapping[str, Any]) -> ValidationOptions:
-    """What training will expect of the data (image sizes, batch size, labels), from the
-    effective hyperparameters, so the Lambda rejects what the job would reject."""
-    schema = schema_for(backend)
-
-    def value(name: str) -> Any:
-        param = schema.params[name]
-        return schema.parse_value(param, hyperparameters[name]) if name in hyperparameters else param.default
-
-    if backend == "mxnet":
-        shape = value("image_shape")
-        image_shape = (shape[0], shape[1], shape[2]) if len(shape) == 3 else None
-        sizes = dict(image_shape=image_shape, resize=value("resize"), mini_batch_size=value("mini_batch_size"))
-        multi_label: Optional[bool] = bool(value("multi_label"))
-    else:
-        from image_training.tf_hyperparameters import MODELS
-
-        size = value("image_size") or MODELS[value("model_name")][1]
-        sizes = dict(image_shape=(3, size, size), resize=size, mini_batch_size=1)
-        multi_label = None
-    return ValidationOptions(
-        format=descriptor.get("format"),
-        label_attribute=descriptor.get("label_attribute"),
-        multi_label=multi_label,
-        workers=4,
-        **sizes,  # type: ignore[arg-type]
-    )
-
-
-def data_hyperparameters(backend: str, report: Mapping[str, Any]) -> Dict[str, str]:
-    """The hyperparameters the workflow sets from the report, as strings."""
-    known = schema_for(backend).params
-    values: Dict[str, str] = {}
-    if "num_classes" in known and isinstance(report.get("num_classes"), int):
-        values["num_classes"] = str(report["num_classes"])
-    train = report.get("channels", {}).get("train")
-    if "num_training_samples" in known and train:
-        values["num_training_samples"] = str(train["samples"])
-    assert set(values) <= set(DATA_DERIVED)
-    return values
 
 
 def summary(report: Mapping[str, Any], backend: str, report_uri: str) -> Dict[str, Any]:
@@ -124,7 +82,7 @@ def _reader(store: Store, request: Mapping[str, Any]) -> Tuple[Store, Validation
     """The dataset without the workflow's files, and how to read it; ``request`` is the
     step's event: ``backend``, ``hyperparameters`` and the ``dataset``'s ``descriptor``."""
     descriptor = request.get("dataset", {}).get("descriptor", {})
-    options = options_for(request["backend"], request["hyperparameters"], descriptor)
+    options = validation_options(request["backend"], request["hyperparameters"], descriptor)
     bucket = getattr(store, "bucket", None)  # manifests may reference s3:// objects of the dataset bucket
     options.allowed_buckets = (bucket,) if bucket else ()
     return WithoutWorkflowFiles(store), options

@@ -13,10 +13,13 @@ from unittest import mock
 import pytest
 from botocore.exceptions import ClientError
 
-from lambdas.classify.logic import ApiError, endpoint_error, image_request
+from imgclf_core.environment import ClassifyEnvironment
+from lambdas.classify.logic import MAX_BODY_BYTES, ApiError, endpoint_error, image_request
 from tests.builders import jpeg
 
 from .conftest import Context
+
+ENVIRONMENT = ClassifyEnvironment(endpoint_name="ep", max_body_bytes=MAX_BODY_BYTES).as_environment()
 
 
 def event(body: bytes, content_type: str = "image/jpeg") -> Dict[str, Any]:
@@ -74,7 +77,7 @@ def test_handler_round_trip() -> None:
     answer = {"probabilities": [0.9, 0.1], "labels": ["cat", "dog"], "predicted_label": "cat", "top_k": []}
     runtime = mock.Mock()
     runtime.invoke_endpoint.return_value = {"Body": io.BytesIO(json.dumps(answer).encode())}
-    with mock.patch.object(module, "runtime", lambda: runtime), mock.patch.dict(os.environ, {"ENDPOINT_NAME": "ep"}):
+    with mock.patch.object(module, "runtime", lambda: runtime), mock.patch.dict(os.environ, ENVIRONMENT):
         ok = module.handler(event(jpeg()), Context())
         runtime.invoke_endpoint.side_effect = ClientError(
             {"Error": {"Code": "ModelError", "Message": '{"error": "cannot decode"}'}, "OriginalStatusCode": 400},
@@ -106,7 +109,7 @@ MIB = 1024 * 1024
 
 
 @pytest.mark.parametrize(
-    "configured", [None, str(4 * MIB), str(8 * MIB)], ids=["unset", "the-api-limit", "above-invoke-endpoint"]
+    "configured", [str(1 * MIB), str(4 * MIB), str(8 * MIB)], ids=["below", "the-api-limit", "above-invoke-endpoint"]
 )
 def test_no_body_size_gets_a_5xx(configured: Any) -> None:
     """At, below and above the promised limit and InvokeEndpoint's 6 MiB, whatever MAX_BODY_BYTES
@@ -115,10 +118,10 @@ def test_no_body_size_gets_a_5xx(configured: Any) -> None:
     from lambdas.classify.logic import INVOKE_ENDPOINT_PAYLOAD, MAX_BODY_BYTES
 
     endpoint = RealTimeEndpoint()
-    environment = {"ENDPOINT_NAME": "ep", **({"MAX_BODY_BYTES": configured} if configured else {})}
-    limit = min(int(configured or MAX_BODY_BYTES), INVOKE_ENDPOINT_PAYLOAD)
+    environment = {"ENDPOINT_NAME": "ep", "MAX_BODY_BYTES": configured}
+    limit = min(int(configured), INVOKE_ENDPOINT_PAYLOAD)
     with mock.patch.object(module, "runtime", lambda: endpoint), mock.patch.dict(os.environ, environment):
-        for size in sorted({s + d for s in (MAX_BODY_BYTES, INVOKE_ENDPOINT_PAYLOAD) for d in (-1, 0, 1)}):
+        for size in sorted({s + d for s in (limit, MAX_BODY_BYTES, INVOKE_ENDPOINT_PAYLOAD) for d in (-1, 0, 1)}):
             answer = module.handler(event(b"\xff" * size), Context())
             assert answer["statusCode"] == (200 if size <= limit else 413), (size, answer)
             if answer["statusCode"] == 413:

@@ -1,4 +1,4 @@
-"""The quality gate (lambdas.gate.logic) and the run name (lambdas.trigger.logic.execution_name),
+"""The quality gate (imgclf_core.gate) and the run name (imgclf_core.plan.execution_name),
 each checked on its own: boundaries, reasons, and the exact names that replays depend on."""
 
 from __future__ import annotations
@@ -9,8 +9,10 @@ import tarfile
 
 import pytest
 
-from lambdas.gate.logic import GateDecision, approval_status, decide, evaluation_from_output
-from lambdas.trigger.logic import Rejected, execution_name, parse_upload, workflow_input
+from imgclf_core.gate import GateDecision, approval_status, decide
+from imgclf_core.plan import execution_name
+from lambdas.gate.logic import evaluation_from_output
+from lambdas.trigger.logic import Rejected, parse_upload, workflow_input
 
 
 # -- the gate ---------------------------------------------------------------------------------

@@ -10,9 +10,11 @@ from unittest import mock
 import boto3
 import pytest
 
+from imgclf_core.environment import GateEnvironment
+from imgclf_core.gate import approval_status, decide
 from lambdas.cleanup.logic import remove_deployments
 from lambdas.deploy.logic import deployment_plan, version_of
-from lambdas.gate.logic import approval_status, decide, evaluation_from_output
+from lambdas.gate.logic import evaluation_from_output
 from tests.infra.asl_harness import tar_gz
 
 from .conftest import REGION, Context
@@ -55,7 +57,9 @@ def test_gate_handler_compares_with_the_approved_model(aws: None) -> None:
             "SupportedResponseMIMETypes": ["application/json"],
         },
     )
-    env = {"MODEL_PACKAGE_GROUP": "g", "ACCURACY_THRESHOLD": "0.8", "APPROVAL_MODE": "auto"}
+    env = GateEnvironment(
+        model_package_group="g", accuracy_threshold=0.8, max_regression=0.0, approval_mode="auto"
+    ).as_environment()
     from lambdas.gate.handler import handler
 
     job = {"TrainingJobName": "job-1", "OutputDataConfig": {"S3OutputPath": "s3://art/training-jobs"}}

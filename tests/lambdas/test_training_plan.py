@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from imgclf_core.environment import PlannerEnvironment
 from lambdas.training.logic import input_channels, job_name, pack_plan
 
-SETTINGS = {
-    "prefix": "imgclf-dev",
-    "backend": "mxnet",
-    "program": "train_mxnet.py",
-    "instance_count": "1",
-    "code_uri": "s3://assets/abc.tar.gz",
-    "artifact_bucket": "artifacts",
-}
+SETTINGS = PlannerEnvironment(
+    resource_prefix="imgclf-dev",
+    backend="mxnet",
+    instance_count=1,
+    code_uri="s3://assets/abc.tar.gz",
+    artifact_bucket="artifacts",
+)
 DATASET = {
     "bucket": "data",
     "prefix": "datasets/flowers/v1/",

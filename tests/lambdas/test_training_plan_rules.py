@@ -4,14 +4,16 @@ metadata check and the whole plan of one run."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
 
 import pytest
 
+from imgclf_core.environment import PlannerEnvironment
+from imgclf_core.plan import job_hyperparameters
 from lambdas.training.logic import (
-    hyperparameters,
     input_channels,
     job_name,
     pack_plan,
@@ -20,14 +22,13 @@ from lambdas.training.logic import (
     s3_channel,
 )
 
-SETTINGS = {
-    "prefix": "imgclf-dev",
-    "backend": "mxnet",
-    "program": "train_mxnet.py",
-    "instance_count": "1",
-    "code_uri": "s3://assets/code/abc.tar.gz",
-    "artifact_bucket": "artifacts",
-}
+SETTINGS = PlannerEnvironment(
+    resource_prefix="imgclf-dev",
+    backend="mxnet",
+    instance_count=1,
+    code_uri="s3://assets/code/abc.tar.gz",
+    artifact_bucket="artifacts",
+)
 DATASET = {"bucket": "data", "prefix": "datasets/flowers/v1/", "descriptor": {"format": "manifest"}}
 REPORT = "s3://artifacts/validation/run-1/report.json"
 
@@ -163,7 +164,7 @@ def test_pack_plan_is_the_exact_processing_request() -> None:
 
 def test_pack_plan_leaves_out_options_the_descriptor_does_not_set() -> None:
     validation = {"channels": {"train": {"format": "folders"}}}
-    tf = dict(SETTINGS, backend="tensorflow")
+    tf = dataclasses.replace(SETTINGS, backend="tensorflow")
     got = pack_plan("run-1", {"bucket": "data", "prefix": "p/"}, {}, validation, tf)
     assert got["Arguments"] == ["--input", "/opt/ml/processing/input/dataset", "--output", "/opt/ml/processing/output"]
     assert pack_plan("run-1", DATASET, {}, {}, SETTINGS) == {"needed": False, "channels": {}}
@@ -172,29 +173,30 @@ def test_pack_plan_leaves_out_options_the_descriptor_does_not_set() -> None:
 @pytest.mark.parametrize(("count", "backend", "flag"), [(2, "mxnet", "sagemaker_parameter_server_enabled"),
                          (3, "tensorflow", "sagemaker_multi_worker_mirrored_strategy_enabled")])  # fmt: skip
 def test_hyperparameters_layer_config_data_and_script_mode(count: int, backend: str, flag: str) -> None:
-    values = hyperparameters({"epochs": "5", "num_classes": "9"}, {"num_classes": "3"}, "train.py", count, backend,
-                             "s3://assets/code/abc.tar.gz")  # fmt: skip
+    values = job_hyperparameters({"epochs": "5", "num_classes": "9"}, {"num_classes": "3"}, backend,
+                                 "/opt/ml/input/data/code/abc.tar.gz", count)  # fmt: skip
+    program = {"mxnet": "train_mxnet.py", "tensorflow": "train_tensorflow.py"}[backend]
     assert values == {
         "epochs": "5",
         "num_classes": "3",  # the data's value wins over the config's
-        "sagemaker_program": json.dumps("train.py"),
+        "sagemaker_program": json.dumps(program),
         "sagemaker_submit_directory": json.dumps("/opt/ml/input/data/code/abc.tar.gz"),
         flag: "true",
     }
-    single = hyperparameters({}, {}, "train.py", 1, backend, "s3://x/c.tar.gz")
+    single = job_hyperparameters({}, {}, backend, "/opt/ml/input/data/code/c.tar.gz", 1)
     assert flag not in single and sorted(single) == ["sagemaker_program", "sagemaker_submit_directory"]
 
 
 def test_plan_is_the_whole_dynamic_request_of_one_attempt() -> None:
-    settings = dict(SETTINGS, instance_count="2")
+    settings = dataclasses.replace(SETTINGS, instance_count=2)
     validation = {"hyperparameters": {"num_classes": "3"}, "report_uri": REPORT}
     got = plan("run 1", 2, DATASET, {"epochs": "4"}, validation, ["train", "validation"], settings,
                packed={"validation": "s3://artifacts/packed/x/validation/"})  # fmt: skip
     name = job_name("imgclf-dev", "run 1", 2)
     assert got == {
         "TrainingJobName": name,
-        "HyperParameters": hyperparameters(
-            {"epochs": "4"}, {"num_classes": "3"}, "train_mxnet.py", 2, "mxnet", "s3://assets/code/abc.tar.gz"
+        "HyperParameters": job_hyperparameters(
+            {"epochs": "4"}, {"num_classes": "3"}, "mxnet", "/opt/ml/input/data/code/abc.tar.gz", 2
         ),
         "InputDataConfig": [
             s3_channel("train", "s3://data/datasets/flowers/v1/train/"),
@@ -212,7 +214,7 @@ def test_plan_is_the_whole_dynamic_request_of_one_attempt() -> None:
 def test_plan_without_a_validation_report_or_packed_channels() -> None:
     got = plan("run-9", 1, DATASET, {}, {}, ["train"], SETTINGS)
     assert [c["ChannelName"] for c in got["InputDataConfig"]] == ["train", "code"]
-    assert got["HyperParameters"] == hyperparameters({}, {}, "train_mxnet.py", 1, "mxnet", SETTINGS["code_uri"])
+    assert got["HyperParameters"] == job_hyperparameters({}, {}, "mxnet", "/opt/ml/input/data/code/abc.tar.gz", 1)
 
 
 def test_job_name_keeps_capitals_and_x_and_cuts_after_leading_punctuation() -> None:

@@ -11,7 +11,9 @@ from unittest import mock
 import boto3
 import pytest
 
-from lambdas.trigger.logic import Rejected, execution_name, parse_upload, workflow_input
+from imgclf_core.environment import TriggerEnvironment
+from imgclf_core.plan import execution_name
+from lambdas.trigger.logic import Rejected, parse_upload, workflow_input
 
 from .conftest import REGION, Context
 
@@ -45,13 +47,13 @@ def deployed(aws: None) -> Dict[str, str]:
     queue = sqs.create_queue(QueueName="alerts")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
-    env = {
-        "STATE_MACHINE_ARN": machine,
-        "BACKEND": "mxnet",
-        "DEFAULT_HYPERPARAMETERS": json.dumps({"epochs": "30"}),
-        "STAGE_CONFIG_HASH": "abc",
-        "ALERT_TOPIC_ARN": topic,
-    }
+    env = TriggerEnvironment(
+        state_machine_arn=machine,
+        backend="mxnet",
+        default_hyperparameters={"epochs": "30"},
+        stage_config_hash="abc",
+        alert_topic_arn=topic,
+    ).as_environment()
     with mock.patch.dict(os.environ, env):
         yield {"machine": machine, "queue": queue}
 

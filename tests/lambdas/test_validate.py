@@ -12,6 +12,7 @@ import boto3
 import pytest
 
 from image_dataset.validate import ValidationOptions, validate_path
+from imgclf_core.environment import ValidateEnvironment
 from lambdas.validate.logic import summary, validate
 from lambdas.validate.s3_store import S3Store
 from tests.builders import folder_dataset, jpeg, noisy_jpeg, write_rec
@@ -33,9 +34,9 @@ def bucket(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket=BUCKET)
     s3.create_bucket(Bucket=WORK_BUCKET)
-    monkeypatch.setenv("WORK_BUCKET", WORK_BUCKET)
-    monkeypatch.setenv("SHARD_BYTES", str(1 << 30))
-    monkeypatch.setenv("SHARD_IMAGES", "5000")
+    env = ValidateEnvironment(work_bucket=WORK_BUCKET, shard_bytes=1 << 30, shard_images=5000)
+    for name, value in env.as_environment().items():
+        monkeypatch.setenv(name, value)
     return BUCKET
 
 

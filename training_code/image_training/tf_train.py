@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from image_dataset.validate import ValidationOptions
+from imgclf_core.backends import TENSORFLOW
 
 from . import tf_hyperparameters
 from .channels import earlier_model, single_file
@@ -25,7 +26,6 @@ from .data import PreparedData, clean, prepare
 from .errors import ClientError
 from .evaluation import label_names_for, single_label_report, write_evaluation
 from .job import TrainingJob
-from .schemas import DISTRIBUTION_FLAGS
 from .serving import copy_inference_code
 from .tf_data import dataset, make_preprocess
 
@@ -51,7 +51,7 @@ def distribution(job: TrainingJob) -> Cluster:
         if not cluster.get("worker"):
             raise ClientError(
                 f"training on {len(job.hosts)} instances needs MultiWorkerMirroredStrategy: set the "
-                f"hyperparameter {DISTRIBUTION_FLAGS['tensorflow']} to true"
+                f"hyperparameter {TENSORFLOW.distribution_flag} to true"
             )
         task = config.get("task") or {}
         chiefs = len(cluster.get("chief") or [])

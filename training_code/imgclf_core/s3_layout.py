@@ -1,0 +1,99 @@
+"""Where everything lives in the stage's two buckets. The constructs grant and expire these
+prefixes, the Lambdas read and write under them; both take them from here.
+
+Datasets bucket::
+
+    datasets/<name>/<version>/dataset.json     the upload that starts a run
+    datasets/<name>/<version>/train/ ...        the channels
+
+Artifacts bucket::
+
+    training-jobs/<job>/output/model.tar.gz    SageMaker's job output (S3OutputPath)
+    checkpoints/<job>/                          spot checkpoints, one prefix per job
+    packed/<pack job>/<channel>/                RecordIO written by the Pack step
+    validation/<execution>/                     plans and shard results of a fanned-out validation
+    evaluations/<job>/evaluation.json           the gate's copy of the job's evaluation
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+from image_dataset.descriptor import FILE_NAME as DESCRIPTOR  # its upload announces a dataset version
+
+DATASETS = "datasets/"
+TRAINING_JOBS = "training-jobs/"
+CHECKPOINTS = "checkpoints/"
+PACKED = "packed/"
+VALIDATION = "validation/"
+EVALUATIONS = "evaluations/"
+# the lifetime of each artifacts prefix: working files go soon, results stay for the retention
+WORKING_PREFIXES = {CHECKPOINTS: 14, VALIDATION: 7}  # days
+RESULT_PREFIXES = (TRAINING_JOBS, EVALUATIONS)
+
+
+def objects(prefix: str) -> str:
+    """The key pattern of every object under ``prefix`` (for grants and policies)."""
+    return prefix + "*"
+
+
+def s3_uri(bucket: str, key: str = "") -> str:
+    return f"s3://{bucket}/{key}"
+
+
+class DatasetUpload(NamedTuple):
+    """A descriptor's key, read: ``datasets/<name>/<version>/dataset.json``."""
+
+    key: str
+    name: str
+    version: str
+
+    @property
+    def prefix(self) -> str:
+        """The dataset root: the descriptor's folder, with a trailing slash."""
+        return self.key[: -len(DESCRIPTOR)]
+
+
+class LayoutError(ValueError):
+    """A descriptor sits where no dataset version can."""
+
+
+def descriptor_key(key: str) -> Optional[DatasetUpload]:
+    """The dataset version that a descriptor key announces, None for keys that are no
+    descriptor, LayoutError for a descriptor at the wrong depth or with a ``.``/``..`` part."""
+    if not key.startswith(DATASETS) or not key.endswith("/" + DESCRIPTOR):
+        return None
+    parts = key[len(DATASETS) : -len(DESCRIPTOR) - 1].split("/")
+    if len(parts) != 2 or not all(parts) or any(p in (".", "..") for p in parts):
+        raise LayoutError(f"a descriptor must sit at {DATASETS}<name>/<version>/{DESCRIPTOR}")
+    return DatasetUpload(key, parts[0], parts[1])
+
+
+# descriptors as an EventBridge wildcard (one `*` per key part) and as an IAM resource pattern
+DESCRIPTOR_EVENT_PATTERN = f"{DATASETS}*/*/{DESCRIPTOR}"
+DESCRIPTOR_OBJECTS = f"{DATASETS}*/{DESCRIPTOR}"
+
+
+def job_output(bucket: str) -> str:
+    """A training job's ``S3OutputPath``: SageMaker writes ``<job>/output/`` under it."""
+    return s3_uri(bucket, TRAINING_JOBS.rstrip("/"))
+
+
+def job_output_key(job: str, what: str = "output.tar.gz") -> str:
+    return f"{TRAINING_JOBS}{job}/output/{what}"
+
+
+def checkpoints(bucket: str, job: str) -> str:
+    return s3_uri(bucket, f"{CHECKPOINTS}{job}")
+
+
+def packed(bucket: str, pack_job: str) -> str:
+    return s3_uri(bucket, f"{PACKED}{pack_job}/")
+
+
+def validation_work(execution: str) -> str:
+    return f"{VALIDATION}{execution}/"
+
+
+def evaluation_key(job: str) -> str:
+    return f"{EVALUATIONS}{job}/evaluation.json"
