@@ -282,42 +282,10 @@ def _check_out_root(out: str) -> None:
         raise UsageError(f"output folder {os.path.dirname(path)} does not exist")
 
 
-def run_pack(args: argparse.Namespace) -> int:
-    src = _existing(args.src)
+def _pack_options(args: argparse.Namespace) -> PackOptions:
     if not 1 <= args.quality <= 100 or (args.encoding == ".png" and args.quality > 9 and args.quality != 95):
         raise UsageError("--quality is 1-100 for .jpg and 0-9 for .png")
-    forced = None if args.format == "auto" else args.format
-    whole_dataset = _is_dataset_root(src, forced)
-    if whole_dataset:
-        if args.train_ratio < 1.0:
-            raise UsageError(
-                f"{src} is a dataset root: --train-ratio splits one channel; pack {os.path.join(src, 'train')} with it"
-            )
-        _check_out_root(args.out_prefix)
-        out_dir = os.path.abspath(args.out_prefix)
-    else:
-        out_dir = _check_out_prefix(args.out_prefix)
-    options = ValidationOptions(**label_options(args), format=forced, workers=args.workers)
-    with progress_bar() as progress:
-        index = load_index(src, options, progress)
-    report = index.report
-    if not report["valid"]:
-        print_report(report, sys.stderr)
-        sys.stderr.write("nothing was packed: fix the errors above first\n")
-        return EXIT_FAILED
-    channels = list(index.channels.values())
-    if not channels:
-        if any(ch["format"] == RECORDIO for ch in report["channels"].values()):  # type: ignore[union-attr]
-            raise UsageError(f"{src} is RecordIO already")
-        raise UsageError(f"{src} holds no images to pack")
-    remote = next((s for _, samples in channels for s in samples if s.path.startswith("s3://")), None)
-    if remote is not None:
-        sys.stderr.write(
-            f"imgclf pack: {remote.location}: {remote.path} is an s3:// reference; pack reads local images "
-            "only: download them and refer to them by relative paths\n"
-        )
-        return EXIT_FAILED
-    pack_options = PackOptions(
+    return PackOptions(
         resize=args.resize,
         quality=args.quality,
         encoding=args.encoding,
@@ -326,21 +294,50 @@ def run_pack(args: argparse.Namespace) -> int:
         train_ratio=args.train_ratio,
         max_pixels=args.max_pixels,
     )
-    if whole_dataset:
-        os.makedirs(out_dir, exist_ok=True)
-        with progress_bar() as progress:
-            packed = pack_channels(index, out_dir, progress, pack_options, args.workers)
-        for result in packed.values():
-            print(f"{result.prefix}.rec: {result.records} records (+ .idx, .lst)")
-        if index.label_names:
-            print("labels: " + ", ".join(f"{i}={n}" for i, n in enumerate(index.label_names)) + " (in labels.json)")
-        return EXIT_OK
+
+
+def _packable(src: str, index: Any) -> bool:
+    """The index holds local images to pack (False, with the report printed, when invalid)."""
+    report = index.report
+    if not report["valid"]:
+        print_report(report, sys.stderr)
+        sys.stderr.write("nothing was packed: fix the errors above first\n")
+        return False
+    channels = list(index.channels.values())
+    if not channels:
+        if any(ch["format"] == RECORDIO for ch in report["channels"].values()):
+            raise UsageError(f"{src} is RecordIO already")
+        raise UsageError(f"{src} holds no images to pack")
+    remote = next((s for _, samples in channels for s in samples if s.path.startswith("s3://")), None)
+    if remote is not None:
+        sys.stderr.write(
+            f"imgclf pack: {remote.location}: {remote.path} is an s3:// reference; pack reads local images "
+            "only: download them and refer to them by relative paths\n"
+        )
+        return False
+    return True
+
+
+def _pack_root(index: Any, out_dir: str, options: PackOptions, workers: Optional[int]) -> None:
+    """Every channel of a dataset root into OUT/<channel>/, with one label map."""
+    os.makedirs(out_dir, exist_ok=True)
+    with progress_bar() as progress:
+        packed = pack_channels(index, out_dir, progress, options, workers)
+    for result in packed.values():
+        print(f"{result.prefix}.rec: {result.records} records (+ .idx, .lst)")
+    if index.label_names:
+        print("labels: " + ", ".join(f"{i}={n}" for i, n in enumerate(index.label_names)) + " (in labels.json)")
+
+
+def _pack_channel(src: str, index: Any, args: argparse.Namespace, out_dir: str, options: PackOptions) -> None:
+    """One channel into OUT_PREFIX.rec, or its train/validation split."""
+    channels = list(index.channels.values())
     if len(channels) > 1:
         raise UsageError(f"{src} holds several channels; pack each channel folder separately")
     channel, samples = channels[0]
     store = index.store
     assert isinstance(store, LocalStore)
-    items = plan(samples, index.num_classes or 0, pack_options)
+    items = plan(samples, index.num_classes or 0, options)
     try:
         parts = split(items, args.out_prefix, args.train_ratio)
     except PackError as err:
@@ -355,24 +352,39 @@ def run_pack(args: argparse.Namespace) -> int:
     written = []
     with progress_bar() as progress:
         for prefix, part in parts:
-            name = os.path.basename(prefix) + ".rec"
-            report_progress = partial(progress, name)
-            written.append(
-                write_pack(
-                    prefix,
-                    part,
-                    lambda p: store.local_path(p) or p,
-                    relative,
-                    pack_options,
-                    args.workers,
-                    report_progress,
-                )
-            )
+            report_progress = partial(progress, os.path.basename(prefix) + ".rec")
+            local = lambda p: store.local_path(p) or p  # noqa: E731
+            written.append(write_pack(prefix, part, local, relative, options, args.workers, report_progress))
     for result in written:
         print(f"{result.prefix}.rec: {result.records} records (+ .idx, .lst)")
     if index.label_names:
         names_file = write_label_names(out_dir, index.label_names)
         print("labels: " + ", ".join(f"{i}={n}" for i, n in enumerate(index.label_names)) + f" (in {names_file})")
+
+
+def run_pack(args: argparse.Namespace) -> int:
+    src = _existing(args.src)
+    pack_options = _pack_options(args)
+    forced = None if args.format == "auto" else args.format
+    whole_dataset = _is_dataset_root(src, forced)
+    if whole_dataset:
+        if args.train_ratio < 1.0:
+            raise UsageError(
+                f"{src} is a dataset root: --train-ratio splits one channel; pack {os.path.join(src, 'train')} with it"
+            )
+        _check_out_root(args.out_prefix)
+        out_dir = os.path.abspath(args.out_prefix)
+    else:
+        out_dir = _check_out_prefix(args.out_prefix)
+    options = ValidationOptions(**label_options(args), format=forced, workers=args.workers)
+    with progress_bar() as progress:
+        index = load_index(src, options, progress)
+    if not _packable(src, index):
+        return EXIT_FAILED
+    if whole_dataset:
+        _pack_root(index, out_dir, pack_options, args.workers)
+    else:
+        _pack_channel(src, index, args, out_dir, pack_options)
     return EXIT_OK
 
 

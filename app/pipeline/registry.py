@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-APPROVED, REJECTED, PENDING = "Approved", "Rejected", "PendingManualApproval"
+from imgclf_core.gate import APPROVED
 
 
 class ModelRegistry:

@@ -87,6 +87,71 @@ def _data_uri(data: bytes, kind: str = "image/png") -> str:
     return f"data:{kind};base64,{base64.b64encode(data).decode()}"
 
 
+def _table_rows(cells: List[List[str]]) -> str:
+    """<tr> rows of already-escaped cells."""
+    return "".join("<tr>{}</tr>".format("".join(f"<td>{c}</td>" for c in row)) for row in cells)
+
+
+def _step_rows(steps: List[Dict[str, str]]) -> str:
+    esc = html.escape
+    return "".join(
+        "<tr><td>{}</td><td class='{}'>{}</td><td>{}</td></tr>".format(
+            esc(s["step"]), esc(s["status"]), esc(s["status"]), esc(s["detail"])
+        )
+        for s in steps
+    )
+
+
+def _gallery(samples: List[Dict[str, Any]]) -> str:
+    """The held-out images with what the endpoint answered, and whether it was right."""
+    esc = html.escape
+
+    def verdict(s: Dict[str, Any]) -> str:
+        if s["truth"] is None:
+            return ""
+        return " ✓" if s["truth"] == s["predicted"] else " ✗ (true: {})".format(esc(s["truth"]))
+
+    return "".join(
+        "<figure><img src='{}' width='96' height='96'><figcaption>{}<br><b>{}</b> {:.2f}{}</figcaption></figure>".format(
+            _data_uri(s["image"], s["content_type"]), esc(s["name"]), esc(s["predicted"]), s["probability"], verdict(s)
+        )
+        for s in samples
+    )
+
+
+def _validation_parts(validation: Dict[str, Any]) -> Tuple[str, str]:
+    """The channel table's rows and the list of errors and warnings."""
+    esc = html.escape
+    channels = _table_rows(
+        [
+            [esc(name), esc(c["format"]), str(c["samples"]), esc(json.dumps(c.get("image_size", {})))]
+            for name, c in validation.get("channels", {}).items()
+        ]
+    )
+    problems = "".join(
+        "<li><code>{}</code> {}: {}</li>".format(esc(i["code"]), esc(i["location"]), esc(i["message"]))
+        for i in validation.get("errors", []) + validation.get("warnings", [])
+    )
+    return channels, problems or "<li>none</li>"
+
+
+def _settings_parts(run: Dict[str, Any]) -> Tuple[str, str]:
+    """The hyperparameter table's rows, and the notes on where the values come from."""
+    esc = html.escape
+    settings = run.get("settings") or [
+        {"name": k, "value": v, "source": ""} for k, v in sorted(run.get("hyperparameters", {}).items())
+    ]
+    rows = _table_rows([[esc(s["name"]), esc(str(s["value"])), esc(s["source"])] for s in settings])
+    facts = [run[key] for key in ("input",) if run.get(key)]
+    if run.get("held_out"):
+        facts.append(
+            "no validation channel: the training job held out {} train records as validation".format(run["held_out"])
+        )
+    if run.get("descriptor"):
+        facts.append("read as " + ", ".join(f"{k}={v}" for k, v in sorted(run["descriptor"].items())))
+    return rows, "".join(f"<p>{esc(fact)}</p>" for fact in facts)
+
+
 def write_report(folder: Path, run: Dict[str, Any], log: str, samples: List[Dict[str, Any]]) -> Path:
     """Write report.html (+ accuracy.png, confusion.png) for a pipeline run."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -97,59 +162,15 @@ def write_report(folder: Path, run: Dict[str, Any], log: str, samples: List[Dict
     for name, data in charts.items():
         (folder / name).write_bytes(data)
     esc = html.escape
-    rows = "".join(
-        "<tr><td>{}</td><td>{:.3f}</td><td>{:.3f}</td><td>{:.3f}</td><td>{}</td></tr>".format(
-            esc(c["label"]), c["precision"], c["recall"], c["f1"], c["support"]
-        )
-        for c in evaluation.get("per_class", [])
+    rows = _table_rows(
+        [
+            [esc(c["label"]), f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}", str(c["support"])]
+            for c in evaluation.get("per_class", [])
+        ]
     )
-    steps = "".join(
-        "<tr><td>{}</td><td class='{}'>{}</td><td>{}</td></tr>".format(
-            esc(s["step"]), esc(s["status"]), esc(s["status"]), esc(s["detail"])
-        )
-        for s in run["steps"]
-    )
-    gallery = "".join(
-        "<figure><img src='{}' width='96' height='96'><figcaption>{}<br><b>{}</b> {:.2f}{}</figcaption></figure>".format(
-            _data_uri(s["image"], s["content_type"]),
-            esc(s["name"]),
-            esc(s["predicted"]),
-            s["probability"],
-            ""
-            if s["truth"] is None
-            else (" ✓" if s["truth"] == s["predicted"] else " ✗ (true: {})".format(esc(s["truth"]))),
-        )
-        for s in samples
-    )
-    validation = run.get("validation") or {}
-    channels = "".join(
-        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
-            esc(name), esc(c["format"]), c["samples"], esc(json.dumps(c.get("image_size", {})))
-        )
-        for name, c in validation.get("channels", {}).items()
-    )
-    problems = (
-        "".join(
-            "<li><code>{}</code> {}: {}</li>".format(esc(i["code"]), esc(i["location"]), esc(i["message"]))
-            for i in validation.get("errors", []) + validation.get("warnings", [])
-        )
-        or "<li>none</li>"
-    )
-    settings = run.get("settings") or [
-        {"name": k, "value": v, "source": ""} for k, v in sorted(run.get("hyperparameters", {}).items())
-    ]
-    hps = "".join(
-        "<tr><td>{}</td><td>{}</td><td>{}</td></tr>".format(esc(s["name"]), esc(str(s["value"])), esc(s["source"]))
-        for s in settings
-    )
-    facts = [run[key] for key in ("input",) if run.get(key)]
-    if run.get("held_out"):
-        facts.append(
-            "no validation channel: the training job held out {} train records as validation".format(run["held_out"])
-        )
-    if run.get("descriptor"):
-        facts.append("read as " + ", ".join(f"{k}={v}" for k, v in sorted(run["descriptor"].items())))
-    notes = "".join(f"<p>{esc(fact)}</p>" for fact in facts)
+    channels, problems = _validation_parts(run.get("validation") or {})
+    hps, notes = _settings_parts(run)
+    steps, gallery = _step_rows(run["steps"]), _gallery(samples)
     images = "".join(f"<img src='{_data_uri(data)}'>" for data in charts.values())
     page = """<!doctype html>
 <html><head><meta charset="utf-8"><title>imgclf run {name}</title>

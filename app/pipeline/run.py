@@ -20,7 +20,7 @@ from image_dataset.validate import ValidationOptions, load_index
 from image_training.data import held_out
 from image_training.errors import ClientError
 from imgclf_core.backends import REGISTRY, backend
-from imgclf_core.gate import decide
+from imgclf_core.gate import APPROVED, REJECTED, decide
 from imgclf_core.plan import (
     DATA_DERIVED,
     FROM_DATA,
@@ -33,7 +33,7 @@ from imgclf_core.plan import (
 )
 
 from .endpoint import LocalEndpoint
-from .registry import APPROVED, REJECTED, ModelRegistry
+from .registry import ModelRegistry
 from .report import write_report
 
 EXIT_DEPLOYED, EXIT_FAILED, EXIT_REJECTED = 0, 1, 3
@@ -58,6 +58,14 @@ def defaults_help() -> str:
             lines.append("    no validation channel: refused (the backend's training job needs one)")
     lines.append("The run prints each value and where it comes from, and report.html and summary.json keep them.")
     return "\n".join(lines)
+
+
+class Model(NamedTuple):
+    """A run's registered model version (None where training failed) and its job's log."""
+
+    package: Optional[Dict[str, Any]]
+    evaluation: Optional[Dict[str, Any]]
+    log: str
 
 
 class RunResult(NamedTuple):
@@ -185,8 +193,7 @@ class PipelineRun:
         self.say(f"dataset   {self.dataset} ({self.backend} backend)")
         plan = self.plan(version[:12])
         self._say_settings(self.settings(plan))
-        options = plan.validation
-        index = load_index(str(self.dataset), options)
+        index = load_index(str(self.dataset), plan.validation)
         report = index.report
         summary: Dict[str, Any] = {
             "dataset": str(self.dataset),
@@ -198,91 +205,93 @@ class PipelineRun:
         }
         if self.descriptor:
             summary["descriptor"] = self.descriptor
-        if not report["valid"]:
-            self._step(
-                "validate",
-                "failed",
-                "{} errors, e.g. {}".format(
-                    sum(n for c, n in report["counts"].items() if any(e["code"] == c for e in report["errors"])),
-                    "; ".join("{} {}".format(e["code"], e["location"]) for e in report["errors"][:3]),
-                ),
-            )
+        if not self._validated(report):
             summary["execution"] = "invalid-" + version[:12]
             return self._finish(EXIT_FAILED, summary, "", None)
         channels = report["channels"]
-        self._step(
-            "validate", "ok", ", ".join("{} {} {}".format(n, c["samples"], c["format"]) for n, c in channels.items())
-        )
         plan = plan.with_report(report)
         settings = self.settings(plan)
         self._say_settings([s for s in settings if s["source"] == FROM_DATA])
-        summary.update(settings=settings, input=self._say_input(report, options))
-        hps = plan.hyperparameters
-        execution = plan.execution
-        summary.update(execution=execution, hyperparameters=hps)
+        summary.update(settings=settings, input=self._say_input(report, plan.validation))
+        summary.update(execution=plan.execution, hyperparameters=plan.hyperparameters)
         held: Optional[Set[int]] = None
         if "validation" not in channels:
             held = self._split(channels["train"]["samples"], plan)
             if held is None:
                 return self._finish(EXIT_FAILED, summary, "", None)
             summary["held_out"] = len(held)
-        job_dir = self.work / "jobs" / execution
-        package = self.registry.find(execution)
-        log_text = ""
-        if package is not None:
-            evaluation = json.loads((Path(package["model"]).parent / "evaluation.json").read_text())
-            self._step(
-                "train",
-                "reused",
-                "dataset version and configuration unchanged: model version {}".format(package["version"]),
-            )
-            log_path = job_dir / "job.log"
-            log_text = log_path.read_text() if log_path.exists() else ""
-        else:
-            data = self._pack(index, channels, execution)
-            job = LocalTrainingJob(self.backend, str(job_dir), data, hps)
-            result = job.run(echo=self.log)
-            log_text = result.log.read_text()
-            collect(result, str(job_dir / "results"))
-            if result.exit_code != 0 or result.model_tar is None or result.evaluation is None:
-                self._step("train", "failed", result.failure or "the job failed")
-                return self._finish(EXIT_FAILED, summary, log_text, None)
-            evaluation = result.evaluation
-            self._step(
-                "train",
-                "ok",
-                "validation accuracy {:.4f} (best epoch {})".format(
-                    evaluation["accuracy"], evaluation.get("best_epoch")
-                ),
-            )
-            current = self.registry.approved()
-            decision = decide(evaluation, self.threshold, current["metrics"] if current else None, self.max_regression)
-            self._step("gate", "ok" if decision.approved else "rejected", decision.reason)
-            lineage = {
-                "dataset": str(self.dataset),
-                "dataset_version": version,
-                "execution": execution,
-                "validation_report": str(job_dir / "results" / "output.tar.gz"),
-                "job": str(job_dir),
-            }
-            package = self.registry.register(
-                result.model_tar,
-                evaluation,
-                APPROVED if decision.approved else REJECTED,
-                execution,
-                lineage,
-                decision.reason,
-            )
-            self._step("register", "ok", "model version {} {}".format(package["version"], package["status"]))
-        summary.update(evaluation=evaluation, model_version=package["version"])
-        if package["status"] != APPROVED:
-            return self._finish(EXIT_REJECTED, summary, log_text, None)
-        held_images = self._held_out(index, 8, held, execution, channels)
-        endpoint = self._deploy(package, held_images[0][1:3])
+        model = self._model(plan, index, channels, version)
+        if model.package is None:
+            return self._finish(EXIT_FAILED, summary, model.log, None)
+        summary.update(evaluation=model.evaluation, model_version=model.package["version"])
+        if model.package["status"] != APPROVED:
+            return self._finish(EXIT_REJECTED, summary, model.log, None)
+        held_images = self._held_out(index, 8, held, plan.execution, channels)
+        endpoint = self._deploy(model.package, held_images[0][1:3])
         if endpoint is None:
-            return self._finish(EXIT_FAILED, summary, log_text, None)
+            return self._finish(EXIT_FAILED, summary, model.log, None)
         summary["endpoint"] = endpoint.url
-        return self._finish(EXIT_DEPLOYED, summary, log_text, endpoint, self._classify(endpoint, held_images))
+        return self._finish(EXIT_DEPLOYED, summary, model.log, endpoint, self._classify(endpoint, held_images))
+
+    def _validated(self, report: Dict[str, Any]) -> bool:
+        """The validate step: ok, or failed with the first errors."""
+        if report["valid"]:
+            channels = report["channels"]
+            self._step("validate", "ok", ", ".join(f"{n} {c['samples']} {c['format']}" for n, c in channels.items()))
+            return True
+        errors = report["errors"]
+        self._step(
+            "validate",
+            "failed",
+            "{} errors, e.g. {}".format(
+                sum(n for c, n in report["counts"].items() if any(e["code"] == c for e in errors)),
+                "; ".join("{} {}".format(e["code"], e["location"]) for e in errors[:3]),
+            ),
+        )
+        return False
+
+    def _model(self, plan: RunPlan, index: Any, channels: Dict[str, Any], version: str) -> Model:
+        """This run's registered model: an earlier run's with the same execution name, or one
+        trained, gated and registered now (no package where training failed)."""
+        job_dir = self.work / "jobs" / plan.execution
+        package = self.registry.find(plan.execution)
+        if package is None:
+            return self._train(plan, index, channels, version, job_dir)
+        evaluation = json.loads((Path(package["model"]).parent / "evaluation.json").read_text())
+        self._step(
+            "train",
+            "reused",
+            "dataset version and configuration unchanged: model version {}".format(package["version"]),
+        )
+        log_path = job_dir / "job.log"
+        return Model(package, evaluation, log_path.read_text() if log_path.exists() else "")
+
+    def _train(self, plan: RunPlan, index: Any, channels: Dict[str, Any], version: str, job_dir: Path) -> Model:
+        """pack -> train -> gate -> register."""
+        data = self._pack(index, channels, plan.execution)
+        result = LocalTrainingJob(self.backend, str(job_dir), data, plan.hyperparameters).run(echo=self.log)
+        log_text = result.log.read_text()
+        collect(result, str(job_dir / "results"))
+        if result.exit_code != 0 or result.model_tar is None or result.evaluation is None:
+            self._step("train", "failed", result.failure or "the job failed")
+            return Model(None, None, log_text)
+        evaluation = result.evaluation
+        best = "validation accuracy {:.4f} (best epoch {})".format(evaluation["accuracy"], evaluation.get("best_epoch"))
+        self._step("train", "ok", best)
+        current = self.registry.approved()
+        decision = decide(evaluation, self.threshold, current["metrics"] if current else None, self.max_regression)
+        self._step("gate", "ok" if decision.approved else "rejected", decision.reason)
+        lineage = {
+            "dataset": str(self.dataset),
+            "dataset_version": version,
+            "execution": plan.execution,
+            "validation_report": str(job_dir / "results" / "output.tar.gz"),
+            "job": str(job_dir),
+        }
+        status = APPROVED if decision.approved else REJECTED
+        package = self.registry.register(result.model_tar, evaluation, status, plan.execution, lineage, decision.reason)
+        self._step("register", "ok", "model version {} {}".format(package["version"], package["status"]))
+        return Model(package, evaluation, log_text)
 
     def _split(self, samples: int, plan: RunPlan) -> Optional[Set[int]]:
         """No validation channel: the record numbers of train that the training job will hold

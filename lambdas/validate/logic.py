@@ -39,7 +39,7 @@ def summary(report: Mapping[str, Any], backend: str, report_uri: str) -> Dict[st
         "first_errors": [f"{e['location']}: {e['code']}: {e['message']}" for e in errors[:5]],
         "channels": {name: {"format": c["format"], "samples": c["samples"]} for name, c in report["channels"].items()},
         "num_classes": report["num_classes"],
-        "hyperparameters": data_hyperparameters(backend, report) if report["valid"] else {},
+        "hyperparameters": data_hyperparameters(backend, report),
     }
 
 
@@ -78,7 +78,7 @@ class WithoutWorkflowFiles(Store):
         return self.inner.describe(path)
 
 
-def _reader(store: Store, request: Mapping[str, Any]) -> Tuple[Store, ValidationOptions]:
+def dataset_reader(store: Store, request: Mapping[str, Any]) -> Tuple[Store, ValidationOptions]:
     """The dataset without the workflow's files, and how to read it; ``request`` is the
     step's event: ``backend``, ``hyperparameters`` and the ``dataset``'s ``descriptor``."""
     descriptor = request.get("dataset", {}).get("descriptor", {})
@@ -93,7 +93,7 @@ def validate(
 ) -> Dict[str, Any]:
     """The full validation report of the dataset in ``store``, in this process."""
     request = {"backend": backend, "hyperparameters": hyperparameters, "dataset": {"descriptor": descriptor}}
-    dataset, options = _reader(store, request)
+    dataset, options = dataset_reader(store, request)
     return Validator(dataset, options, display_name=store.describe("")).run()
 
 
@@ -116,7 +116,7 @@ class ShardLimits(NamedTuple):
 def plan_fan_out(store: Store, work: WorkArea, request: Mapping[str, Any], limits: ShardLimits) -> Optional[Dict]:
     """For a dataset that is more than one shard's work: check what one step can, write the
     plan and the shard list to ``work``, and return the Map's input (None: validate at once)."""
-    dataset, options = _reader(store, request)
+    dataset, options = dataset_reader(store, request)
     if not needs_shards(dataset, limits.shard_bytes, limits.shard_images):
         return None
     planned = plan(dataset, options, limits.shard_bytes, limits.shard_images, store.describe(""))
@@ -129,7 +129,7 @@ def plan_fan_out(store: Store, work: WorkArea, request: Mapping[str, Any], limit
 
 def check_shard(store: Store, work: WorkArea, request: Mapping[str, Any], shard: Mapping[str, Any]) -> Dict:
     """Check one shard and leave its result in ``work``."""
-    dataset, options = _reader(store, request)
+    dataset, options = dataset_reader(store, request)
     index = shard["index"]
     images = None
     if shard["kind"] == IMAGES:
@@ -143,7 +143,7 @@ def check_shard(store: Store, work: WorkArea, request: Mapping[str, Any], shard:
 
 def merge_shards(store: Store, work: WorkArea, request: Mapping[str, Any]) -> Dict[str, Any]:
     """The report of a fanned-out validation, from the plan and every shard's result."""
-    dataset, options = _reader(store, request)
+    dataset, options = dataset_reader(store, request)
     planned = Plan(work.get_json(PLAN_FILE), work.get_json(SHARDS_FILE), {})
     kinds = {shard["index"]: shard["kind"] for shard in planned.shards}
 

@@ -26,11 +26,10 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Opt
 
 import numpy as np
 
-from .images import DecodePool
-from .layout import RECORDIO, Channel
-from .recordio_scan import REPEATED, find_record_start, report_repeats
+from .layout import Channel
+from .recordio_scan import REPEATED, find_record_start
 from .store import Store
-from .validate import ChannelStats, Records, ValidationOptions, Validator
+from .validate import Records, ValidationOptions, Validator
 
 RECORDS = "records"
 IMAGES = "images"
@@ -98,25 +97,15 @@ def plan(
     validator = Validator(store, options, display_name=display_name)
     shards: List[Dict[str, Any]] = []
     images: Dict[int, List[Tuple[str, str]]] = {}
+
+    def cut(rec: str, size: int) -> List[Tuple[int, int]]:
+        return byte_ranges(store, rec, size, shard_bytes)
+
     for channel in validator.channels():
-        stats = ChannelStats(channel)
-        validator.stats[channel.name] = stats
-        if channel.format == RECORDIO:
-            for rec in channel.files:
-                size = validator.rec_size(rec, stats)
-                try:
-                    ranges = byte_ranges(store, rec, size, shard_bytes) if size else []
-                except OSError as err:
-                    validator.unreadable(err, rec)
-                    continue
-                for start, end in ranges:
-                    shards.append(
-                        dict(index=len(shards), kind=RECORDS, channel=channel.name, file=rec, start=start, end=end)
-                    )
-            continue
-        validator.deferred_images = []
-        validator.list_channel(channel, stats)
-        files = validator.deferred_images
+        planned = validator.plan_channel(channel, cut)
+        for rec, start, end in planned.ranges:
+            shards.append(dict(index=len(shards), kind=RECORDS, channel=channel.name, file=rec, start=start, end=end))
+        files = planned.images
         for first in range(0, len(files), shard_images):
             images[len(shards)] = files[first : first + shard_images]
             shards.append(dict(index=len(shards), kind=IMAGES, channel=channel.name, count=len(images[len(shards)])))
@@ -132,24 +121,12 @@ def run_shard(
 ) -> ShardResult:
     """Step 2: check one shard (``start`` overrides a records shard's first byte)."""
     validator = Validator(store, options)
-    stats = ChannelStats(Channel(shard["channel"], shard["kind"], "", ()))
-    with DecodePool(options.workers) as pool:
-        validator.pool = pool
-        if shard["kind"] == IMAGES:
-            validator.check_images(stats, images or [])
-            return ShardResult({"stats": stats.to_state(), "issues": validator.issues.to_state()}, None)
-        begin = shard["start"] if start is None else start
-        rec = shard["file"]
-        scan = validator.scan_records(rec, store.size(rec), stats, begin, shard["end"])
-    partial = {
-        "stats": stats.to_state(),
-        "issues": validator.issues.to_state(),
-        "start": begin,
-        "count": scan.seen,
-        "stopped_at": scan.stopped_at,
-        "repeated": [scan.unescaped_magic, scan.nonzero_padding],
-    }
-    return ShardResult(partial, scan.records)
+    channel = Channel(shard["channel"], shard["kind"], "", ())  # all a shard knows of its channel
+    if shard["kind"] == IMAGES:
+        return ShardResult(validator.check_images(channel, images or []), None)
+    begin = shard["start"] if start is None else start
+    partial, records = validator.check_records(channel, shard["file"], begin, shard["end"])
+    return ShardResult(partial, records)
 
 
 def _renumber(rec: str, base: int) -> Callable[[str], str]:
@@ -168,10 +145,7 @@ def merge(
     validator = Validator.from_state(store, options, planned.state)
     for shard in planned.shards:
         if shard["kind"] == IMAGES:
-            result = results(shard["index"])
-            validator.issues.absorb(result.partial["issues"])
-            stats = validator.stats[shard["channel"]]
-            stats.merge(ChannelStats.from_state(result.partial["stats"]), validator.sink, stats.channel.root or ".")
+            validator.merge(shard["channel"], results(shard["index"]).partial)
     for rec, file_shards in _by_file(planned.shards):
         _merge_file(validator, store, options, rec, file_shards, results)
     return validator.finish()
@@ -193,7 +167,8 @@ def _merge_file(
     shards: List[Dict[str, Any]],
     results: Callable[[int], ShardResult],
 ) -> None:
-    stats = validator.stats[shards[0]["channel"]]
+    """Merge the shards of one .rec in file order, numbering their records from the file's
+    start, then run the checks over the whole file."""
     records: List[Records] = []
     base = 0
     expected = 0  # where the previous shard's scan stopped: the next record starts there
@@ -206,16 +181,14 @@ def _merge_file(
             result = run_shard(store, options, shard, start=expected)
         partial = result.partial
         skip = [code for code, seen in zip(REPEATED, repeated) if seen]  # each file reports its first case once
-        validator.issues.absorb(partial["issues"], _renumber(rec, base), skip)
-        stats.merge(ChannelStats.from_state(partial["stats"]), validator.sink, rec)
+        validator.merge(shard["channel"], partial, rec, _renumber(rec, base), skip)
         assert result.records is not None
         ordinals, offsets, ids = result.records
         records.append(Records(ordinals + base, offsets, ids))
         base += partial["count"]
         expected = partial["stopped_at"]
         repeated = [a + b for a, b in zip(repeated, partial["repeated"])]
-    report_repeats(validator.sink, rec, *repeated)
-    validator.check_records(rec, Records(*(np.concatenate(column) for column in zip(*records))))
+    validator.merge_file(rec, Records(*(np.concatenate(column) for column in zip(*records))), repeated)
 
 
 def records_to_bytes(records: Records) -> bytes:

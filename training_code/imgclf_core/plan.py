@@ -74,9 +74,12 @@ def validation_options(
 
 
 def data_hyperparameters(backend_name: str, report: Mapping[str, Any]) -> Dict[str, str]:
-    """The hyperparameters the data decide, from a validation report, as strings."""
+    """The hyperparameters the data decide, from a validation report, as strings (none from a
+    report that found the data invalid: no job trains on them)."""
     known = schema_for(backend_name).params
     values: Dict[str, str] = {}
+    if not report.get("valid"):
+        return values
     if "num_classes" in known and isinstance(report.get("num_classes"), int):
         values["num_classes"] = str(report["num_classes"])
     train = report.get("channels", {}).get("train")
