@@ -171,7 +171,7 @@ class ContractHandler(BaseHTTPRequestHandler):
                     )
                 parts.append(chunk)
                 received += len(chunk)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise FramingError(
                 408, f"the body stopped after {received} of {length} bytes (no data for {self.timeout:g} s)"
             ) from None
@@ -200,7 +200,7 @@ class ContractHandler(BaseHTTPRequestHandler):
                     parts.append(chunk)
                 if self.rfile.read(2) != b"\r\n":
                     raise FramingError(400, "the chunked body is malformed (a chunk does not end with CRLF)")
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise FramingError(408, f"the chunked body stopped arriving (no data for {self.timeout:g} s)") from None
         if total > MAX_BODY:
             raise FramingError(413, f"the chunked body passes the limit of {MAX_BODY} bytes")

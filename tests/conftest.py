@@ -76,7 +76,7 @@ def in_container() -> Callable[..., str]:
     """Run Python code on the container stack: .venv-container (Python 3.8, numpy 1.19.5,
     Pillow 9.5.0, mxnet 1.9.1, no OpenCV, as the AWS MXNet 1.9 containers). Skipped where no
     Python 3.8 exists (the Makefile then does not build it)."""
-    from tests.interop.conftest import runner
+    from tests.interop.conftest import missing_environment, runner
 
     if not (ROOT / ".venv-container" / "bin" / "python").exists():
         if python38() is None:
@@ -84,5 +84,5 @@ def in_container() -> Callable[..., str]:
                 "no Python 3.8 interpreter (python3.8 on PATH or /root/.pyenv/versions/3.8*/bin/python3.8), "
                 "so no .venv-container"
             )
-        pytest.fail(".venv-container is missing: `make test` creates it (or run `make env`)")
+        missing_environment(".venv-container")
     return runner(".venv-container")
