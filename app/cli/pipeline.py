@@ -14,6 +14,7 @@ from app.pipeline.report import TF_LINE
 from app.pipeline.run import EXIT_DEPLOYED, PipelineRun, RunResult, defaults_help
 from image_dataset.layout import FORMATS
 from image_training.errors import HyperparameterError
+from imgclf_core.backends import REGISTRY
 
 from .dataset import UsageError, key_value
 from .progress import ProgressCallback, progress_bar
@@ -76,7 +77,7 @@ def add_pipeline_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", choices=("mxnet", "tensorflow"), default="mxnet")
+    p.add_argument("--backend", choices=sorted(REGISTRY), default="mxnet")
     p.add_argument(
         "--hp",
         action="append",
@@ -186,8 +187,7 @@ def run_demo(args: argparse.Namespace) -> int:
         if not (Path(dataset) / "train").exists():
             count = write_digits(dataset)
             print(f"wrote the embedded dataset: {count} handwritten digits (scikit-learn) to {dataset}")
-    fast = {"mxnet": {"epochs": "3", "lr_scheduler_step": "2"}, "tensorflow": {"epochs": "3"}}
-    overrides = dict(fast[args.backend]) if args.fast else {}
+    overrides = dict(REGISTRY[args.backend].local_fast) if args.fast else {}
     overrides.update(dict(args.hp))
     code = _execute(dataset, args, overrides)
     return code if code in (EXIT_DEPLOYED, 1, 3) else 1

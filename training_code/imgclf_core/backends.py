@@ -45,6 +45,7 @@ class Backend(NamedTuple):
     data_options: Callable[[ValueOf], Dict[str, Any]]  # hyperparameters -> what validation expects
     split_ratio: Optional[str]  # the hyperparameter that holds out part of train, if the job can
     local_defaults: Mapping[str, str]  # `imgclf pipeline run`'s small CPU configuration
+    local_fast: Mapping[str, str]  # `imgclf demo --fast`: a few epochs on top of local_defaults
     local_environment: str  # the virtual environment that plays the container on this machine
 
     def schema(self) -> Schema:
@@ -82,6 +83,7 @@ MXNET = Backend(
         "learning_rate": "0.05",
         "lr_scheduler_step": "12,17",
     },
+    local_fast={"epochs": "3", "lr_scheduler_step": "2"},
     local_environment=".venv-mxnet",
 )
 
@@ -109,6 +111,7 @@ TENSORFLOW = Backend(
         "epochs": "15",
         "batch_size": "32",
     },
+    local_fast={"epochs": "3"},
     local_environment=".venv-tf",
 )
 
