@@ -1,1 +1,2 @@
-"""Entry points: the ``imgclf`` command-line tool and (later) the CDK app that cdk.json runs."""
+"""Entry points: the ``imgclf`` command-line tool and the local pipeline. The CDK app that cdk.json
+runs is ``infra.app``."""

@@ -3,8 +3,7 @@ framework container's start-up: the real sagemaker-training toolkit reads the /o
 under SAGEMAKER_BASE_DIR, copies the source directory to code/, and starts the entry point with
 ``--key value`` arguments and the SM_* environment, exactly as in the container.
 
-Started by app.local_sagemaker; imports only the standard library, the toolkit and imgclf_core
-(training_code/ is on the path, as the source directory is in the container)."""
+Started by app.local_sagemaker; imports only the standard library and the toolkit."""
 
 import os
 import sys
@@ -50,21 +49,25 @@ def multi_worker_config(env) -> None:  # type: ignore[no-untyped-def]
     os.environ["TF_CONFIG"] = json.dumps(config)
 
 
-# what each framework container does, before the entry point, when the backend's distribution
-# flag (imgclf_core.backends) is set: MXNet starts parameter servers, TensorFlow writes TF_CONFIG
-ENGINES = {"mxnet": start_parameter_servers, "tensorflow": multi_worker_config}
+# what each framework container does before the entry point when its distribution key is set:
+# MXNet starts parameter servers, TensorFlow writes TF_CONFIG. The keys are the containers' own
+# (imgclf_core.backends records them for the planner; tests/unit/test_container_entry_engines.py
+# checks that the two agree): this module plays the container's start-up, which runs before the
+# source directory, and so the core, is on the path.
+ENGINES = {
+    "mxnet": ("sagemaker_parameter_server_enabled", start_parameter_servers),
+    "tensorflow": ("sagemaker_multi_worker_mirrored_strategy_enabled", multi_worker_config),
+}
 
 
 def main() -> int:
     os.environ.setdefault("SM_STUDIO_LOCAL_MODE", "true")  # hosts are local processes: no DNS wait
     from sagemaker_training import entry_point, environment, errors, runner
 
-    from imgclf_core.backends import REGISTRY
-
     env = environment.Environment()
-    framework = os.environ.get("IMGCLF_FRAMEWORK", "")
-    if framework in ENGINES and env.additional_framework_parameters.get(REGISTRY[framework].distribution_flag):
-        ENGINES[framework](env)
+    flag, start_engine = ENGINES.get(os.environ.get("IMGCLF_FRAMEWORK", ""), ("", None))
+    if start_engine is not None and env.additional_framework_parameters.get(flag):
+        start_engine(env)
     try:
         entry_point.run(
             uri=env.module_dir,

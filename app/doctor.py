@@ -9,64 +9,42 @@ not check, or a risk that does not block) or ``skip``. The functions take a boto
 from __future__ import annotations
 
 import json
-import re
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
-from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectionError,
-    CredentialRetrievalError,
-    NoCredentialsError,
-    PartialCredentialsError,
-    SSOError,
-    TokenRetrievalError,
 )
 
-from app.config import StageConfig
+from imgclf_core.ecr import ImageUri
+from infra.config import StageConfig
 
-OK, FAIL, WARN, SKIP = "ok", "FAIL", "warn", "skip"
+from .aws_checks import (
+    AWS_CONFIG,
+    DENIED,
+    FAIL,
+    OK,
+    SKIP,
+    WARN,
+    Check,
+    ClientFactory,
+    aws_error,
+    credentials_problem,
+    describe_stack,
+    error_code,
+    stack_outputs,
+)
+
 # aws-cdk-lib 2.x: DefaultStackSynthesizer's MIN_BOOTSTRAP_STACK_VERSION is 6 (every template gets a
 # CheckBootstrapVersion rule that refuses 1-5). Used when there is no synthesized cdk.out to read
 # the exact number from (its manifest.json gives requiresBootstrapStackVersion per stack).
 MIN_BOOTSTRAP_VERSION = 6
 BOOTSTRAP_PARAMETER = "/cdk-bootstrap/hnb659fds/version"
 TOOLKIT_STACK = "CDKToolkit"
-IMAGE_URI = re.compile(
-    r"^(?P<registry>[0-9]{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<repository>[^:@]+)"
-    r"(?::(?P<tag>[^@]+))?$"
-)
-DENIED = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError")
-BAD_CREDENTIALS = (
-    "ExpiredToken",
-    "ExpiredTokenException",
-    "InvalidClientTokenId",
-    "UnrecognizedClientException",
-    "SignatureDoesNotMatch",
-    "InvalidToken",
-)
-CREDENTIALS_FIX = "run aws configure or set AWS_PROFILE"
-AWS_CONFIG = Config(connect_timeout=5, read_timeout=15, retries={"max_attempts": 2, "mode": "standard"})
-
-ClientFactory = Callable[[str, str], Any]
-
-
-@dataclass(frozen=True)
-class Check:
-    """One line of the preflight table."""
-
-    name: str
-    status: str
-    detail: str
-    fix: str = ""
-
-    def as_dict(self) -> Dict[str, str]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -105,48 +83,6 @@ def bootstrap_requirement(assembly: Path, stage: StageConfig) -> BootstrapRequir
     if not version:
         return BootstrapRequirement()
     return BootstrapRequirement(version, parameter, f"{assembly / 'manifest.json'}")
-
-
-def _code(err: ClientError) -> str:
-    return str(err.response.get("Error", {}).get("Code", ""))
-
-
-def _message(err: ClientError) -> str:
-    return str(err.response.get("Error", {}).get("Message", "")) or _code(err)
-
-
-def credentials_problem(err: Exception) -> Optional[Check]:
-    """A FAIL line when ``err`` means that no check can run: no credentials, rejected or expired
-    credentials, or no connection to AWS; None for any other error."""
-    if isinstance(err, (NoCredentialsError, PartialCredentialsError)):
-        return Check("identity", FAIL, "no AWS credentials", CREDENTIALS_FIX)
-    if isinstance(err, (TokenRetrievalError, SSOError, CredentialRetrievalError)):
-        return Check(
-            "identity", FAIL, f"the credentials cannot be loaded: {err}", "aws sso login, or " + CREDENTIALS_FIX
-        )
-    if isinstance(err, ClientError) and _code(err) in BAD_CREDENTIALS:
-        return Check(
-            "identity",
-            FAIL,
-            f"the credentials were rejected: {_code(err)}: {_message(err)}",
-            "refresh them (aws sso login, or new access keys), or " + CREDENTIALS_FIX,
-        )
-    if isinstance(err, ConnectionError):
-        return Check("identity", FAIL, f"cannot reach AWS: {err}", "check the network connection and any HTTPS proxy")
-    return None
-
-
-def aws_error(name: str, err: Exception, permission: str) -> Check:
-    """The line for an AWS call that failed: warn when access is denied (the check cannot run),
-    FAIL otherwise."""
-    problem = credentials_problem(err)
-    if problem is not None:
-        return Check(name, problem.status, problem.detail, problem.fix)
-    if isinstance(err, ClientError) and _code(err) in DENIED:
-        return Check(name, WARN, f"cannot check: access denied ({_message(err)})", f"allow {permission} to check this")
-    if isinstance(err, ClientError):
-        return Check(name, FAIL, f"{_code(err)}: {_message(err)}", f"needs {permission}; retry, or see the message")
-    return Check(name, FAIL, f"{type(err).__name__}: {err}", "retry; see the message")
 
 
 def check_identity(sts: Any, session_region: Optional[str], stage: StageConfig) -> List[Check]:
@@ -189,21 +125,6 @@ def check_identity(sts: Any, session_region: Optional[str], stage: StageConfig) 
     return checks
 
 
-def describe_stack(cloudformation: Any, name: str) -> Optional[Dict[str, Any]]:
-    """The stack's description, or None when it does not exist."""
-    try:
-        stacks = cloudformation.describe_stacks(StackName=name)["Stacks"]
-    except ClientError as err:
-        if _code(err) == "ValidationError" and "does not exist" in _message(err):
-            return None
-        raise
-    return dict(stacks[0]) if stacks else None
-
-
-def stack_outputs(stack: Dict[str, Any]) -> Dict[str, str]:
-    return {str(o["OutputKey"]): str(o.get("OutputValue", "")) for o in stack.get("Outputs", [])}
-
-
 def missing_output(name: str, stack: Dict[str, Any], stack_name: str, output: str) -> Check:
     """The FAIL line of a deployed stack that lacks one of its outputs."""
     return Check(
@@ -223,7 +144,7 @@ def check_bootstrap(ssm: Any, cloudformation: Any, stage: StageConfig, requireme
     try:
         value = ssm.get_parameter(Name=requirement.parameter)["Parameter"]["Value"]
     except ClientError as err:
-        if _code(err) != "ParameterNotFound":
+        if error_code(err) != "ParameterNotFound":
             return aws_error(name, err, "ssm:GetParameter")
         value = None
     except BotoCoreError as err:
@@ -334,22 +255,23 @@ def check_image(client: ClientFactory, uri: str, scopes: Iterable[str], stage: S
     """The image exists (``ecr:DescribeImages``; when that is denied on the AWS-owned registry,
     ``ecr:BatchGetImage``, which pulls allow)."""
     name = "image " + "+".join(scopes)
-    match = IMAGE_URI.match(uri)
-    if not match:
+    try:
+        image = ImageUri.parse(uri)
+    except ValueError:
         return Check(name, WARN, f"cannot check {uri}: not an ECR image URI")
-    image = {"imageTag": match["tag"] or "latest"}
-    request = {"registryId": match["registry"], "repositoryName": match["repository"], "imageIds": [image]}
+    wanted = {"imageDigest" if image.tag.startswith("sha256:") else "imageTag": image.tag}
+    request = {"registryId": image.account, "repositoryName": image.repository, "imageIds": [wanted]}
     missing_fix = (
         f"this container is not published in {stage.region}: pick a region that has it, or change the pinned "
         "version in training_code/imgclf_core/backends.py"
     )
     try:
-        ecr = client("ecr", match["region"])
+        ecr = client("ecr", image.region)
         ecr.describe_images(**request)
     except ClientError as err:
-        if _code(err) in ("ImageNotFoundException", "RepositoryNotFoundException"):
-            return Check(name, FAIL, f"{uri}: {_code(err)}", missing_fix)
-        if _code(err) not in DENIED:
+        if error_code(err) in ("ImageNotFoundException", "RepositoryNotFoundException"):
+            return Check(name, FAIL, f"{uri}: {error_code(err)}", missing_fix)
+        if error_code(err) not in DENIED:
             return aws_error(name, err, "ecr:DescribeImages")
         try:
             found = ecr.batch_get_image(**request)
@@ -360,7 +282,7 @@ def check_image(client: ClientFactory, uri: str, scopes: Iterable[str], stage: S
             return Check(
                 name,
                 WARN,
-                f"cannot check {uri}: access denied on registry {match['registry']}",
+                f"cannot check {uri}: access denied on registry {image.account}",
                 "SageMaker pulls it with its own role; allow ecr:DescribeImages to check it here",
             )
         if found.get("images"):

@@ -14,13 +14,14 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from app.config import StageConfig
 from image_training.serving import IMAGE_TYPES
 from imgclf_core.environment import ClassifyEnvironment
 from lambdas.classify.logic import MAX_BODY_BYTES
 
+from . import arns
+from .config import API_AUTH
 from .function import PipelineFunction
-from .nag import acknowledge
+from .nag import acknowledge, managed_policy
 
 
 def too_large_message() -> str:
@@ -29,9 +30,23 @@ def too_large_message() -> str:
 
 
 class ClassifyApi(Construct):
-    def __init__(self, scope: Construct, id: str, *, stage: StageConfig, key: kms.IKey) -> None:
+    """``POST /classify`` on the API ``api_name`` in front of the endpoint ``endpoint_name``:
+    ``auth`` is ``iam`` or ``cognito``; ``rate_limit`` requests per second, with a burst of twice that."""
+
+    def __init__(
+        self, scope: Construct, id: str, *, key: kms.IKey, endpoint_name: str, api_name: str, auth: str, rate_limit: int
+    ) -> None:
         super().__init__(scope, id)
-        self.proxy = PipelineFunction(
+        if auth not in API_AUTH:
+            raise ValueError(f"auth {auth!r} is not one of {', '.join(API_AUTH)}")
+        self.proxy = self._proxy(key, endpoint_name)
+        self.api = self._rest_api(key, api_name, rate_limit)
+        self.method = self._post_method(auth)
+        self._acknowledge(auth)
+
+    def _proxy(self, key: kms.IKey, endpoint_name: str) -> PipelineFunction:
+        """The Lambda that checks each request and invokes the endpoint."""
+        proxy = PipelineFunction(
             self,
             "Classify",
             handler="lambdas.classify.handler.handler",
@@ -39,15 +54,19 @@ class ClassifyApi(Construct):
             timeout=Duration.seconds(30),
             memory_size=512,
             environment=ClassifyEnvironment(
-                endpoint_name=stage.endpoint_name, max_body_bytes=MAX_BODY_BYTES
+                endpoint_name=endpoint_name, max_body_bytes=MAX_BODY_BYTES
             ).as_environment(),
         )
-        self.proxy.function.add_to_role_policy(
+        proxy.function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["sagemaker:InvokeEndpoint"],
-                resources=[f"arn:aws:sagemaker:{stage.region}:{stage.account}:endpoint/{stage.endpoint_name}"],
+                resources=[arns.sagemaker(self, "endpoint", endpoint_name)],
             )
         )
+        return proxy
+
+    def _rest_api(self, key: kms.IKey, api_name: str, rate_limit: int) -> apigateway.RestApi:
+        """The regional REST API with binary image bodies, throttling, access logs and tracing."""
         access_logs = logs.LogGroup(
             self,
             "AccessLogs",
@@ -55,10 +74,10 @@ class ClassifyApi(Construct):
             encryption_key=key,
             removal_policy=RemovalPolicy.DESTROY,
         )
-        self.api = apigateway.RestApi(
+        api = apigateway.RestApi(
             self,
             "Api",
-            rest_api_name=f"{stage.prefix}-classify",
+            rest_api_name=api_name,
             description="imgclf: classify an image (POST /classify with image/jpeg or image/png)",
             binary_media_types=list(IMAGE_TYPES),
             endpoint_types=[apigateway.EndpointType.REGIONAL],
@@ -66,8 +85,8 @@ class ClassifyApi(Construct):
             cloud_watch_role_removal_policy=RemovalPolicy.DESTROY,
             deploy_options=apigateway.StageOptions(
                 stage_name="v1",
-                throttling_rate_limit=stage.api_rate_limit,
-                throttling_burst_limit=stage.api_rate_limit * 2,
+                throttling_rate_limit=rate_limit,
+                throttling_burst_limit=rate_limit * 2,
                 logging_level=apigateway.MethodLoggingLevel.ERROR,
                 metrics_enabled=True,
                 tracing_enabled=True,
@@ -87,12 +106,17 @@ class ClassifyApi(Construct):
         )
         # a body whose event Lambda cannot take (over about 4.5 MiB, base64-encoded) is refused
         # before the proxy runs: API Gateway answers with this instead of its own message
-        self.api.add_gateway_response(
+        api.add_gateway_response(
             "RequestTooLarge",
             type=apigateway.ResponseType.REQUEST_TOO_LARGE,
             status_code="413",
             templates={"application/json": json.dumps({"error": too_large_message()})},
         )
+        return api
+
+    def _post_method(self, auth: str) -> apigateway.Method:
+        """POST /classify through the proxy, with a Content-Type required, under IAM
+        authorization or a Cognito user pool (``self.user_pool``)."""
         validator = self.api.add_request_validator(
             "ContentTypeRequired", validate_request_parameters=True, validate_request_body=True
         )
@@ -102,7 +126,7 @@ class ClassifyApi(Construct):
             request_validator=validator,
             request_parameters={"method.request.header.Content-Type": True},
         )
-        if stage.api_auth == "cognito":
+        if auth == "cognito":
             self.user_pool = cognito.UserPool(
                 self,
                 "Users",
@@ -122,20 +146,21 @@ class ClassifyApi(Construct):
             )
             self.user_pool.add_client("ApiClient", auth_flows=cognito.AuthFlow(user_srp=True))
             authorizer = apigateway.CognitoUserPoolsAuthorizer(self, "Authorizer", cognito_user_pools=[self.user_pool])
-            self.method = classify.add_method(
+            return classify.add_method(
                 "POST",
                 integration,
                 authorization_type=apigateway.AuthorizationType.COGNITO,
                 authorizer=authorizer,
                 **method_options,  # type: ignore[arg-type]
             )
-        else:
-            self.method = classify.add_method(
-                "POST",
-                integration,
-                authorization_type=apigateway.AuthorizationType.IAM,
-                **method_options,  # type: ignore[arg-type]
-            )
+        return classify.add_method(
+            "POST",
+            integration,
+            authorization_type=apigateway.AuthorizationType.IAM,
+            **method_options,  # type: ignore[arg-type]
+        )
+
+    def _acknowledge(self, auth: str) -> None:
         acknowledge(
             self.api,
             "AwsSolutions-APIG3",
@@ -144,11 +169,11 @@ class ClassifyApi(Construct):
         )
         acknowledge(
             self.api,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+            managed_policy(self, "service-role/AmazonAPIGatewayPushToCloudWatchLogs"),
             "API Gateway's account-level CloudWatch role uses the AWS managed "
             "AmazonAPIGatewayPushToCloudWatchLogs policy, as API Gateway requires.",
         )
-        if stage.api_auth == "iam":
+        if auth == "iam":
             acknowledge(
                 self.api,
                 "AwsSolutions-COG4",

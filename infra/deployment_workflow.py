@@ -7,10 +7,9 @@ only while the endpoint cannot be using them."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, NamedTuple, Optional
 
 from aws_cdk import Duration
-from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -19,48 +18,24 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from app.config import StageConfig
 from imgclf_core.environment import DeployEnvironment
 
+from . import arns
+from .config import StageConfig
+from .endpoint_scaling import SCALABLE_DIMENSION, VARIANT, resource_id, scaling_alarms, scaling_caller_statements
 from .function import PipelineFunction
-from .nag import acknowledge, lambda_versions, wildcard
+from .instances import instance_store_only
+from .nag import acknowledge, lambda_versions, wildcard, wildcard_arn
+from .retries import sdk_retry
+from .rollback_alarms import rollback_alarms
 from .sagemaker_roles import model_role
-from .training_workflow import instance_store_only, sdk_retry
 
-VARIANT = "AllTraffic"
-SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 IN_PROGRESS = ["Creating", "Updating", "SystemUpdating", "RollingBack"]
 BAKING_SECONDS = 300  # how long the alarms watch the new fleet before the next traffic step
 CANARY_PERCENT = 10
-
-
-def scaling_alarms(stage: StageConfig) -> str:
-    """The ARNs of the alarms Application Auto Scaling creates for the variant's target tracking
-    (``TargetTracking-endpoint/<endpoint>/variant/<variant>-AlarmHigh-<id>`` and ``-AlarmLow-``)."""
-    resource_id = f"endpoint/{stage.endpoint_name}/variant/{VARIANT}"
-    return f"arn:aws:cloudwatch:{stage.region}:{stage.account}:alarm:TargetTracking-{resource_id}-*"
-
-
-def scaling_caller_statements(stage: StageConfig) -> List[iam.PolicyStatement]:
-    """What Application Auto Scaling checks on its caller for a SageMaker endpoint variant (its
-    identity-based policy examples: "Permissions required for API actions on target services
-    and CloudWatch"), each on the stage's own resources: the endpoint, its configs, and the
-    alarms of the variant's target-tracking policy (``TargetTracking-<resource id>-...``)."""
-    sm = f"arn:aws:sagemaker:{stage.region}:{stage.account}"
-    endpoint = f"endpoint/{stage.endpoint_name}"
-    return [
-        iam.PolicyStatement(
-            actions=["sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpointWeightsAndCapacities"],
-            resources=[f"{sm}:{endpoint}"],
-        ),
-        iam.PolicyStatement(
-            actions=["sagemaker:DescribeEndpointConfig"], resources=[f"{sm}:endpoint-config/{stage.prefix}-*"]
-        ),
-        iam.PolicyStatement(
-            actions=["cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"],
-            resources=[scaling_alarms(stage)],
-        ),
-    ]
+SCALING_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
+NEW_CONFIG = {"EndpointConfigName.$": "$.plan.endpoint_config_name"}  # this run's endpoint config
+NEW_MODEL = {"ModelName.$": "$.plan.model_name"}  # this run's model
 
 
 def traffic_routing(instances: int) -> Dict[str, Any]:
@@ -78,106 +53,122 @@ def traffic_routing(instances: int) -> Dict[str, Any]:
     }
 
 
+class _Resources(NamedTuple):
+    """The ARNs of what the workflow creates and uses (patterns end in ``*``)."""
+
+    models: str
+    configs: str
+    endpoint: str
+    packages: str
+
+
 class DeploymentWorkflow(Construct):
+    """``self.state_machine`` deploys a model package (``{"model_package_arn": ...}``) to the
+    stage's endpoint; ``self.model_role`` is the role its models run under."""
+
     def __init__(self, scope: Construct, id: str, *, stage: StageConfig, key: kms.IKey, artifacts: s3.IBucket) -> None:
         super().__init__(scope, id)
-        region, account, prefix = stage.region, stage.account, stage.prefix
-        endpoint = stage.endpoint_name
-        self.model_role = model_role(self, "ModelRole", stage, key, artifacts)
-        self.alarm_names = [f"{prefix}-endpoint-5xx", f"{prefix}-endpoint-latency"]
-        self.alarms = self._alarms(stage)
-        sm = f"arn:aws:sagemaker:{region}:{account}"
-        models = f"{sm}:model/{prefix}-*"
-        configs = f"{sm}:endpoint-config/{prefix}-*"
-        endpoint_arn = f"{sm}:endpoint/{endpoint}"
-        package_arn = f"{sm}:model-package/{stage.model_package_group}/*"
-        resource_id = f"endpoint/{endpoint}/variant/{VARIANT}"
+        self._stage, self._key = stage, key
+        self.model_role = model_role(
+            self,
+            "ModelRole",
+            key=key,
+            image_uri=stage.image_uri("inference"),
+            vpc=stage.vpc is not None,
+            endpoint_name=stage.endpoint_name,
+            artifacts=artifacts,
+        )
+        self.alarm_names = [f"{stage.prefix}-endpoint-5xx", f"{stage.prefix}-endpoint-latency"]
+        self.alarms = rollback_alarms(self, names=self.alarm_names, endpoint_name=stage.endpoint_name)
+        self._arns = _Resources(
+            models=arns.sagemaker(self, "model", f"{stage.prefix}-*"),
+            configs=arns.sagemaker(self, "endpoint-config", f"{stage.prefix}-*"),
+            endpoint=arns.sagemaker(self, "endpoint", stage.endpoint_name),
+            packages=arns.sagemaker(self, "model-package", f"{stage.model_package_group}/*"),
+        )
         variant_target = {
             "ServiceNamespace": "sagemaker",
-            "ResourceId": resource_id,
+            "ResourceId": resource_id(stage.endpoint_name),
             "ScalableDimension": SCALABLE_DIMENSION,
         }
-        scalable_target = {
+        self._variant_target = variant_target
+        self._scalable_target = {
             **variant_target,
             "MinCapacity": stage.endpoint.min_instances,
             "MaxCapacity": stage.endpoint.max_instances,
         }
-        new_config = {"EndpointConfigName.$": "$.plan.endpoint_config_name"}
-        new_model = {"ModelName.$": "$.plan.model_name"}
+        self.planner = self._plan_function()
+        definition = self._definition()
+        self.log_group = logs.LogGroup(self, "Logs", retention=logs.RetentionDays.SIX_MONTHS, encryption_key=key)
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=stage.deployment_state_machine,
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+            timeout=Duration.hours(3),
+        )
+        self._grant_state_machine(self.state_machine.role)
 
-        self.planner = PipelineFunction(
+    # -- the states ---------------------------------------------------------------------------
+
+    def _plan_function(self) -> PipelineFunction:
+        """The Lambda that decides what to do: create, update, skip, or wait for another run."""
+        stage = self._stage
+        planner = PipelineFunction(
             self,
             "PlanDeployment",
             handler="lambdas.deploy.handler.handler",
-            key=key,
-            environment=DeployEnvironment(resource_prefix=prefix, endpoint_name=endpoint).as_environment(),
+            key=self._key,
+            environment=DeployEnvironment(
+                resource_prefix=stage.prefix, endpoint_name=stage.endpoint_name
+            ).as_environment(),
         )
-        self.planner.function.add_to_role_policy(
-            iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=[package_arn])
+        planner.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=[self._arns.packages])
         )
-        self.planner.function.add_to_role_policy(
-            iam.PolicyStatement(actions=["sagemaker:DescribeEndpoint"], resources=[endpoint_arn])
+        planner.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["sagemaker:DescribeEndpoint"], resources=[self._arns.endpoint])
         )
+        return planner
 
-        def sdk(id: str, action: str, parameters: Dict[str, Any], resources: List[str], **kw: Any) -> Any:
-            service = "applicationautoscaling" if action.endswith(("ScalableTarget", "ScalingPolicy")) else "sagemaker"
-            return sdk_retry(
-                tasks.CallAwsService(
-                    self,
-                    id,
-                    service=service,
-                    action=action,
-                    parameters=parameters,
-                    iam_resources=resources,
-                    iam_action="application-autoscaling:" + action[0].upper() + action[1:]
-                    if service == "applicationautoscaling"
-                    else None,
-                    result_path=kw.pop("result_path", sfn.JsonPath.DISCARD),
-                    **kw,
-                )
+    def _sdk(self, id: str, action: str, parameters: Dict[str, Any], resources: List[str], **kw: Any) -> Any:
+        """A SageMaker or Application Auto Scaling call that retries throttling."""
+        service = "applicationautoscaling" if action.endswith(("ScalableTarget", "ScalingPolicy")) else "sagemaker"
+        return sdk_retry(
+            tasks.CallAwsService(
+                self,
+                id,
+                service=service,
+                action=action,
+                parameters=parameters,
+                iam_resources=resources,
+                iam_action="application-autoscaling:" + action[0].upper() + action[1:]
+                if service == "applicationautoscaling"
+                else None,
+                result_path=kw.pop("result_path", sfn.JsonPath.DISCARD),
+                **kw,
             )
-
-        # a failure before the endpoint can use this run's model and endpoint config removes them
-        failed = sfn.Fail(self, "DeploymentFailed", error="DeploymentFailed", cause="see the execution's history")
-        delete_config = sdk(
-            "DeleteNewEndpointConfig",
-            "deleteEndpointConfig",
-            new_config,
-            [configs],
         )
-        delete_model = sdk("DeleteNewModel", "deleteModel", new_model, [models])
+
+    def _guarded(self, state: Any, handler: Optional[sfn.IChainable] = None) -> Any:
+        """``state`` catching every error into ``handler`` (the clean-up of this run's model and config)."""
+        state.add_catch(handler or self._delete_new, errors=["States.ALL"], result_path="$.error")
+        return state
+
+    def _cleanup_on_failure(self) -> sfn.IChainable:
+        """A failure before the endpoint can use this run's model and endpoint config removes them."""
+        failed = sfn.Fail(self, "DeploymentFailed", error="DeploymentFailed", cause="see the execution's history")
+        delete_config = self._sdk("DeleteNewEndpointConfig", "deleteEndpointConfig", NEW_CONFIG, [self._arns.configs])
+        delete_model = self._sdk("DeleteNewModel", "deleteModel", NEW_MODEL, [self._arns.models])
         delete_config.add_catch(delete_model, errors=["States.ALL"], result_path="$.cleanup_error")
         delete_model.add_catch(failed, errors=["States.ALL"], result_path="$.cleanup_error")
         delete_config.next(delete_model)
         delete_model.next(failed)
+        return delete_config  # type: ignore[no-any-return]
 
-        def guarded(state: Any, handler: Any = delete_config) -> Any:
-            state.add_catch(handler, errors=["States.ALL"], result_path="$.error")
-            return state
-
-        # once the endpoint may use them, a failure keeps them: deleting them would break it
-        without_scaling = sfn.Fail(
-            self,
-            "DeployedWithoutScaling",
-            error="DeployedWithoutScaling",
-            cause="The endpoint serves the new model, but its auto scaling could not be registered; the new model "
-            "and endpoint config are kept. Register the scaling target by hand (docs/troubleshooting.md).",
-        )
-        state_unknown = sfn.Fail(
-            self,
-            "EndpointStateUnknown",
-            error="EndpointStateUnknown",
-            cause="DescribeEndpoint failed after the endpoint was created or updated; the new model and endpoint "
-            "config are kept, since the endpoint may use them.",
-        )
-        not_in_service = sfn.Fail(
-            self,
-            "NewConfigNotInService",
-            error="NewConfigNotInService",
-            cause="The endpoint uses the new endpoint config but is not InService; the new model and endpoint "
-            "config are kept (see DescribeEndpoint's FailureReason).",
-        )
-
+    def _plan(self) -> tasks.LambdaInvoke:
         plan = tasks.LambdaInvoke(
             self,
             "Plan",
@@ -193,13 +184,13 @@ class DeploymentWorkflow(Construct):
             errors=["States.ALL"],
             result_path="$.error",
         )
-        create_model = guarded(
-            sdk(
-                "CreateModel",
-                "createModel",
-                self._model_request(stage),
-                [models],
-            )
+        return plan
+
+    def _create_model_and_config(self) -> Any:
+        """CreateModel -> CreateEndpointConfig; returns the first (the last is ``self._create_config``)."""
+        stage = self._stage
+        create_model = self._guarded(
+            self._sdk("CreateModel", "createModel", self._model_request(stage), [self._arns.models])
         )
         variant: Dict[str, Any] = {
             "VariantName": VARIANT,
@@ -213,32 +204,39 @@ class DeploymentWorkflow(Construct):
             "Tags": stage.request_tags,
         }
         if not instance_store_only(stage.endpoint.instance_type):
-            config_request["KmsKeyId"] = key.key_arn
-        create_config = guarded(sdk("CreateEndpointConfig", "createEndpointConfig", config_request, [configs]))
-        create_endpoint = guarded(
-            sdk(
+            config_request["KmsKeyId"] = self._key.key_arn
+        self._create_config = self._guarded(
+            self._sdk("CreateEndpointConfig", "createEndpointConfig", config_request, [self._arns.configs])
+        )
+        create_model.next(self._create_config)
+        return create_model
+
+    def _create_endpoint(self) -> Any:
+        stage = self._stage
+        return self._guarded(
+            self._sdk(
                 "CreateEndpoint",
                 "createEndpoint",
                 {
-                    "EndpointName": endpoint,
+                    "EndpointName": stage.endpoint_name,
                     "EndpointConfigName.$": "$.plan.endpoint_config_name",
                     "Tags": stage.request_tags,
                 },
-                [endpoint_arn, configs],
+                [self._arns.endpoint, self._arns.configs],
             )
         )
-        deregister = sdk(
-            "DeregisterScaling",
-            "deregisterScalableTarget",
-            variant_target,
-            ["*"],
-        )
-        update_endpoint = guarded(
-            sdk(
+
+    def _update_endpoint(self) -> Any:
+        """Deregister the scalable target (none yet is fine), then update blue/green under the
+        rollback alarms; returns the first."""
+        stage = self._stage
+        deregister = self._sdk("DeregisterScaling", "deregisterScalableTarget", self._variant_target, ["*"])
+        update_endpoint = self._guarded(
+            self._sdk(
                 "UpdateEndpoint",
                 "updateEndpoint",
                 {
-                    "EndpointName": endpoint,
+                    "EndpointName": stage.endpoint_name,
                     "EndpointConfigName.$": "$.plan.endpoint_config_name",
                     "RetainAllVariantProperties": False,
                     "DeploymentConfig": {
@@ -250,42 +248,36 @@ class DeploymentWorkflow(Construct):
                         "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": name} for name in self.alarm_names]},
                     },
                 },
-                [endpoint_arn, configs],
+                [self._arns.endpoint, self._arns.configs],
             )
         )
         # no scalable target registered yet is fine: go on to the update
         deregister.add_catch(update_endpoint, errors=["States.ALL"], result_path="$.deregister_error")
-        wait = sfn.Wait(self, "WaitForEndpoint", time=sfn.WaitTime.duration(Duration.seconds(30)))
-        describe = guarded(
-            sdk(
-                "DescribeEndpoint",
-                "describeEndpoint",
-                {"EndpointName": endpoint},
-                [endpoint_arn],
-                result_selector={
-                    "EndpointStatus.$": "$.EndpointStatus",
-                    "EndpointConfigName.$": "$.EndpointConfigName",
-                },
-                result_path="$.endpoint",
-            ),
-            state_unknown,
+        deregister.next(update_endpoint)
+        self._update = update_endpoint
+        return deregister
+
+    def _register_scaling(self) -> Any:
+        """RegisterScalableTarget -> PutScalingPolicy -> Deployed; returns the first. The endpoint
+        serves the new model by then: a failure keeps the model and config."""
+        stage = self._stage
+        without_scaling = sfn.Fail(
+            self,
+            "DeployedWithoutScaling",
+            error="DeployedWithoutScaling",
+            cause="The endpoint serves the new model, but its auto scaling could not be registered; the new model "
+            "and endpoint config are kept. Register the scaling target by hand (docs/troubleshooting.md).",
         )
-        register_scaling = guarded(
-            sdk(
-                "RegisterScaling",
-                "registerScalableTarget",
-                scalable_target,
-                ["*"],
-            ),
-            without_scaling,
+        register_scaling = self._guarded(
+            self._sdk("RegisterScaling", "registerScalableTarget", self._scalable_target, ["*"]), without_scaling
         )
-        scaling_policy = guarded(
-            sdk(
+        scaling_policy = self._guarded(
+            self._sdk(
                 "PutScalingPolicy",
                 "putScalingPolicy",
                 {
-                    "PolicyName": f"{prefix}-invocations-per-instance",
-                    **variant_target,
+                    "PolicyName": f"{stage.prefix}-invocations-per-instance",
+                    **self._variant_target,
                     "PolicyType": "TargetTrackingScaling",
                     "TargetTrackingScalingPolicyConfiguration": {
                         "TargetValue": stage.endpoint.invocations_per_instance,
@@ -304,41 +296,74 @@ class DeploymentWorkflow(Construct):
             self,
             "Deployed",
             parameters={
-                "endpoint": endpoint,
+                "endpoint": stage.endpoint_name,
                 "endpoint_config_name.$": "$.plan.endpoint_config_name",
                 "model_package_arn.$": "$.plan.model_package_arn",
                 "version.$": "$.plan.version",
                 "action.$": "$.plan.action",
             },
         )
-        # a rollback leaves the old config serving: restore its scaling, then clean up and fail
-        restore_scaling = sdk(
-            "RestoreScaling",
-            "registerScalableTarget",
-            scalable_target,
-            ["*"],
-        )
+        register_scaling.next(scaling_policy)
+        scaling_policy.next(deployed)
+        return register_scaling
+
+    def _after_rollback(self) -> Any:
+        """A rollback leaves the old config serving: restore its scaling, then clean up and fail."""
+        restore_scaling = self._sdk("RestoreScaling", "registerScalableTarget", self._scalable_target, ["*"])
         rolled_back = sfn.Fail(
             self, "DeploymentRolledBack", error="DeploymentRolledBack", cause="an alarm or a failure rolled it back"
         )
-        remove_config = sdk(
-            "RemoveRolledBackConfig",
-            "deleteEndpointConfig",
-            new_config,
-            [configs],
-        )
-        remove_model = sdk("RemoveRolledBackModel", "deleteModel", new_model, [models])
+        remove_config = self._sdk("RemoveRolledBackConfig", "deleteEndpointConfig", NEW_CONFIG, [self._arns.configs])
+        remove_model = self._sdk("RemoveRolledBackModel", "deleteModel", NEW_MODEL, [self._arns.models])
         for state in (restore_scaling, remove_config, remove_model):
             state.add_catch(rolled_back, errors=["States.ALL"], result_path="$.cleanup_error")
         restore_scaling.next(remove_config)
         remove_config.next(remove_model)
         remove_model.next(rolled_back)
-        delete_failed_endpoint = sdk(
-            "DeleteFailedEndpoint", "deleteEndpoint", {"EndpointName": endpoint}, [endpoint_arn]
-        )
-        delete_failed_endpoint.add_catch(delete_config, errors=["States.ALL"], result_path="$.cleanup_error")
-        delete_failed_endpoint.next(delete_config)
+        return restore_scaling
 
+    def _delete_failed_endpoint(self) -> Any:
+        """A new endpoint that failed is deleted, then this run's config and model."""
+        delete = self._sdk(
+            "DeleteFailedEndpoint", "deleteEndpoint", {"EndpointName": self._stage.endpoint_name}, [self._arns.endpoint]
+        )
+        delete.add_catch(self._delete_new, errors=["States.ALL"], result_path="$.cleanup_error")
+        delete.next(self._delete_new)
+        return delete
+
+    def _wait_for_endpoint(self) -> sfn.Wait:
+        """Wait -> DescribeEndpoint -> EndpointStatus: poll until the endpoint settles, then
+        register scaling, or handle a rollback or failure; returns the Wait."""
+        # once the endpoint may use them, a failure keeps them: deleting them would break it
+        state_unknown = sfn.Fail(
+            self,
+            "EndpointStateUnknown",
+            error="EndpointStateUnknown",
+            cause="DescribeEndpoint failed after the endpoint was created or updated; the new model and endpoint "
+            "config are kept, since the endpoint may use them.",
+        )
+        not_in_service = sfn.Fail(
+            self,
+            "NewConfigNotInService",
+            error="NewConfigNotInService",
+            cause="The endpoint uses the new endpoint config but is not InService; the new model and endpoint "
+            "config are kept (see DescribeEndpoint's FailureReason).",
+        )
+        wait = sfn.Wait(self, "WaitForEndpoint", time=sfn.WaitTime.duration(Duration.seconds(30)))
+        describe = self._guarded(
+            self._sdk(
+                "DescribeEndpoint",
+                "describeEndpoint",
+                {"EndpointName": self._stage.endpoint_name},
+                [self._arns.endpoint],
+                result_selector={
+                    "EndpointStatus.$": "$.EndpointStatus",
+                    "EndpointConfigName.$": "$.EndpointConfigName",
+                },
+                result_path="$.endpoint",
+            ),
+            state_unknown,
+        )
         status = "$.endpoint.EndpointStatus"
         uses_new_config = sfn.Condition.string_equals_json_path(
             "$.endpoint.EndpointConfigName", "$.plan.endpoint_config_name"
@@ -348,33 +373,39 @@ class DeploymentWorkflow(Construct):
             .when(sfn.Condition.or_(*(sfn.Condition.string_equals(status, s) for s in IN_PROGRESS)), wait)
             .when(
                 sfn.Condition.and_(sfn.Condition.string_equals(status, "InService"), uses_new_config),
-                register_scaling,
+                self._register_scaling(),
             )
-            .when(sfn.Condition.string_equals(status, "InService"), restore_scaling)
+            .when(sfn.Condition.string_equals(status, "InService"), self._after_rollback())
             .when(
                 sfn.Condition.and_(
                     sfn.Condition.string_equals(status, "Failed"),
                     sfn.Condition.string_equals("$.plan.action", "create"),
                 ),
-                delete_failed_endpoint,
+                self._delete_failed_endpoint(),
             )
             .when(uses_new_config, not_in_service)
-            .otherwise(delete_config)
+            .otherwise(self._delete_new)
         )
         wait.next(describe)
         describe.next(check)
-        register_scaling.next(scaling_policy)
-        scaling_policy.next(deployed)
+        return wait
+
+    def _definition(self) -> sfn.IChainable:
+        """Plan -> Action (skip, busy, or create the model and config) -> CreateOrUpdate -> wait."""
+        self._delete_new = self._cleanup_on_failure()
+        plan = self._plan()
+        create_model = self._create_model_and_config()
+        create_endpoint = self._create_endpoint()
+        update = self._update_endpoint()
+        wait = self._wait_for_endpoint()
         create_endpoint.next(wait)
-        deregister.next(update_endpoint)
-        update_endpoint.next(wait)
-        create_model.next(create_config)
-        create_config.next(
+        self._update.next(wait)
+        self._create_config.next(
             sfn.Choice(self, "CreateOrUpdate")
             .when(sfn.Condition.string_equals("$.plan.action", "create"), create_endpoint)
-            .otherwise(deregister)
+            .otherwise(update)
         )
-        definition = plan.next(
+        return plan.next(
             sfn.Choice(self, "Action")
             .when(
                 sfn.Condition.string_equals("$.plan.action", "skip"),
@@ -386,17 +417,14 @@ class DeploymentWorkflow(Construct):
             )
             .otherwise(create_model)
         )
-        self.log_group = logs.LogGroup(self, "Logs", retention=logs.RetentionDays.SIX_MONTHS, encryption_key=key)
-        self.state_machine = sfn.StateMachine(
-            self,
-            "StateMachine",
-            state_machine_name=stage.deployment_state_machine,
-            definition_body=sfn.DefinitionBody.from_chainable(definition),
-            tracing_enabled=True,
-            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
-            timeout=Duration.hours(3),
-        )
-        role = self.state_machine.role
+
+    # -- the state machine's permissions ------------------------------------------------------
+
+    def _grant_state_machine(self, role: iam.IRole) -> None:
+        """Beyond the tasks' own policies: pass the model role, read the package and alarms,
+        create the scaling service-linked role, tag, what Application Auto Scaling checks on
+        its caller, and the stage key."""
+        stage, key, resources = self._stage, self._key, self._arns
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["iam:PassRole"],
@@ -407,7 +435,7 @@ class DeploymentWorkflow(Construct):
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["sagemaker:DescribeModelPackage"],  # CreateModel from a versioned package
-                resources=[package_arn],
+                resources=[resources.packages],
             )
         )
         role.add_to_principal_policy(
@@ -420,29 +448,36 @@ class DeploymentWorkflow(Construct):
             iam.PolicyStatement(
                 actions=["iam:CreateServiceLinkedRole"],
                 resources=[
-                    f"arn:aws:iam::{account}:role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
-                    "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+                    arns.service_linked_role(
+                        self,
+                        f"{SCALING_SERVICE}/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint",
+                    )
                 ],
-                conditions={"StringLike": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}},
+                conditions={"StringLike": {"iam:AWSServiceName": SCALING_SERVICE}},
             )
         )
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["sagemaker:AddTags"],  # CreateModel, CreateEndpointConfig and CreateEndpoint carry Tags
-                resources=[models, configs, endpoint_arn],
+                resources=[resources.models, resources.configs, resources.endpoint],
             )
         )
-        for statement in scaling_caller_statements(stage):
+        for statement in scaling_caller_statements(self, endpoint_name=stage.endpoint_name, prefix=stage.prefix):
             role.add_to_principal_policy(statement)
         key.grant_encrypt_decrypt(role)
         role.add_to_principal_policy(iam.PolicyStatement(actions=["kms:CreateGrant"], resources=[key.key_arn]))
         acknowledge(role, lambda_versions(self.planner.function), "Invoking the function and its versions.")
         acknowledge(role, wildcard("*"), "Application Auto Scaling and X-Ray have no resource-level permissions.")
-        for resource, what in ((models, "Models"), (configs, "Endpoint configs")):
-            acknowledge(role, wildcard(resource), f"{what} are named per deployment under the stage prefix.")
-        acknowledge(role, wildcard(package_arn), "The versions of this stage's model package group.")
-        acknowledge(role, wildcard(scaling_alarms(stage)), "The alarms of the variant's target-tracking policy.")
-        acknowledge(self.planner.role, wildcard(package_arn), "The versions of this stage's model package group.")
+        for resource, what in ((resources.models, "Models"), (resources.configs, "Endpoint configs")):
+            acknowledge(role, wildcard_arn(self, resource), f"{what} are named per deployment under the stage prefix.")
+        packages = wildcard_arn(self, resources.packages)
+        acknowledge(role, packages, "The versions of this stage's model package group.")
+        acknowledge(
+            role,
+            wildcard_arn(self, scaling_alarms(self, stage.endpoint_name)),
+            "The alarms of the variant's target-tracking policy.",
+        )
+        acknowledge(self.planner.role, packages, "The versions of this stage's model package group.")
 
     def _model_request(self, stage: StageConfig) -> Dict[str, Any]:
         request: Dict[str, Any] = {
@@ -455,40 +490,3 @@ class DeploymentWorkflow(Construct):
         if stage.vpc:
             request["VpcConfig"] = stage.vpc.as_request()
         return request
-
-    def _alarms(self, stage: StageConfig) -> List[cloudwatch.Alarm]:
-        """The alarms that roll a blue/green update back while traffic shifts."""
-        dimensions = {"EndpointName": stage.endpoint_name, "VariantName": VARIANT}
-        errors = cloudwatch.Alarm(
-            self,
-            "ModelErrors",
-            alarm_name=self.alarm_names[0],
-            alarm_description="Model errors on the endpoint; rolls a deployment back",
-            metric=cloudwatch.Metric(
-                namespace="AWS/SageMaker",
-                metric_name="Invocation5XXErrors",
-                dimensions_map=dimensions,
-                statistic="Sum",
-                period=Duration.minutes(1),
-            ),
-            threshold=1,
-            evaluation_periods=2,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        latency = cloudwatch.Alarm(
-            self,
-            "ModelLatency",
-            alarm_name=self.alarm_names[1],
-            alarm_description="p90 model latency over 2 s; rolls a deployment back",
-            metric=cloudwatch.Metric(
-                namespace="AWS/SageMaker",
-                metric_name="ModelLatency",
-                dimensions_map=dimensions,
-                statistic="p90",
-                period=Duration.minutes(1),
-            ),
-            threshold=2_000_000,  # microseconds
-            evaluation_periods=3,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        return [errors, latency]

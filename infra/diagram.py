@@ -95,7 +95,7 @@ def render(templates: Dict[str, Dict[str, Any]]) -> str:
 
 
 def synthesized_templates() -> Dict[str, Dict[str, Any]]:
-    from app.cdk_app import cdk_json_context, synthesize
+    from infra.app import cdk_json_context, synthesize
 
     context = dict(cdk_json_context() or {})
     context["imgclf:stages"] = {"dev": context["imgclf:stages"]["dev"]}

@@ -10,12 +10,12 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from app.config import StageConfig
 from imgclf_core.environment import CleanupEnvironment
 
-from .deployment_workflow import scaling_alarms, scaling_caller_statements
+from . import arns
+from .endpoint_scaling import scaling_alarms, scaling_caller_statements
 from .function import PipelineFunction
-from .nag import acknowledge, wildcard
+from .nag import acknowledge, wildcard_arn
 
 
 def registry_group(scope: Construct, name: str) -> sagemaker.CfnModelPackageGroup:
@@ -27,9 +27,13 @@ def registry_group(scope: Construct, name: str) -> sagemaker.CfnModelPackageGrou
 
 
 class EndpointCleanup(Construct):
-    def __init__(self, scope: Construct, id: str, *, stage: StageConfig, key: kms.IKey) -> None:
+    """Removes the endpoint ``endpoint_name``, the models and endpoint configs named under
+    ``prefix``, and the versions in ``model_package_group`` when the stack is deleted."""
+
+    def __init__(
+        self, scope: Construct, id: str, *, key: kms.IKey, prefix: str, endpoint_name: str, model_package_group: str
+    ) -> None:
         super().__init__(scope, id)
-        region, account, prefix = stage.region, stage.account, stage.prefix
         self.handler = PipelineFunction(
             self,
             "Cleanup",
@@ -37,25 +41,22 @@ class EndpointCleanup(Construct):
             key=key,
             timeout=Duration.minutes(5),
             environment=CleanupEnvironment(
-                resource_prefix=prefix, endpoint_name=stage.endpoint_name, model_package_group=stage.model_package_group
+                resource_prefix=prefix, endpoint_name=endpoint_name, model_package_group=model_package_group
             ).as_environment(),
         )
-        sm = f"arn:aws:sagemaker:{region}:{account}"
-        packages = f"{sm}:model-package/{stage.model_package_group}/*"
+        packages = arns.sagemaker(self, "model-package", f"{model_package_group}/*")
+        configs = arns.sagemaker(self, "endpoint-config", f"{prefix}-*")
+        models = arns.sagemaker(self, "model", f"{prefix}-*")
         function = self.handler.function
         function.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["sagemaker:DeleteEndpoint"], resources=[f"{sm}:endpoint/{stage.endpoint_name}"]
+                actions=["sagemaker:DeleteEndpoint"], resources=[arns.sagemaker(self, "endpoint", endpoint_name)]
             )
         )
         function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["sagemaker:DeleteEndpointConfig"], resources=[f"{sm}:endpoint-config/{prefix}-*"]
-            )
+            iam.PolicyStatement(actions=["sagemaker:DeleteEndpointConfig"], resources=[configs])
         )
-        function.add_to_role_policy(
-            iam.PolicyStatement(actions=["sagemaker:DeleteModel"], resources=[f"{sm}:model/{prefix}-*"])
-        )
+        function.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:DeleteModel"], resources=[models]))
         function.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:DeleteModelPackage"], resources=[packages]))
         function.add_to_role_policy(
             iam.PolicyStatement(
@@ -71,16 +72,19 @@ class EndpointCleanup(Construct):
             )
         )
         # deregistering the scalable target: what Application Auto Scaling checks on its caller
-        for statement in scaling_caller_statements(stage):
+        for statement in scaling_caller_statements(self, endpoint_name=endpoint_name, prefix=prefix):
             function.add_to_role_policy(statement)
-        for resource in (f"{sm}:endpoint-config/{prefix}-*", f"{sm}:model/{prefix}-*"):
-            acknowledge(self.handler.role, wildcard(resource), "What the deployment workflow named under the prefix.")
-        acknowledge(self.handler.role, wildcard(packages), "The versions of this stage's model package group.")
+        role = self.handler.role
+        for resource in (configs, models):
+            acknowledge(role, wildcard_arn(self, resource), "What the deployment workflow named under the prefix.")
+        acknowledge(role, wildcard_arn(self, packages), "The versions of this stage's model package group.")
         acknowledge(
-            self.handler.role, wildcard(scaling_alarms(stage)), "The alarms of the variant's target-tracking policy."
+            role,
+            wildcard_arn(self, scaling_alarms(self, endpoint_name)),
+            "The alarms of the variant's target-tracking policy.",
         )
         self.resource = CustomResource(
             self, "Resource", service_token=function.function_arn, resource_type="Custom::ImgclfEndpointCleanup"
         )
         # CloudFormation deletes in reverse dependency order: this runs before the group goes
-        self.resource.node.add_dependency(registry_group(self, stage.model_package_group))
+        self.resource.node.add_dependency(registry_group(self, model_package_group))

@@ -1,7 +1,8 @@
 """The code of every Lambda function: the ``lambdas`` package, the dataset-format core and the
 hyperparameter schemas (so the Lambdas and the training job run the same rules), plus the
 pinned requirements for the Lambda platform. Bundled with pip on this machine, no Docker: wheels
-come from ``.wheelhouse/`` (``make lambda-wheels``) when it is there, else from the index."""
+come from ``.wheelhouse/`` (built by ``make env`` and ``make synth``) when it is there, else from
+the index."""
 
 from __future__ import annotations
 

@@ -10,21 +10,25 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from app.config import StageConfig
-
 from .dead_letters import dead_letter_queue
 
 
 class ModelRegistry(Construct):
+    """The group ``group_name``; approving one of its manually gated packages starts ``deployment``."""
+
     def __init__(
-        self, scope: Construct, id: str, *, stage: StageConfig, deployment: sfn.IStateMachine, key: kms.IKey
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        group_name: str,
+        description: str,
+        deployment: sfn.IStateMachine,
+        key: kms.IKey,
     ) -> None:
         super().__init__(scope, id)
         self.group = sagemaker.CfnModelPackageGroup(
-            self,
-            "Group",
-            model_package_group_name=stage.model_package_group,
-            model_package_group_description=f"imgclf {stage.name}: {stage.backend} image classifiers",
+            self, "Group", model_package_group_name=group_name, model_package_group_description=description
         )
         self.approval_rule = events.Rule(
             self,
@@ -34,7 +38,7 @@ class ModelRegistry(Construct):
                 source=["aws.sagemaker"],
                 detail_type=["SageMaker Model Package State Change"],
                 detail={
-                    "ModelPackageGroupName": [stage.model_package_group],
+                    "ModelPackageGroupName": [group_name],
                     "ModelApprovalStatus": ["Approved"],
                     "CustomerMetadataProperties": {"approval": ["manual"]},
                 },

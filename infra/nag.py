@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Validations
+import json
+import re
+from typing import Any
+
+from aws_cdk import Acknowledgment, Stack, Validations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
 from constructs import IConstruct
 
 
@@ -38,20 +45,55 @@ def acknowledge_grant_actions(scope: IConstruct) -> None:
     )
 
 
+def flatten(value: Any) -> str:
+    """A resolved CloudFormation value as cdk-nag names it in a finding (its
+    ``flattenCfnReference``): joins joined, ``Ref`` as ``<name>``, ``GetAtt`` as
+    ``<logical.attribute>``, anything else as compact JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return re.sub(r"\$\{", "<", value).replace("}", ">")  # Fn::Sub's syntax
+    if isinstance(value, dict) and value.get("Fn::Join"):
+        delimiter, items = value["Fn::Join"]
+        return str(delimiter).join(flatten(item) for item in items)
+    if isinstance(value, dict) and value.get("Fn::Sub"):
+        return flatten(value["Fn::Sub"])
+    if isinstance(value, dict) and value.get("Fn::GetAtt"):
+        resource, attribute = value["Fn::GetAtt"]
+        return f"<{flatten(resource)}.{flatten(attribute)}>"
+    if isinstance(value, dict) and value.get("Fn::ImportValue"):
+        return flatten(value["Fn::ImportValue"])
+    if isinstance(value, dict) and value.get("Ref"):
+        return f"<{flatten(value['Ref'])}>"
+    return json.dumps(value, separators=(",", ":"))
+
+
+def rendered(scope: IConstruct, value: str) -> str:
+    """How cdk-nag names ``value`` (an ARN, tokens and all) of ``scope``'s stack in a finding."""
+    return flatten(Stack.of(scope).resolve(value))
+
+
 def wildcard(resource: str) -> str:
-    """The finding id of an IAM statement on the wildcard ``resource``."""
+    """The finding id of an IAM statement on the wildcard ``resource`` (as cdk-nag renders it)."""
     return f"AwsSolutions-IAM5[Resource::{resource}]"
 
 
-def s3_objects(bucket_name: str, pattern: str) -> str:
-    """The finding id of a grant on ``bucket_name/pattern`` (bucket referenced by name)."""
-    return wildcard(f"arn:<AWS::Partition>:s3:::{bucket_name}/{pattern}")
+def wildcard_arn(scope: IConstruct, arn: str) -> str:
+    """The finding id of an IAM statement on ``arn``, an ARN of ``scope``'s stack (infra.arns)."""
+    return wildcard(rendered(scope, arn))
 
 
-def lambda_versions(function: IConstruct) -> str:
+def s3_objects(bucket: s3.IBucket, pattern: str) -> str:
+    """The finding id of a grant on ``pattern`` (e.g. ``s3_layout.objects(DATASETS)``) of ``bucket``."""
+    return wildcard_arn(bucket, bucket.arn_for_objects(pattern))
+
+
+def managed_policy(scope: IConstruct, name: str) -> str:
+    """The finding id of a role that uses the AWS managed policy ``name``."""
+    arn = iam.ManagedPolicy.from_aws_managed_policy_name(name).managed_policy_arn
+    return f"AwsSolutions-IAM4[Policy::{rendered(scope, arn)}]"
+
+
+def lambda_versions(function: lambda_.IFunction) -> str:
     """The finding id of an invoke grant on a function and its versions (``<arn>:*``)."""
-    from aws_cdk import Stack
-
-    default = function.node.default_child
-    assert default is not None
-    return wildcard(f"<{Stack.of(function).get_logical_id(default)}.Arn>:*")  # type: ignore[arg-type]
+    return wildcard_arn(function, f"{function.function_arn}:*")

@@ -6,17 +6,17 @@ fetched). Hand-written least-privilege IAM, as for the training CustomState."""
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Mapping, Optional, Sequence
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from app.config import StageConfig
-
-from .nag import acknowledge, wildcard
+from . import arns
+from .config import TrainingConfig, VpcConfig
+from .nag import acknowledge, wildcard_arn
 from .sagemaker_roles import grant_sync_job
 
 CODE_DIR = "/opt/ml/processing/input/code"
@@ -33,14 +33,21 @@ ENTRYPOINT = [
 ]
 
 
-def pack_request(stage: StageConfig, key: kms.IKey, role: iam.IRole) -> Dict[str, Any]:
+def pack_request(
+    *,
+    key: kms.IKey,
+    role: iam.IRole,
+    image_uri: str,
+    training: TrainingConfig,
+    tags: Sequence[Mapping[str, str]],
+    vpc: Optional[VpcConfig],
+) -> Dict[str, Any]:
     """CreateProcessingJob's static half; the plan (``$.pack``) gives the rest."""
-    training = stage.training
     request: Dict[str, Any] = {
         "ProcessingJobName.$": "$.pack.ProcessingJobName",
         "RoleArn": role.role_arn,
         "AppSpecification": {
-            "ImageUri": stage.image_uri("processing"),
+            "ImageUri": image_uri,
             "ContainerEntrypoint": ENTRYPOINT,
             "ContainerArguments.$": "$.pack.Arguments",
         },
@@ -56,26 +63,40 @@ def pack_request(stage: StageConfig, key: kms.IKey, role: iam.IRole) -> Dict[str
         },
         "StoppingCondition": {"MaxRuntimeInSeconds": training.max_runtime_seconds},
         "NetworkConfig": {"EnableNetworkIsolation": True, "EnableInterContainerTrafficEncryption": True},
-        "Tags": stage.request_tags,
+        "Tags": list(tags),
     }
-    if stage.vpc:
-        request["NetworkConfig"]["VpcConfig"] = stage.vpc.as_request()
+    if vpc:
+        request["NetworkConfig"]["VpcConfig"] = vpc.as_request()
     return request
 
 
 class PackStep(Construct):
-    """``self.state``: the Pack task (retries throttling; the caller adds the catch)."""
+    """``self.state``: the Pack task (retries throttling; the caller adds the catch). Jobs are
+    named ``<job_prefix>-...`` (the planner's names) and run ``image_uri`` under ``role``."""
 
-    def __init__(self, scope: Construct, id: str, *, stage: StageConfig, key: kms.IKey, role: iam.IRole) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        key: kms.IKey,
+        role: iam.IRole,
+        image_uri: str,
+        training: TrainingConfig,
+        job_prefix: str,
+        tags: Sequence[Mapping[str, str]],
+        vpc: Optional[VpcConfig] = None,
+    ) -> None:
         super().__init__(scope, id)
-        self.stage, self.role = stage, role
+        self.role, self.jobs = role, arns.sagemaker(self, "processing-job", f"{job_prefix}-*")
+        request = pack_request(key=key, role=role, image_uri=image_uri, training=training, tags=tags, vpc=vpc)
         self.state = sfn.CustomState(
             self,
             "PackDataset",
             state_json={
                 "Type": "Task",
-                "Resource": f"arn:{Stack.of(self).partition}:states:::sagemaker:createProcessingJob.sync",
-                "Parameters": pack_request(stage, key, role),
+                "Resource": arns.states_integration(self, "sagemaker", "createProcessingJob.sync"),
+                "Parameters": request,
                 "ResultSelector": {
                     "ProcessingJobName.$": "$.ProcessingJobName",
                     "ProcessingJobArn.$": "$.ProcessingJobArn",
@@ -92,7 +113,7 @@ class PackStep(Construct):
 
     def grant(self, state_machine_role: iam.IRole) -> None:
         """What the .sync integration does on the state machine's behalf."""
-        stage = self.stage
-        jobs = f"arn:aws:sagemaker:{stage.region}:{stage.account}:processing-job/{stage.prefix}-pack-*"
-        grant_sync_job(state_machine_role, self.stage, "Processing", jobs, self.role)
-        acknowledge(state_machine_role, wildcard(jobs), "Pack jobs are named per run under the stage prefix.")
+        grant_sync_job(state_machine_role, "Processing", self.jobs, self.role)
+        acknowledge(
+            state_machine_role, wildcard_arn(self, self.jobs), "Pack jobs are named per run under the stage prefix."
+        )

@@ -1,7 +1,8 @@
 """The training code as SageMaker script mode takes it: ``sourcedir.tar.gz`` with the entry
 points and packages of training_code/ at its root. Built deterministically (sorted, no
 timestamps) so an unchanged tree keeps its asset hash, and uploaded as a file asset: CDK's
-directory assets are zips."""
+directory assets are zips. The archive is written into the cloud assembly's folder (where CDK
+then stages it as an asset), never into the source tree."""
 
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ import tarfile
 from pathlib import Path
 from typing import List
 
+from aws_cdk import Stage
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING_CODE = ROOT / "training_code"
-BUILD = ROOT / ".build"
+BUILD_FOLDER = "imgclf-sourcedir"  # in the cloud assembly's folder (cdk.out)
 
 
 def source_files() -> List[Path]:
@@ -46,7 +48,9 @@ class SourceDir(Construct):
     def __init__(self, scope: Construct, id: str) -> None:
         super().__init__(scope, id)
         data = build_sourcedir()
-        folder = BUILD / hashlib.sha256(data).hexdigest()[:16]
+        stage = Stage.of(self)
+        assert stage is not None, "a SourceDir belongs to an app"
+        folder = Path(stage.asset_outdir) / BUILD_FOLDER / hashlib.sha256(data).hexdigest()[:16]
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "sourcedir.tar.gz"
         if not path.exists():
@@ -57,14 +61,14 @@ class SourceDir(Construct):
     def grant_read(self, job_role: iam.IRole) -> None:
         """What a SageMaker job needs to download the code as an ``S3Prefix`` input: SageMaker
         lists the prefix (the object's key) before it gets the object."""
-        bucket, key = self.asset.s3_bucket_name, self.asset.s3_object_key
+        bucket, key = self.asset.bucket, self.asset.s3_object_key
         job_role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["s3:ListBucket"],
-                resources=[f"arn:aws:s3:::{bucket}"],
+                resources=[bucket.bucket_arn],
                 conditions={"StringEquals": {"s3:prefix": [key]}},
             )
         )
         job_role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"arn:aws:s3:::{bucket}/{key}"])
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects(key)])
         )

@@ -10,14 +10,13 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from app.config import TAG, StageConfig
-
 from .alerts import Alerts
 from .classify_api import ClassifyApi
+from .config import TAG, StageConfig, stage_config_hash
 from .deployment_workflow import DeploymentWorkflow
 from .endpoint_cleanup import EndpointCleanup
 from .model_registry import ModelRegistry
-from .nag import acknowledge, acknowledge_grant_actions
+from .nag import acknowledge, acknowledge_grant_actions, managed_policy
 from .storage import Storage
 from .training_workflow import TrainingWorkflow
 from .upload_trigger import UploadTrigger
@@ -35,12 +34,22 @@ def _bucket(scope: Construct, id: str, name: str, key: kms.IKey) -> s3.IBucket:
 class DataStack(Stack):
     def __init__(self, scope: Construct, id: str, *, stage: StageConfig) -> None:
         super().__init__(scope, id, env=_env(stage), description=f"imgclf {stage.name}: key, buckets, alerts")
-        self.storage = Storage(self, "Storage", stage)
-        self.alerts = Alerts(self, "Alerts", stage, self.storage.key)
+        self.storage = Storage(
+            self,
+            "Storage",
+            prefix=stage.prefix,
+            description=f"imgclf {stage.name}: datasets, artifacts, alerts, logs",
+            datasets_bucket=stage.datasets_bucket,
+            artifacts_bucket=stage.artifacts_bucket,
+            retention_days=stage.artifact_retention_days,
+        )
+        self.alerts = Alerts(
+            self, "Alerts", display_name=f"imgclf {stage.name}", key=self.storage.key, email=stage.alert_email
+        )
         # event_bridge_enabled makes CDK add its bucket-notifications helper function
         acknowledge(
             self,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+            managed_policy(self, "service-role/AWSLambdaBasicExecutionRole"),
             "CDK's own bucket-notifications helper (it switches on EventBridge delivery) uses this AWS managed "
             "policy for its logs; it is not configurable.",
         )
@@ -55,9 +64,31 @@ class ServingStack(Stack):
         key = data.storage.key
         artifacts = _bucket(self, "Artifacts", stage.artifacts_bucket, key)
         self.deployment = DeploymentWorkflow(self, "Deployment", stage=stage, key=key, artifacts=artifacts)
-        self.registry = ModelRegistry(self, "Registry", stage=stage, deployment=self.deployment.state_machine, key=key)
-        self.api = ClassifyApi(self, "ClassifyApi", stage=stage, key=key)
-        self.cleanup = EndpointCleanup(self, "EndpointCleanup", stage=stage, key=key)
+        self.registry = ModelRegistry(
+            self,
+            "Registry",
+            group_name=stage.model_package_group,
+            description=f"imgclf {stage.name}: {stage.backend} image classifiers",
+            deployment=self.deployment.state_machine,
+            key=key,
+        )
+        self.api = ClassifyApi(
+            self,
+            "ClassifyApi",
+            key=key,
+            endpoint_name=stage.endpoint_name,
+            api_name=f"{stage.prefix}-classify",
+            auth=stage.api_auth,
+            rate_limit=stage.api_rate_limit,
+        )
+        self.cleanup = EndpointCleanup(
+            self,
+            "EndpointCleanup",
+            key=key,
+            prefix=stage.prefix,
+            endpoint_name=stage.endpoint_name,
+            model_package_group=stage.model_package_group,
+        )
         self.cleanup.node.add_dependency(self.deployment)
         CfnOutput(self, "ApiUrl", value=self.api.url)
         CfnOutput(self, "EndpointName", value=stage.endpoint_name)
@@ -86,11 +117,13 @@ class TrainingStack(Stack):
         self.trigger = UploadTrigger(
             self,
             "UploadTrigger",
-            stage=stage,
             key=key,
             datasets=datasets,
             workflow=self.workflow.state_machine,
             topic=data.alerts.topic,
+            backend=stage.backend,
+            default_hyperparameters=stage.hyperparameters,
+            stage_config_hash=stage_config_hash(stage),
         )
         CfnOutput(self, "TrainingStateMachine", value=self.workflow.state_machine.state_machine_arn)
 

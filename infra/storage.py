@@ -4,25 +4,40 @@ their access logs."""
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from app.config import StageConfig
+from imgclf_core.s3_layout import RESULT_PREFIXES, WORKING_PREFIXES
 
+from . import arns
 from .nag import acknowledge
 
 
 class Storage(Construct):
-    def __init__(self, scope: Construct, id: str, stage: StageConfig) -> None:
+    """The stage key (``alias/<prefix>``) and the buckets ``datasets_bucket`` and
+    ``artifacts_bucket``, whose result prefixes expire after ``retention_days``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        prefix: str,
+        description: str,
+        datasets_bucket: str,
+        artifacts_bucket: str,
+        retention_days: int,
+    ) -> None:
         super().__init__(scope, id)
+        region = Stack.of(self).region
         self.key = kms.Key(
             self,
             "Key",
-            alias=f"alias/{stage.prefix}",
-            description=f"imgclf {stage.name}: datasets, artifacts, alerts, logs",
+            alias=f"alias/{prefix}",
+            description=description,
             enable_key_rotation=True,
             removal_policy=RemovalPolicy.RETAIN,
         )
@@ -31,11 +46,9 @@ class Storage(Construct):
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
                 actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
-                principals=[iam.ServicePrincipal(f"logs.{stage.region}.amazonaws.com")],
+                principals=[iam.ServicePrincipal(f"logs.{region}.amazonaws.com")],
                 resources=["*"],
-                conditions={
-                    "ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{stage.region}:{stage.account}:*"}
-                },
+                conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": arns.any_resource(self, "logs")}},
             )
         )
         # EventBridge puts the events its targets could not take into the dead-letter queues,
@@ -46,8 +59,8 @@ class Storage(Construct):
                 principals=[iam.ServicePrincipal("events.amazonaws.com")],
                 resources=["*"],
                 conditions={
-                    "StringEquals": {"aws:SourceAccount": stage.account},
-                    "ArnLike": {"aws:SourceArn": f"arn:aws:events:{stage.region}:{stage.account}:rule/*"},
+                    "StringEquals": {"aws:SourceAccount": Stack.of(self).account},
+                    "ArnLike": {"aws:SourceArn": arns.events_rule(self, "*")},
                 },
             )
         )
@@ -59,29 +72,29 @@ class Storage(Construct):
             enforce_ssl=True,
             versioned=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
-            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(stage.artifact_retention_days))],
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(retention_days))],
             removal_policy=RemovalPolicy.RETAIN,
         )
         acknowledge(
             self.access_logs, "AwsSolutions-S1", "This is the access-log bucket; logging it into itself would loop."
         )
-        self.datasets = self._bucket("Datasets", stage.datasets_bucket, "datasets/")
+        self.datasets = self._bucket("Datasets", datasets_bucket)
         self.datasets.add_lifecycle_rule(noncurrent_version_expiration=Duration.days(30))
-        self.artifacts = self._bucket("Artifacts", stage.artifacts_bucket, "artifacts/")
-        self.artifacts.add_lifecycle_rule(
-            prefix="checkpoints/", expiration=Duration.days(14), noncurrent_version_expiration=Duration.days(1)
-        )
-        self.artifacts.add_lifecycle_rule(  # plans and shard results of fanned-out validations
-            prefix="validation/", expiration=Duration.days(7), noncurrent_version_expiration=Duration.days(1)
-        )
-        for prefix in ("training-jobs/", "evaluations/"):
+        self.artifacts = self._bucket("Artifacts", artifacts_bucket)
+        # working files (checkpoints, validation plans and shard results) go soon
+        for working, days in WORKING_PREFIXES.items():
             self.artifacts.add_lifecycle_rule(
-                prefix=prefix,
-                expiration=Duration.days(stage.artifact_retention_days),
+                prefix=working, expiration=Duration.days(days), noncurrent_version_expiration=Duration.days(1)
+            )
+        for result in RESULT_PREFIXES:
+            self.artifacts.add_lifecycle_rule(
+                prefix=result,
+                expiration=Duration.days(retention_days),
                 noncurrent_version_expiration=Duration.days(30),
             )
 
-    def _bucket(self, id: str, name: str, log_prefix: str) -> s3.Bucket:
+    def _bucket(self, id: str, name: str) -> s3.Bucket:
+        """A data bucket; its access logs go under ``<id in lower case>/`` of the log bucket."""
         return s3.Bucket(
             self,
             id,
@@ -93,7 +106,7 @@ class Storage(Construct):
             enforce_ssl=True,
             versioned=True,
             server_access_logs_bucket=self.access_logs,
-            server_access_logs_prefix=log_prefix,
+            server_access_logs_prefix=f"{id.lower()}/",
             event_bridge_enabled=True,
             removal_policy=RemovalPolicy.RETAIN,
         )

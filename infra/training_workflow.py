@@ -5,9 +5,9 @@ notification for every outcome. Every task retries throttling and catches to a n
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, NamedTuple, Tuple
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -17,35 +17,40 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from app.config import StageConfig
-from imgclf_core.backends import backend, metric_definitions
 from imgclf_core.environment import GateEnvironment, PlannerEnvironment
+from imgclf_core.s3_layout import DATASETS, EVALUATIONS, TRAINING_JOBS, objects
 
+from . import arns
+from .config import StageConfig
 from .function import PipelineFunction
-from .nag import acknowledge, lambda_versions, s3_objects, wildcard
+from .nag import acknowledge, lambda_versions, s3_objects, wildcard, wildcard_arn
 from .pack_step import PackStep
+from .retries import THROTTLING, sdk_retry
+from .sagemaker_requests import package_request, training_request
 from .sagemaker_roles import grant_sync_job, processing_role, training_role
 from .sourcedir import SourceDir
 from .validation_step import ValidationStep
 
-THROTTLING = ["ThrottlingException", "SageMaker.ThrottlingException", "SageMaker.AmazonSageMakerException"]
 # FailureReason texts of SageMaker failures that a new attempt can cure
 TRANSIENT_FAILURES = ["*CapacityError*", "*InternalServerError*", "*InsufficientInstanceCapacity*"]
-INFERENCE_CONTENT_TYPES = ["image/jpeg", "image/png", "application/x-image"]
-INFERENCE_RESPONSE_TYPES = ["application/json", "application/json;verbose", "application/jsonlines"]
 
 
-def sdk_retry(state: Any) -> Any:
-    state.add_retry(errors=THROTTLING, interval=Duration.seconds(5), max_attempts=4, backoff_rate=2.0)
-    return state
+class _Outcomes(NamedTuple):
+    """The states after training, for the definition to wire."""
 
-
-def instance_store_only(instance_type: str) -> bool:
-    """Instance types with NVMe instance storage only, which take no volume KMS key."""
-    return instance_type.split(".")[1] in ("g5", "g4dn", "p3dn", "p4d", "p5")
+    evaluate: Any
+    register: Any
+    deploy: Any
+    deployed: tasks.SnsPublish
+    pending: tasks.SnsPublish
+    rejected: tasks.SnsPublish
+    done: sfn.Succeed
 
 
 class TrainingWorkflow(Construct):
+    """``self.state_machine`` runs one dataset version (the trigger's input) through validation,
+    packing, training, the gate and registration, and starts ``deployment`` for an approved model."""
+
     def __init__(
         self,
         scope: Construct,
@@ -59,35 +64,75 @@ class TrainingWorkflow(Construct):
         deployment: sfn.IStateMachine,
     ) -> None:
         super().__init__(scope, id)
-        region, account = stage.region, stage.account
+        self._stage, self._key, self._topic = stage, key, topic
+        self._datasets, self._artifacts, self._deployment = datasets, artifacts, deployment
+        self._jobs = arns.sagemaker(self, "training-job", f"{stage.prefix}-*")
+        self._group = arns.sagemaker(self, "model-package-group", stage.model_package_group)
+        self._packages = arns.sagemaker(self, "model-package", f"{stage.model_package_group}/*")
+        code = self._code_and_job_roles()
+        self.planner = self._planner_function(code)
+        self.gate = self._gate_function()
+        definition = self._definition()
+        self.log_group = logs.LogGroup(self, "Logs", retention=logs.RetentionDays.SIX_MONTHS, encryption_key=key)
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=f"{stage.prefix}-training",
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+            timeout=Duration.seconds(stage.training.max_wait_seconds * stage.training.max_attempts + 6 * 3600),
+        )
+        self._grant_state_machine(self.state_machine)
+
+    # -- the functions and job roles ----------------------------------------------------------
+
+    def _code_and_job_roles(self) -> SourceDir:
+        """The training code, and the roles of the training and pack jobs that both read it."""
+        stage, key, vpc = self._stage, self._key, self._stage.vpc is not None
         code = SourceDir(self, "TrainingCode")
-        self.role = training_role(self, "TrainingRole", stage, key, datasets, artifacts)
-        self.pack_role = processing_role(self, "PackRole", stage, key, datasets, artifacts)
+        buckets = {"datasets": self._datasets, "artifacts": self._artifacts}
+        self.role = training_role(
+            self, "TrainingRole", key=key, image_uri=stage.image_uri("training"), vpc=vpc, **buckets
+        )
+        self.pack_role = processing_role(
+            self, "PackRole", key=key, image_uri=stage.image_uri("processing"), vpc=vpc, **buckets
+        )
         for job_role in (self.role, self.pack_role):  # both jobs get the code as an input
             code.grant_read(job_role)
+        return code
 
-        self.planner = PipelineFunction(
+    def _planner_function(self, code: SourceDir) -> PipelineFunction:
+        """The Lambda that plans the pack and training jobs of a run."""
+        stage = self._stage
+        planner = PipelineFunction(
             self,
             "TrainingPlanner",
             handler="lambdas.training.handler.handler",
-            key=key,
+            key=self._key,
             environment=PlannerEnvironment(
                 resource_prefix=stage.prefix,
                 backend=stage.backend,
                 instance_count=stage.training.instance_count,
                 code_uri=code.s3_uri,
-                artifact_bucket=artifacts.bucket_name,
+                artifact_bucket=self._artifacts.bucket_name,
             ).as_environment(),
         )
-        datasets.grant_read(self.planner.function, "datasets/*")
+        self._datasets.grant_read(planner.function, objects(DATASETS))
         acknowledge(
-            self.planner.role, s3_objects(stage.datasets_bucket, "datasets/*"), "It lists a dataset's channel folders."
+            planner.role, s3_objects(self._datasets, objects(DATASETS)), "It lists a dataset's channel folders."
         )
-        self.gate = PipelineFunction(
+        return planner
+
+    def _gate_function(self) -> PipelineFunction:
+        """The Lambda that evaluates a trained model against the threshold and the approved one."""
+        stage, artifacts = self._stage, self._artifacts
+        gate = PipelineFunction(
             self,
             "Gate",
             handler="lambdas.gate.handler.handler",
-            key=key,
+            key=self._key,
             timeout=Duration.minutes(2),
             memory_size=512,
             environment=GateEnvironment(
@@ -97,40 +142,43 @@ class TrainingWorkflow(Construct):
                 approval_mode=stage.approval,
             ).as_environment(),
         )
-        artifacts.grant_read(self.gate.function, "training-jobs/*")
-        artifacts.grant_put(self.gate.function, "evaluations/*")
-        group_arn = f"arn:aws:sagemaker:{region}:{account}:model-package-group/{stage.model_package_group}"
-        package_arn = f"arn:aws:sagemaker:{region}:{account}:model-package/{stage.model_package_group}/*"
-        self.gate.function.add_to_role_policy(  # List* actions take no resource-level permissions
+        artifacts.grant_read(gate.function, objects(TRAINING_JOBS))
+        artifacts.grant_put(gate.function, objects(EVALUATIONS))
+        gate.function.add_to_role_policy(  # List* actions take no resource-level permissions
             iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=["*"])
         )
-        self.gate.function.add_to_role_policy(
-            iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=[package_arn])
+        gate.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=[self._packages])
         )
-        acknowledge(self.gate.role, wildcard(package_arn), "The versions of this stage's model package group.")
-        acknowledge(
-            self.gate.role, s3_objects(stage.artifacts_bucket, "training-jobs/*"), "It reads a job's output.tar.gz."
-        )
-        acknowledge(
-            self.gate.role, s3_objects(stage.artifacts_bucket, "evaluations/*"), "It writes evaluation.json copies."
-        )
+        acknowledge(gate.role, wildcard_arn(self, self._packages), "The versions of this stage's model package group.")
+        acknowledge(gate.role, s3_objects(artifacts, objects(TRAINING_JOBS)), "It reads a job's output.tar.gz.")
+        acknowledge(gate.role, s3_objects(artifacts, objects(EVALUATIONS)), "It writes evaluation.json copies.")
+        return gate
 
+    # -- the states ---------------------------------------------------------------------------
+
+    def _notify(self, id: str, what: str, message: Dict[str, Any]) -> tasks.SnsPublish:
+        """A message to the alert topic; it retries what SNS may refuse for a moment."""
+        state = tasks.SnsPublish(
+            self,
+            id,
+            topic=self._topic,
+            subject=f"imgclf {self._stage.name}: {what}",
+            message=sfn.TaskInput.from_object(message),
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        state.add_retry(errors=["States.TaskFailed"], interval=Duration.seconds(5), max_attempts=3)
+        return state
+
+    def _guarded(self, state: Any) -> Any:
+        """``state`` catching every error into the failure notification."""
+        state.add_catch(self._notify_failure, errors=["States.ALL"], result_path="$.error")
+        return state
+
+    def _failure_notification(self) -> tasks.SnsPublish:
+        """NotifyFailure -> Failed: where every guarded step's error ends."""
         fail = sfn.Fail(self, "Failed", error="WorkflowFailed", cause="a step failed; see the alert")
-
-        def notify(id: str, what: str, message: Dict[str, Any]) -> tasks.SnsPublish:
-            """A message to the alert topic; it retries what SNS may refuse for a moment."""
-            state = tasks.SnsPublish(
-                self,
-                id,
-                topic=topic,
-                subject=f"imgclf {stage.name}: {what}",
-                message=sfn.TaskInput.from_object(message),
-                result_path=sfn.JsonPath.DISCARD,
-            )
-            state.add_retry(errors=["States.TaskFailed"], interval=Duration.seconds(5), max_attempts=3)
-            return state
-
-        notify_failure = notify(
+        notify_failure = self._notify(
             "NotifyFailure",
             "training run failed",
             {
@@ -142,15 +190,23 @@ class TrainingWorkflow(Construct):
         )
         notify_failure.add_catch(fail, errors=["States.ALL"], result_path="$.notify_error")
         notify_failure.next(fail)
+        return notify_failure
 
-        def guarded(state: Any) -> Any:
-            state.add_catch(notify_failure, errors=["States.ALL"], result_path="$.error")
-            return state
-
+    def _validation(self) -> tasks.SnsPublish:
+        """The Validate step, and the notification that reports a dataset with errors and
+        fails the run (returned)."""
+        stage = self._stage
         self.validation = ValidationStep(
-            self, "Validation", stage=stage, key=key, datasets=datasets, artifacts=artifacts, guarded=guarded
+            self,
+            "Validation",
+            key=self._key,
+            datasets=self._datasets,
+            artifacts=self._artifacts,
+            backend=stage.backend,
+            limits=stage.validation,
+            guarded=self._guarded,
         )
-        invalid = notify(
+        invalid = self._notify(
             "NotifyInvalidDataset",
             "dataset rejected by validation",
             {
@@ -161,11 +217,15 @@ class TrainingWorkflow(Construct):
                 "first_errors.$": "$.validation.first_errors",
             },
         )
-        guarded(invalid).next(
+        self._guarded(invalid).next(
             sfn.Fail(self, "DatasetInvalid", error="DatasetInvalid", cause="the validation report lists errors")
         )
+        return invalid
 
-        plan_packing = guarded(
+    def _packing(self) -> Tuple[Any, Any]:
+        """PlanPacking and the Pack task (a Processing job), each guarded."""
+        stage = self._stage
+        plan_packing = self._guarded(
             tasks.LambdaInvoke(
                 self,
                 "PlanPacking",
@@ -186,13 +246,21 @@ class TrainingWorkflow(Construct):
         self.pack = PackStep(
             self,
             "Pack",
-            stage=stage,
-            key=key,
+            key=self._key,
             role=self.pack_role,
+            image_uri=stage.image_uri("processing"),
+            training=stage.training,
+            job_prefix=f"{stage.prefix}-pack",
+            tags=stage.request_tags,
+            vpc=stage.vpc,
         )
-        pack = guarded(self.pack.state)
-        first_attempt = sfn.Pass(self, "FirstAttempt", result=sfn.Result.from_number(1), result_path="$.attempt")
-        plan = guarded(
+        return plan_packing, self._guarded(self.pack.state)
+
+    def _training_attempts(self) -> Tuple[Any, sfn.CustomState]:
+        """PlanTraining and Train: a failed job is described, and one that failed for a
+        transient reason is planned again (CountAttempt) until ``max_attempts``."""
+        stage = self._stage
+        plan = self._guarded(
             tasks.LambdaInvoke(
                 self,
                 "PlanTraining",
@@ -216,8 +284,8 @@ class TrainingWorkflow(Construct):
             "Train",
             state_json={
                 "Type": "Task",
-                "Resource": f"arn:{Stack.of(self).partition}:states:::sagemaker:createTrainingJob.sync",
-                "Parameters": self._training_request(stage, key),
+                "Resource": arns.states_integration(self, "sagemaker", "createTrainingJob.sync"),
+                "Parameters": training_request(stage, key=self._key, role=self.role),
                 "ResultSelector": {
                     "TrainingJobName.$": "$.TrainingJobName",
                     "TrainingJobArn.$": "$.TrainingJobArn",
@@ -229,7 +297,7 @@ class TrainingWorkflow(Construct):
             },
         )
         train.add_retry(errors=THROTTLING, interval=Duration.seconds(30), max_attempts=3, backoff_rate=2.0)
-        describe_failure = guarded(
+        describe_failure = self._guarded(
             sdk_retry(
                 tasks.CallAwsService(
                     self,
@@ -237,7 +305,7 @@ class TrainingWorkflow(Construct):
                     service="sagemaker",
                     action="describeTrainingJob",
                     parameters={"TrainingJobName.$": "$.plan.TrainingJobName"},
-                    iam_resources=[f"arn:aws:sagemaker:{region}:{account}:training-job/{stage.prefix}-*"],
+                    iam_resources=[self._jobs],
                     result_path="$.failed_job",
                 )
             )
@@ -263,12 +331,17 @@ class TrainingWorkflow(Construct):
             sfn.Choice(self, "FailureReasonKnown")
             .when(
                 sfn.Condition.is_present("$.failed_job.FailureReason"),
-                sfn.Choice(self, "TransientFailure").when(transient, next_attempt).otherwise(notify_failure),
+                sfn.Choice(self, "TransientFailure").when(transient, next_attempt).otherwise(self._notify_failure),
             )
-            .otherwise(notify_failure)
+            .otherwise(self._notify_failure)
         )
+        return plan, train
 
-        evaluate = guarded(
+    def _registration(self) -> _Outcomes:
+        """EvaluateAndGate, RegisterModel, Deploy, and the notification of each outcome: deploy
+        and notify an approved model, notify one that waits for a person, reject the others."""
+        stage = self._stage
+        evaluate = self._guarded(
             tasks.LambdaInvoke(
                 self,
                 "EvaluateAndGate",
@@ -278,42 +351,50 @@ class TrainingWorkflow(Construct):
                 result_path="$.gate",
             )
         )
-        register = guarded(
+        register = self._guarded(
             sdk_retry(
                 tasks.CallAwsService(
                     self,
                     "RegisterModel",
                     service="sagemaker",
                     action="createModelPackage",
-                    parameters=self._package_request(stage),
-                    iam_resources=[group_arn, package_arn],
+                    parameters=package_request(stage),
+                    iam_resources=[self._group, self._packages],
                     result_path="$.registered",
                 )
             )
         )
-        deploy = guarded(
+        deploy = self._guarded(
             tasks.StepFunctionsStartExecution(
                 self,
                 "Deploy",
-                state_machine=deployment,
+                state_machine=self._deployment,
                 integration_pattern=sfn.IntegrationPattern.RUN_JOB,
                 input=sfn.TaskInput.from_object({"model_package_arn.$": "$.registered.ModelPackageArn"}),
                 result_selector={"output.$": "$.Output"},
                 result_path="$.deployment",
             )
         )
-        deployed = notify(
+        deployed, pending, rejected = self._outcome_notifications()
+        rejected.next(
+            sfn.Fail(self, "ModelRejected", error="ModelRejected", cause="the quality gate rejected the model")
+        )
+        return _Outcomes(evaluate, register, deploy, deployed, pending, rejected, sfn.Succeed(self, "Done"))
+
+    def _outcome_notifications(self) -> List[tasks.SnsPublish]:
+        """The messages of a deployed, a pending and a rejected model (each guarded)."""
+        deployed = self._notify(
             "NotifyDeployed",
             "new model deployed",
             {
                 "execution.$": "$$.Execution.Id",
                 "model_package_arn.$": "$.registered.ModelPackageArn",
                 "accuracy.$": "$.gate.accuracy",
-                "endpoint": stage.endpoint_name,
+                "endpoint": self._stage.endpoint_name,
                 "deployment.$": "$.deployment.output",
             },
         )
-        pending = notify(
+        pending = self._notify(
             "NotifyPendingApproval",
             "a model waits for approval",
             {
@@ -324,7 +405,7 @@ class TrainingWorkflow(Construct):
                 "--model-package-arn <arn>",
             },
         )
-        rejected = notify(
+        rejected = self._notify(
             "NotifyRejected",
             "model rejected by the quality gate",
             {
@@ -333,13 +414,18 @@ class TrainingWorkflow(Construct):
                 "reason.$": "$.gate.reason",
             },
         )
-        for state in (deployed, pending, rejected):
-            guarded(state)
-        rejected.next(
-            sfn.Fail(self, "ModelRejected", error="ModelRejected", cause="the quality gate rejected the model")
-        )
-        done = sfn.Succeed(self, "Done")
+        return [self._guarded(state) for state in (deployed, pending, rejected)]
 
+    def _definition(self) -> sfn.IChainable:
+        """Validate -> DatasetValid -> PlanPacking -> PackingNeeded -> (Pack) -> FirstAttempt ->
+        PlanTraining -> Train -> EvaluateAndGate -> RegisterModel -> GateDecision. The states
+        are made in this order, which is the order of the definition's states."""
+        self._notify_failure = self._failure_notification()
+        invalid = self._validation()
+        plan_packing, pack = self._packing()
+        first_attempt = sfn.Pass(self, "FirstAttempt", result=sfn.Result.from_number(1), result_path="$.attempt")
+        plan, train = self._training_attempts()
+        end = self._registration()
         definition = self.validation.chain.next(
             sfn.Choice(self, "DatasetValid")
             .when(sfn.Condition.boolean_equals("$.validation.valid", True), plan_packing)
@@ -352,116 +438,42 @@ class TrainingWorkflow(Construct):
         )
         first_attempt.next(plan)
         plan.next(train)
-        train.next(evaluate)
-        evaluate.next(register)
-        register.next(
+        train.next(end.evaluate)
+        end.evaluate.next(end.register)
+        end.register.next(
             sfn.Choice(self, "GateDecision")
-            .when(sfn.Condition.string_equals("$.gate.status", "Approved"), deploy.next(deployed).next(done))
-            .when(sfn.Condition.string_equals("$.gate.status", "PendingManualApproval"), pending.next(done))
-            .otherwise(rejected)
+            .when(
+                sfn.Condition.string_equals("$.gate.status", "Approved"), end.deploy.next(end.deployed).next(end.done)
+            )
+            .when(sfn.Condition.string_equals("$.gate.status", "PendingManualApproval"), end.pending.next(end.done))
+            .otherwise(end.rejected)
         )
+        return definition
 
-        self.log_group = logs.LogGroup(self, "Logs", retention=logs.RetentionDays.SIX_MONTHS, encryption_key=key)
-        self.state_machine = sfn.StateMachine(
-            self,
-            "StateMachine",
-            state_machine_name=f"{stage.prefix}-training",
-            definition_body=sfn.DefinitionBody.from_chainable(definition),
-            state_machine_type=sfn.StateMachineType.STANDARD,
-            tracing_enabled=True,
-            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
-            timeout=Duration.seconds(stage.training.max_wait_seconds * stage.training.max_attempts + 6 * 3600),
-        )
+    # -- the state machine's permissions ------------------------------------------------------
+
+    def _grant_state_machine(self, state_machine: sfn.StateMachine) -> None:
+        """Beyond the tasks' own policies: the stage key for the Notify states, the training
+        and pack jobs (.sync), the Distributed Map's items and child executions."""
+        stage, role = self._stage, state_machine.role
         # the Notify states publish to a topic encrypted with the stage key: SNS makes the data
         # key with the publisher's permissions
-        key.grant(self.state_machine, "kms:GenerateDataKey*", "kms:Decrypt")
-        jobs = f"arn:aws:sagemaker:{region}:{account}:training-job/{stage.prefix}-*"
-        grant_sync_job(self.state_machine.role, stage, "Training", jobs, self.role)
-        self.pack.grant(self.state_machine.role)
-        self.validation.grant_item_reading(self.state_machine)
-        role = self.state_machine.role
+        self._key.grant(state_machine, "kms:GenerateDataKey*", "kms:Decrypt")
+        grant_sync_job(role, "Training", self._jobs, self.role)
+        self.pack.grant(role)
+        self.validation.grant_item_reading(state_machine)
         for function in self.functions:
             acknowledge(role, lambda_versions(function.function), "Invoking the function and its versions.")
         acknowledge(role, wildcard("*"), "X-Ray tracing has no resource-level permissions.")
-        acknowledge(role, wildcard(package_arn), "Registering versions in this stage's model package group.")
         acknowledge(
-            role,
-            wildcard(f"arn:aws:sagemaker:{region}:{account}:training-job/{stage.prefix}-*"),
-            "Training jobs are named per run under the stage prefix.",
+            role, wildcard_arn(self, self._packages), "Registering versions in this stage's model package group."
         )
+        acknowledge(role, wildcard_arn(self, self._jobs), "Training jobs are named per run under the stage prefix.")
         acknowledge(
             role,
-            wildcard(f"arn:<AWS::Partition>:states:{region}:{account}:execution:{stage.deployment_state_machine}*"),
+            wildcard_arn(self, arns.state_machine_executions(self, f"{stage.deployment_state_machine}*")),
             "Following the deployment workflow's executions (startExecution.sync:2).",
         )
-
-    def _training_request(self, stage: StageConfig, key: kms.IKey) -> Dict[str, Any]:
-        training = stage.training
-        resources: Dict[str, Any] = {
-            "InstanceType": training.instance_type,
-            "InstanceCount": training.instance_count,
-            "VolumeSizeInGB": training.volume_size_gb,
-        }
-        if not instance_store_only(training.instance_type):
-            resources["VolumeKmsKeyId"] = key.key_arn
-        stopping: Dict[str, Any] = {"MaxRuntimeInSeconds": training.max_runtime_seconds}
-        if training.spot:
-            stopping["MaxWaitTimeInSeconds"] = training.max_wait_seconds
-        request: Dict[str, Any] = {
-            "TrainingJobName.$": "$.plan.TrainingJobName",
-            "AlgorithmSpecification": {
-                "TrainingImage": stage.image_uri("training"),
-                "TrainingInputMode": "File",
-                "MetricDefinitions": metric_definitions(stage.backend),
-                "EnableSageMakerMetricsTimeSeries": True,
-            },
-            "RoleArn": self.role.role_arn,
-            "HyperParameters.$": "$.plan.HyperParameters",
-            "InputDataConfig.$": "$.plan.InputDataConfig",
-            "OutputDataConfig": {"S3OutputPath.$": "$.plan.S3OutputPath", "KmsKeyId": key.key_arn},
-            "ResourceConfig": resources,
-            "StoppingCondition": stopping,
-            "EnableManagedSpotTraining": training.spot,
-            "CheckpointConfig": {"S3Uri.$": "$.plan.CheckpointS3Uri"},
-            "EnableNetworkIsolation": True,
-            "EnableInterContainerTrafficEncryption": True,
-            "Tags": stage.request_tags,
-        }
-        if stage.vpc:
-            request["VpcConfig"] = stage.vpc.as_request()
-        return request
-
-    def _package_request(self, stage: StageConfig) -> Dict[str, Any]:
-        """CreateModelPackage: every CustomerMetadataProperties value must be 1-256 characters of
-        letters, digits, spaces and _.:/=+-@, so the values from outside the workflow come from
-        the planner, which checks them before any job (lambdas/training/logic.py)."""
-        return {
-            "ModelPackageGroupName": stage.model_package_group,
-            "ModelPackageDescription.$": "$.gate.reason",
-            "ModelApprovalStatus.$": "$.gate.status",
-            "InferenceSpecification": {
-                "Containers": [
-                    {
-                        "Image": stage.image_uri("inference"),
-                        "ModelDataUrl.$": "$.training.ModelArtifacts.S3ModelArtifacts",
-                        "Environment": backend(stage.backend).inference_environment(stage.region),
-                    }
-                ],
-                "SupportedContentTypes": INFERENCE_CONTENT_TYPES,
-                "SupportedResponseMIMETypes": INFERENCE_RESPONSE_TYPES,
-                "SupportedRealtimeInferenceInstanceTypes": [stage.endpoint.instance_type],
-            },
-            "ModelMetrics": {
-                "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri.$": "$.gate.evaluation_uri"}}
-            },
-            "CustomerMetadataProperties": {
-                "accuracy.$": "$.gate.accuracy",
-                "approval.$": "$.gate.approval",
-                "execution.$": "$.plan.Metadata.execution",  # the name, made valid by the planner
-                "training_job.$": "$.training.TrainingJobName",
-                "validation_report.$": "$.validation.report_uri",
-            },
-        }
 
     @property
     def functions(self) -> List[PipelineFunction]:

@@ -4,6 +4,8 @@ Lambda, which checks the descriptor and starts the training workflow once per ve
 
 from __future__ import annotations
 
+from typing import Mapping
+
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -13,9 +15,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from app.config import StageConfig
 from imgclf_core.environment import TriggerEnvironment
-from imgclf_core.plan import stage_identity
 from imgclf_core.s3_layout import DESCRIPTOR_EVENT_PATTERN, DESCRIPTOR_OBJECTS
 
 from .dead_letters import dead_letter_queue
@@ -23,24 +23,23 @@ from .function import PipelineFunction
 from .nag import acknowledge, s3_objects
 
 
-def stage_config_hash(stage: StageConfig) -> str:
-    """What, besides the dataset and hyperparameters, makes a training run different: the
-    training resources and image, and the gate (imgclf_core.plan.stage_identity)."""
-    training = {**stage.training.__dict__, "image": stage.image_uri("training")}
-    return stage_identity(stage.backend, training, stage.accuracy_threshold, stage.max_regression)
-
-
 class UploadTrigger(Construct):
+    """Starts ``workflow`` for each dataset version uploaded to ``datasets``, with the stage's
+    ``backend``, its ``default_hyperparameters`` and ``stage_config_hash``
+    (infra.config.stage_config_hash); failures to start go to ``topic``."""
+
     def __init__(
         self,
         scope: Construct,
         id: str,
         *,
-        stage: StageConfig,
         key: kms.IKey,
         datasets: s3.IBucket,
         workflow: sfn.IStateMachine,
         topic: sns.ITopic,
+        backend: str,
+        default_hyperparameters: Mapping[str, str],
+        stage_config_hash: str,
     ) -> None:
         super().__init__(scope, id)
         self.handler = PipelineFunction(
@@ -51,9 +50,9 @@ class UploadTrigger(Construct):
             timeout=Duration.seconds(60),
             environment=TriggerEnvironment(
                 state_machine_arn=workflow.state_machine_arn,
-                backend=stage.backend,
-                default_hyperparameters=dict(stage.hyperparameters),
-                stage_config_hash=stage_config_hash(stage),
+                backend=backend,
+                default_hyperparameters=dict(default_hyperparameters),
+                stage_config_hash=stage_config_hash,
                 alert_topic_arn=topic.topic_arn,
             ).as_environment(),
         )
@@ -61,7 +60,7 @@ class UploadTrigger(Construct):
         datasets.grant_read(function, DESCRIPTOR_OBJECTS)
         acknowledge(
             self.handler.role,
-            s3_objects(stage.datasets_bucket, DESCRIPTOR_OBJECTS),
+            s3_objects(datasets, DESCRIPTOR_OBJECTS),
             "It reads only the descriptors of uploads.",
         )
         workflow.grant_start_execution(function)

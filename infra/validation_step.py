@@ -7,82 +7,93 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from app.config import StageConfig
 from imgclf_core.environment import ValidateEnvironment
+from imgclf_core.s3_layout import DATASETS, VALIDATION, objects
 
+from . import arns
+from .config import ValidationConfig
 from .function import PipelineFunction
-from .nag import acknowledge, s3_objects, wildcard
+from .nag import acknowledge, s3_objects, wildcard_arn
 
-WORK_PREFIX = "validation/*"  # the artifact bucket's prefix for plans and shard results
+WORK = objects(VALIDATION)  # the artifact bucket's objects for plans and shard results
 LAMBDA_BUSY = ["Lambda.TooManyRequestsException", "Lambda.ServiceException", "Lambda.SdkClientException"]
 
 
 class ValidationStep(Construct):
+    """``self.chain``: validate a dataset of ``datasets`` for ``backend`` (fanned out as
+    ``limits`` say, with working files in ``artifacts``); ``guarded`` adds a task's catch."""
+
     def __init__(
         self,
         scope: Construct,
         id: str,
         *,
-        stage: StageConfig,
         key: kms.IKey,
         datasets: s3.IBucket,
         artifacts: s3.IBucket,
+        backend: str,
+        limits: ValidationConfig,
         guarded: Callable[[Any], Any],
     ) -> None:
         super().__init__(scope, id)
-        self.stage, self.artifacts = stage, artifacts
-        limits = stage.validation
+        self.artifacts = artifacts
         work_env = ValidateEnvironment(
             work_bucket=artifacts.bucket_name, shard_bytes=limits.shard_bytes, shard_images=limits.shard_images
         ).as_environment()
+        self.validator = self._function("Validator", "handler", key, work_env)
+        self.shard_checker = self._function("ShardChecker", "shard_handler", key, work_env)
+        self.merger = self._function("Merger", "merge_handler", key, work_env)
+        self._grant_functions(datasets, artifacts)
+        self.chain = self._states(backend, limits, guarded)
 
-        def function(name: str, handler: str) -> PipelineFunction:
-            return PipelineFunction(
-                self,
-                name,
-                handler=f"lambdas.validate.handler.{handler}",
-                key=key,
-                timeout=Duration.minutes(15),
-                memory_size=3008,
-                environment=work_env,
-            )
+    def _function(self, name: str, handler: str, key: kms.IKey, environment: Dict[str, str]) -> PipelineFunction:
+        return PipelineFunction(
+            self,
+            name,
+            handler=f"lambdas.validate.handler.{handler}",
+            key=key,
+            timeout=Duration.minutes(15),
+            memory_size=3008,
+            environment=environment,
+        )
 
-        self.validator = function("Validator", "handler")
-        self.shard_checker = function("ShardChecker", "shard_handler")
-        self.merger = function("Merger", "merge_handler")
+    def _grant_functions(self, datasets: s3.IBucket, artifacts: s3.IBucket) -> None:
+        """The validator and the merger write the report beside the dataset; all three read the
+        dataset and share the run's working files."""
+        dataset_objects = objects(DATASETS)
         for writer in (self.validator, self.merger):  # the report goes beside the dataset
-            datasets.grant_read_write(writer.function, "datasets/*")
+            datasets.grant_read_write(writer.function, dataset_objects)
             acknowledge(
                 writer.role,
-                s3_objects(stage.datasets_bucket, "datasets/*"),
+                s3_objects(datasets, dataset_objects),
                 "It reads any uploaded dataset and writes its report beside it.",
             )
-        datasets.grant_read(self.shard_checker.function, "datasets/*")
-        acknowledge(
-            self.shard_checker.role, s3_objects(stage.datasets_bucket, "datasets/*"), "It reads any uploaded dataset."
-        )
-        artifacts.grant_put(self.validator.function, WORK_PREFIX)
-        artifacts.grant_read_write(self.shard_checker.function, WORK_PREFIX)
-        artifacts.grant_read(self.merger.function, WORK_PREFIX)
+        datasets.grant_read(self.shard_checker.function, dataset_objects)
+        acknowledge(self.shard_checker.role, s3_objects(datasets, dataset_objects), "It reads any uploaded dataset.")
+        artifacts.grant_put(self.validator.function, WORK)
+        artifacts.grant_read_write(self.shard_checker.function, WORK)
+        artifacts.grant_read(self.merger.function, WORK)
         for function_ in self.functions:
             acknowledge(
                 function_.role,
-                s3_objects(stage.artifacts_bucket, WORK_PREFIX),
+                s3_objects(artifacts, WORK),
                 "The plan and the shard results of a run's validation, under a prefix per execution.",
             )
 
+    def _states(self, backend: str, limits: ValidationConfig, guarded: Callable[[Any], Any]) -> sfn.Chain:
+        """ValidateDataset -> FansOut -> (CheckShards -> MergeShards | ValidatedAtOnce)."""
         request: Dict[str, Any] = {
             "execution.$": "$$.Execution.Name",
             "dataset.$": "$.dataset",
             "hyperparameters.$": "$.hyperparameters",
-            "backend": stage.backend,
+            "backend": backend,
         }
         validate = guarded(
             tasks.LambdaInvoke(
@@ -133,25 +144,22 @@ class ValidationStep(Construct):
             .when(sfn.Condition.is_present("$.validation.shards"), check_shards.next(merge))
             .otherwise(sfn.Pass(self, "ValidatedAtOnce"))
         )
-        self.chain = sfn.Chain.start(validate).next(fans_out.afterwards())
+        return sfn.Chain.start(validate).next(fans_out.afterwards())
 
     def grant_item_reading(self, state_machine: sfn.StateMachine) -> None:
         """What the workflow's role needs for the Distributed Map: its item lists, and running
         (and following) its child executions."""
-        self.artifacts.grant_read(state_machine.role, WORK_PREFIX)
+        self.artifacts.grant_read(state_machine.role, WORK)
         acknowledge(
             state_machine.role,
-            s3_objects(self.stage.artifacts_bucket, WORK_PREFIX),
+            s3_objects(self.artifacts, WORK),
             "The Distributed Map reads the shard list of a run's validation.",
         )
-        stack = Stack.of(state_machine)
-        logical = stack.resolve(stack.get_logical_id(state_machine.node.default_child))  # type: ignore[arg-type]
-        name = '{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"' + logical + '"}]}]}'
-        executions = f"arn:<AWS::Partition>:states:{stack.region}:{stack.account}:execution:{name}"
+        name = arns.last_arn_part(state_machine.state_machine_arn)
         for pattern in (":*", "/*:*"):
             acknowledge(
                 state_machine,  # CDK's DistributedMapPolicy sits beside the role
-                wildcard(executions + pattern),
+                wildcard_arn(state_machine, arns.state_machine_executions(state_machine, name + pattern)),
                 "The Distributed Map's map runs and child executions of this state machine.",
             )
 

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, TextIO, Tuple
 
 from .dataset import UsageError
 
-if TYPE_CHECKING:  # app.config imports sagemaker-core: loaded only when the command runs
-    from app.config import StageConfig
+if TYPE_CHECKING:  # infra.config imports sagemaker-core: loaded only when the command runs
     from app.doctor import Check
+    from infra.config import StageConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,7 +44,7 @@ def _cdk_json(path: Optional[str]) -> Path:
 def load_stage(name: Optional[str], cdk_json: Path) -> StageConfig:
     """The stage ``name`` of cdk.json's ``imgclf:stages`` context (the only stage when ``name``
     is None), validated as synth validates it; a UsageError otherwise."""
-    from app.config import CONTEXT_KEY, ConfigError, parse_stage
+    from infra.config import CONTEXT_KEY, ConfigError, parse_stage
 
     try:
         document = json.loads(cdk_json.read_text())

@@ -30,7 +30,7 @@ def cdk_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def templates(cdk_out: Path) -> Dict[str, Dict[str, Any]]:
-    from app.cdk_app import synthesize
+    from infra.app import synthesize
 
     return synthesize(stage_context(), str(cdk_out))
 

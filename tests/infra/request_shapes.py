@@ -46,7 +46,7 @@ SHOWN_CHARACTERS = 100
 
 
 # -- services and operations --------------------------------------------------------------
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def service_model(service: str) -> ServiceModel:
     """botocore's model of ``service`` (botocore's name, a Step Functions name such as
     ``applicationautoscaling`` or ``sfn``, or ``states``)."""
@@ -63,7 +63,7 @@ def service_model(service: str) -> ServiceModel:
     return session.get_service_model(name)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def operation_model(service: str, operation: str) -> OperationModel:
     """The operation by its API name (``CreateModelPackage``), Step Functions' name
     (``createModelPackage``) or boto3's (``create_model_package``)."""
@@ -392,7 +392,7 @@ class JavaPattern:
         return self.regex.fullmatch(value, timeout=PATTERN_TIMEOUT_S) is not None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def java_pattern(pattern: str) -> JavaPattern:
     return JavaPattern(pattern)
 

@@ -27,7 +27,7 @@ def test_bundle_is_complete_and_self_contained(tmp_path: Path) -> None:
     # import every handler from the bundle's own code (the repository is not on the path)
     code = tmp_path / "code-only"
     code.mkdir()
-    for package in ("lambdas", "image_dataset", "image_training"):
+    for package in ("lambdas", "image_dataset", "image_training", "imgclf_core"):
         (code / package).symlink_to(tmp_path / package)
     site = sysconfig.get_paths()["purelib"]
     script = (

@@ -19,9 +19,9 @@ from .conftest import ROOT
 NOT_RECOMMENDED: Dict[str, str] = {
     "@aws-cdk/core:target-partitions": "the app targets the commercial partition only (kept from before)",
     "@aws-cdk/core:enablePartitionLiterals": (
-        "true renders ARNs as arn:aws:... instead of arn:<AWS::Partition>:..., so the cdk-nag "
-        "acknowledgements that name exact resources (infra/nag.py s3_objects and others) would have to "
-        "follow; until they do, the token partition stays"
+        "true renders ARNs as arn:aws:... instead of arn:<AWS::Partition>:...; every ARN of the app "
+        "takes the stack's partition (infra/arns.py, tests/infra/test_one_core.py), so the templates "
+        "deploy to any partition"
     ),
     "@aws-cdk/core:defaultCrossStackReferences": (
         "strong, set explicitly (docs/ARCHITECTURE.md, 'Feature flags and cross-stack references'); "

@@ -10,7 +10,7 @@ from typing import Any, Dict
 
 import pytest
 
-from app.config import ConfigError, parse_stage, parse_stages
+from infra.config import ConfigError, parse_stage, parse_stages
 
 from .conftest import ROOT
 
@@ -89,7 +89,7 @@ def test_bad_config_stops_synth_with_the_key_and_no_traceback(tmp_path: Any) -> 
     context = json.loads((ROOT / "cdk.json").read_text())["context"]
     context["imgclf:stages"]["dev"]["endpoint"]["instance_type"] = "ml.t2.medium"
     env = dict(os.environ, CDK_CONTEXT_JSON=json.dumps(context), CDK_OUTDIR=str(tmp_path))
-    done = subprocess.run([sys.executable, "-m", "app.cdk_app"], cwd=ROOT, env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "infra.app"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 1
     assert "imgclf:stages.dev.endpoint.instance_type: 'ml.t2.medium'" in done.stderr
     assert "Traceback" not in done.stderr

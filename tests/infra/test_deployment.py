@@ -17,7 +17,7 @@ from unittest import mock
 import boto3
 import pytest
 
-from app.cdk_app import synthesize
+from infra.app import synthesize
 from infra.deployment_workflow import BAKING_SECONDS, traffic_routing
 from lambdas.classify.logic import API_GATEWAY_PAYLOAD, INVOKE_ENDPOINT_PAYLOAD, LAMBDA_SYNC_PAYLOAD, MAX_BODY_BYTES
 
@@ -158,7 +158,7 @@ def test_the_synthesized_update_fits_min_instances(templates: Templates, tmp_pat
 def approved_package() -> str:
     """A new approved version in the stage's Model Package Group, as the training workflow
     registers it (the stage's inference image, a model under training-jobs/); returns its ARN."""
-    from app.config import parse_stage
+    from infra.config import parse_stage
 
     stage = parse_stage("dev", stage_context()["imgclf:stages"]["dev"])
     data = f"s3://{stage.artifacts_bucket}/training-jobs/job/output/model.tar.gz"

@@ -278,7 +278,7 @@ def test_jobs_and_endpoints_pull_their_images_in_a_region_with_its_own_dlc_accou
     871362719292): each role may pull exactly the image its requests name."""
     import re
 
-    from app.cdk_app import synthesize
+    from infra.app import synthesize
 
     from .conftest import stage_context
 

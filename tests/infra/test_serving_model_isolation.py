@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from app.config import TAG, StageConfig, VpcConfig
+from infra.config import TAG, StageConfig, VpcConfig
 from infra.deployment_workflow import DeploymentWorkflow
 
 ROLE = "arn:aws:iam::111111111111:role/model"

@@ -11,7 +11,7 @@ from typing import Any, Dict, List
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from app.cdk_app import synthesize
+from infra.app import synthesize
 
 from .conftest import stage_context
 

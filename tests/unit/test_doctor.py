@@ -19,7 +19,6 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws  # before any boto3 session: moto hooks sessions as they are created
 
-from app.config import StageConfig, parse_stage
 from app.doctor import (
     FAIL,
     OK,
@@ -33,6 +32,7 @@ from app.doctor import (
     run_checks,
     stage_images,
 )
+from infra.config import StageConfig, parse_stage
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"

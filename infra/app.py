@@ -12,8 +12,8 @@ from typing import Any, Dict, Optional
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from app.config import CONTEXT_KEY, ConfigError, parse_stages
-from infra.stacks import add_stage
+from .config import CONTEXT_KEY, ConfigError, parse_stages
+from .stacks import add_stage
 
 
 def build_app(context: Optional[Dict[str, Any]] = None, outdir: Optional[str] = None) -> cdk.App:

@@ -15,7 +15,7 @@ from sagemaker.core import image_uris
 
 from image_training.errors import HyperparameterError
 from imgclf_core.backends import BACKENDS, backend
-from imgclf_core.plan import check_settable
+from imgclf_core.plan import check_settable, stage_identity
 
 CONTEXT_KEY = "imgclf:stages"
 TAG = "imgclf:stage"
@@ -145,6 +145,13 @@ class StageConfig:
                 image_scope=image_scope,
             )
         )
+
+
+def stage_config_hash(stage: StageConfig) -> str:
+    """What, besides the dataset and hyperparameters, makes a training run different: the
+    training resources and image, and the gate (imgclf_core.plan.stage_identity)."""
+    training = {**stage.training.__dict__, "image": stage.image_uri("training")}
+    return stage_identity(stage.backend, training, stage.accuracy_threshold, stage.max_regression)
 
 
 def _take(raw: Mapping[str, Any], key: str, where: str, kind: type, default: Any) -> Any:
