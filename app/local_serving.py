@@ -7,6 +7,7 @@ import collections
 import http.client
 import json
 import mimetypes
+import os
 import socket
 import subprocess
 import tarfile
@@ -17,10 +18,11 @@ import urllib.error
 import urllib.request
 import zlib
 from pathlib import Path
-from typing import IO, Deque, Dict, Optional, Tuple
+from typing import IO, Deque, Dict, NamedTuple, Optional, Tuple
 from urllib.parse import urlsplit
 
 from app.local_sagemaker import BACKENDS
+from imgclf_core.capture import LOCAL_ENDPOINT
 
 SERVER = Path(__file__).resolve().with_name("model_server.py")
 
@@ -85,10 +87,20 @@ def model_backend(model_dir: Path, name: Optional[str] = None) -> str:
     return str(backend)
 
 
+class Capture(NamedTuple):
+    """Endpoint data capture for a served model (``imgclf serve --capture``): ``percent`` % of
+    the answered requests, under ``folder``/``endpoint``/AllTraffic/YYYY/MM/DD/HH/."""
+
+    folder: str
+    percent: float = 100.0
+    endpoint: str = LOCAL_ENDPOINT
+
+
 class ModelServer:
     """Start with ``start()`` (or ``with``); ``url`` is the endpoint's base URL. The server's
     output goes to ``log`` (None: kept only as the last lines, for error messages);
-    ``read_timeout`` is the seconds a client may pause mid-request (the server's default: 60)."""
+    ``read_timeout`` is the seconds a client may pause mid-request (the server's default: 60);
+    ``capture`` turns on data capture."""
 
     def __init__(
         self,
@@ -97,9 +109,11 @@ class ModelServer:
         host: str = "127.0.0.1",
         log: Optional[IO[str]] = None,
         read_timeout: Optional[float] = None,
+        capture: Optional[Capture] = None,
     ) -> None:
         self.model = model
         self.read_timeout = read_timeout
+        self.capture = capture
         self.port = port
         self.host = host
         self.log = log
@@ -147,6 +161,10 @@ class ModelServer:
         command = [str(python), "-u", str(SERVER), "--model-dir", str(model_dir)]
         if self.read_timeout is not None:
             command += ["--read-timeout", str(self.read_timeout)]
+        if self.capture is not None:
+            percent, endpoint = repr(float(self.capture.percent)), self.capture.endpoint
+            command += ["--capture", os.path.abspath(self.capture.folder), "--capture-percent", percent]
+            command += ["--endpoint-name", endpoint]
         self._proc = subprocess.Popen(
             [*command, "--host", self.host, "--port", str(self.port)],
             stdout=subprocess.PIPE,
@@ -177,6 +195,10 @@ class ModelServer:
         failure = self._failure(f"the model server at {self.url} did not answer GET /ping")
         self.stop()
         raise failure
+
+    def running(self) -> bool:
+        """Whether the server process is still alive."""
+        return self._proc is not None and self._proc.poll() is None
 
     def wait(self) -> int:
         """Block until the server process ends; its exit code."""

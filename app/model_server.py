@@ -8,8 +8,13 @@ chunked body; a body over SageMaker's 6 MB payload limit is 413; a body that end
 Content-Length is 400, one that stops arriving is 408. Every error answer is JSON
 (``{"error": ...}``); an answer after a framing error closes the connection.
 
+With ``--capture DIR`` every answered request is also handed to app/capture.py's writer, which
+samples it (``--capture-percent``) and writes it as SageMaker's endpoint data capture does; a
+capture that fails is logged, never a failed request.
+
 Run by ``imgclf serve`` with the backend's interpreter; imports only the standard library and
-the model's code. It prints ``serving MODEL on URL`` once it listens, or one ``error: ...`` line
+the model's code (with ``--capture``, also app/capture.py and imgclf_core.capture, which are
+standard library only). It prints ``serving MODEL on URL`` once it listens, or one ``error: ...`` line
 and exits 1 when it cannot listen or load the model."""
 
 import argparse
@@ -17,6 +22,7 @@ import importlib.util
 import json
 import os
 import re
+import signal
 import socket
 import sys
 import threading
@@ -29,6 +35,7 @@ DRAIN_LIMIT = 16 * MAX_BODY  # an oversized body up to this is read away, so tha
 READ_TIMEOUT = 60.0  # seconds a client may pause mid-request (SageMaker gives a request 60 s)
 ROUTES = {"/ping": ("GET", "HEAD"), "/invocations": ("POST",)}
 _DIGITS = re.compile(r"[0-9]+")
+INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"  # imgclf_core.capture.INFERENCE_ID_HEADER
 
 
 class FramingError(Exception):
@@ -245,7 +252,17 @@ class ContractHandler(BaseHTTPRequestHandler):
         raise NotImplementedError
 
 
-def make_handler(module, model, read_timeout=READ_TIMEOUT):  # type: ignore[no-untyped-def]
+def _capture(capture, headers, body, answer, content_type):  # type: ignore[no-untyped-def]
+    """Offer one answered request to the capture writer; never fails the request."""
+    try:
+        data = answer.encode("utf-8") if isinstance(answer, str) else bytes(answer)
+        inference_id = (headers.get(INFERENCE_ID_HEADER) or "").strip() or None
+        capture.offer(body, headers.get("Content-Type"), data, content_type, inference_id)
+    except Exception as err:  # noqa: BLE001 - capture must not break serving
+        print(f"capture: a record was not captured: {type(err).__name__}: {err}", flush=True)
+
+
+def make_handler(module, model, read_timeout=READ_TIMEOUT, capture=None):  # type: ignore[no-untyped-def]
     predict_lock = threading.Lock()  # one forward pass at a time; decoding runs in parallel
 
     class Handler(ContractHandler):
@@ -266,6 +283,8 @@ def make_handler(module, model, read_timeout=READ_TIMEOUT):  # type: ignore[no-u
                 return
             body_out, content_type = result if isinstance(result, tuple) else (result, "application/json")
             self._send(200, body_out, content_type)
+            if capture is not None:
+                _capture(capture, self.headers, body, body_out, content_type)
 
     return Handler
 
@@ -301,6 +320,9 @@ def main() -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--read-timeout", type=float, default=READ_TIMEOUT, help="seconds a client may pause")
+    parser.add_argument("--capture", help="capture answered requests under this folder")
+    parser.add_argument("--capture-percent", type=float, default=100.0)
+    parser.add_argument("--endpoint-name", default="imgclf-local")  # imgclf_core.capture.LOCAL_ENDPOINT
     args = parser.parse_args()
     try:  # listen first: a busy port fails at once, not after the model has loaded
         server = Server((args.host, args.port), BaseHTTPRequestHandler)
@@ -313,7 +335,15 @@ def main() -> int:
         traceback.print_exc()
         server.server_close()
         return _fail(f"cannot load the model in {args.model_dir}: {_summary(err)}")
-    server.RequestHandlerClass = make_handler(module, model, args.read_timeout)
+    capture = None
+    if args.capture:
+        try:
+            capture = _capture_writer(args)
+        except Exception as err:  # noqa: BLE001 - a bad capture setting stops the server before it listens
+            server.server_close()
+            return _fail(f"cannot capture to {args.capture}: {err}")
+        signal.signal(signal.SIGTERM, _interrupt)  # stopped by imgclf: write what is queued first
+    server.RequestHandlerClass = make_handler(module, model, args.read_timeout, capture)
     print(f"serving {args.model_dir} on http://{args.host}:{server.server_address[1]}", flush=True)
     try:
         server.serve_forever()
@@ -321,7 +351,25 @@ def main() -> int:
         pass
     finally:
         server.server_close()
+        if capture is not None:
+            capture.close()
     return 0
+
+
+def _interrupt(signum, frame):  # type: ignore[no-untyped-def]
+    raise KeyboardInterrupt
+
+
+def _capture_writer(args):  # type: ignore[no-untyped-def]
+    """app/capture.py's writer; the repository's folders go at the end of the path, so that the
+    model's own code/ keeps precedence."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for folder in (root, os.path.join(root, "training_code")):
+        if folder not in sys.path:
+            sys.path.append(folder)
+    from app.capture import CaptureWriter  # noqa: PLC0415
+
+    return CaptureWriter(args.capture, args.endpoint_name, args.capture_percent)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from typing import List, Optional
 
 from image_dataset.issues import DatasetError
 
+from .batch import add_batch_parser
 from .dataset import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(sub)
     add_hyperparameters_parser(sub)
     add_serve_parsers(sub)
+    add_batch_parser(sub)
     add_pipeline_parsers(sub)
     add_doctor_parser(sub)
     sample = sub.add_parser("sample-data", help="write the embedded sample dataset (handwritten digits)")

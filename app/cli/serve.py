@@ -10,7 +10,16 @@ import signal
 import sys
 from typing import Any, Dict, Optional
 
-from app.local_serving import ModelServer, ServeError, connection_problem, content_type_of, endpoint_url, invoke
+from app.local_serving import (
+    Capture,
+    ModelServer,
+    ServeError,
+    connection_problem,
+    content_type_of,
+    endpoint_url,
+    invoke,
+)
+from imgclf_core import capture as capture_rules
 
 from .dataset import EXIT_FAILED, EXIT_OK, UsageError, one_line, positive_int
 
@@ -26,11 +35,59 @@ def tcp_port(text: str) -> int:
     return value
 
 
+def percent(text: str) -> float:
+    """A sampling percentage: 0 to 100."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    try:
+        return capture_rules.check_percent(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def endpoint_name(text: str) -> str:
+    try:
+        return capture_rules.check_endpoint_name(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _capture(args: argparse.Namespace) -> Optional[Capture]:
+    """The capture settings of ``serve``; the folder is created here (UsageError when it is a file)."""
+    if not args.capture:
+        return None
+    if os.path.exists(args.capture) and not os.path.isdir(args.capture):
+        raise UsageError(f"--capture: {args.capture} is a file, not a folder")
+    os.makedirs(args.capture, exist_ok=True)  # OSError: exit 1 with the reason (cli.main)
+    return Capture(args.capture, args.capture_percent, args.endpoint_name)
+
+
 def add_serve_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve a model.tar.gz with the SageMaker endpoint contract")
     p.add_argument("--model", required=True, help="model.tar.gz (or its unpacked folder)")
     p.add_argument("--port", type=tcp_port, default=8080, help="0 picks a free port (default: 8080)")
     p.add_argument("--host", default="127.0.0.1")
+    p.add_argument(
+        "--capture",
+        metavar="DIR",
+        help="write endpoint data capture (SageMaker's JSON lines) under DIR/ENDPOINT/AllTraffic/YYYY/MM/DD/HH/",
+    )
+    p.add_argument(
+        "--capture-percent",
+        type=percent,
+        default=100.0,
+        metavar="P",
+        help="with --capture: the percentage of requests captured (default: 100)",
+    )
+    p.add_argument(
+        "--endpoint-name",
+        type=endpoint_name,
+        default=capture_rules.LOCAL_ENDPOINT,
+        metavar="NAME",
+        help=f"with --capture: the endpoint's name in the capture paths (default: {capture_rules.LOCAL_ENDPOINT})",
+    )
     p.set_defaults(run=run_serve)
 
     p = sub.add_parser("predict", help="classify images with a model or a running endpoint")
@@ -62,12 +119,16 @@ def _failed(command: str, message: str) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    server = ModelServer(_model_path(args.model), port=args.port, host=args.host, log=sys.stderr)
+    capture = _capture(args)
+    server = ModelServer(_model_path(args.model), port=args.port, host=args.host, log=sys.stderr, capture=capture)
     try:
         url = server.start()
     except ServeError as err:
         return _failed("serve", str(err))
     print(f"endpoint: {url} (POST /invocations, GET /ping); Ctrl-C stops it", flush=True)
+    if capture is not None:
+        where = os.path.join(capture.folder, capture.endpoint, capture_rules.DEFAULT_VARIANT)
+        print(f"capturing {capture.percent:g}% of the answered requests under {where}", flush=True)
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # so that the server process is stopped with us

@@ -47,8 +47,10 @@ class ManifestReader:
         label_format: str = AUTO,
         num_classes: Optional[int] = None,
         allowed_buckets: Sequence[str] = (),
+        labels_required: bool = True,
     ) -> None:
         self.name = name
+        self.labels_required = labels_required  # False: an inference manifest, images only
         self.base = base
         self.sink = sink
         self.label_attribute = label_attribute
@@ -90,6 +92,8 @@ class ManifestReader:
     def parse(self, data: bytes) -> Iterator[Sample]:
         """The file's samples, in order; a list label is a class-id list or a multi-hot vector
         as :func:`samples.decide_list_kinds` decides for the whole file."""
+        if not self.labels_required:  # images only: nothing to decide, and nothing held back
+            return self._parse(data)
         return decide_list_kinds(self._parse(data), self.label_format, self.num_classes)
 
     def _parse(self, data: bytes) -> Iterator[Sample]:
@@ -113,6 +117,11 @@ class ManifestReader:
             source = next((record[k] for k in SOURCE_KEYS if k in record), None)
             if not isinstance(source, str):
                 self.sink.report("MANIFEST_NO_SOURCE", "no string 'source-ref' or 'image-ref'", where)
+                continue
+            if not self.labels_required:
+                path = self._image_path(source, where)
+                if path is not None:
+                    yield Sample(path, (), CLASS_ID, where)
                 continue
             attribute = self._attribute(record, where)
             if attribute is None:
@@ -141,17 +150,18 @@ class ManifestReader:
             self._metadata(record, attribute, labels)
             ids = [int(v) for v in labels if is_class_id(v) and v < MAX_NAMED]
             self.max_class_id = max([self.max_class_id, *ids])
-            path: Optional[str]
-            if source.startswith("s3://"):
-                self.s3_references += 1
-                if self.allowed_buckets and not check_s3_uri(source, self.allowed_buckets, where, self.sink):
-                    continue
-                path = source
-            else:
-                path = resolve_path(self.base, source, where, self.sink)
-                if path is None:
-                    continue
-            yield Sample(path, tuple(labels), kind, where)
+            path = self._image_path(source, where)
+            if path is not None:
+                yield Sample(path, tuple(labels), kind, where)
+
+    def _image_path(self, source: str, where: str) -> Optional[str]:
+        """The store path of a line's image, its s3:// URI, or None (reported) where it may not be."""
+        if source.startswith("s3://"):
+            self.s3_references += 1
+            if self.allowed_buckets and not check_s3_uri(source, self.allowed_buckets, where, self.sink):
+                return None
+            return source
+        return resolve_path(self.base, source, where, self.sink)
 
 
 def _shown(value: object) -> str:
