@@ -10,102 +10,18 @@ memory is one chunk plus small per-batch arrays, whatever the file size.
 from __future__ import annotations
 
 import os
-import struct
 from array import array
-from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
-from .issues import DatasetError, IssueSink
-from .recordio import (
-    FRAME,
-    IR_HEADER_SIZE,
-    LENGTH_MASK,
-    MAGIC,
-    MAGIC_BYTES,
-    location,
-    padded,
-    unpack,
-)
+from .issues import IssueSink
+from .recordio import FRAME, IR_HEADER_SIZE, LENGTH_MASK, MAGIC, location
+from .recordio_batch import RecordBatch, Rows
+from .recordio_special import HEADER_WORDS, Damage, ReadAt, special_record
+from .recordio_special import find_record_start as find_record_start  # its home before; shards and tests import it here
 
-ReadAt = Callable[[int, int], bytes]
 DEFAULT_CHUNK = 8 << 20
-HEADER_WORDS = 2 + IR_HEADER_SIZE // 4  # frame (2 words) + IRHeader (6 words)
-
-
-class RecordBatch(NamedTuple):
-    """Metadata of consecutive records. Row ``i`` describes record ``ordinals[i]``."""
-
-    ordinals: np.ndarray  # int64, record number counted from the scan's start
-    offsets: np.ndarray  # int64, byte offset of the record
-    flags: np.ndarray  # uint32, IRHeader flag (number of vector labels)
-    labels: np.ndarray  # float32, IRHeader scalar label
-    ids: np.ndarray  # uint64, IRHeader id
-    image_offsets: np.ndarray  # int64, byte offset of the image, -1 if not contiguous
-    image_lengths: np.ndarray  # int64
-    image_heads: np.ndarray  # uint32, first 4 image bytes little-endian (0 when shorter)
-    vectors: Dict[int, Tuple[np.ndarray, np.ndarray]]  # flag -> (rows, float32 labels)
-    images: Dict[int, bytes]  # row -> image bytes of records that are not contiguous
-
-    def __len__(self) -> int:
-        return len(self.ordinals)
-
-
-class _Rows:
-    """Accumulates per-record rows from the vector path and the slow path into batches."""
-
-    def __init__(self) -> None:
-        self.parts: List[RecordBatch] = []
-
-    def add(self, batch: RecordBatch) -> None:
-        if len(batch):
-            self.parts.append(batch)
-
-    def take(self) -> Optional[RecordBatch]:
-        parts, self.parts = self.parts, []
-        if not parts:
-            return None
-        if len(parts) == 1:
-            return parts[0]
-        vectors: Dict[int, Tuple[List[np.ndarray], List[np.ndarray]]] = {}
-        images: Dict[int, bytes] = {}
-        base = 0
-        for p in parts:
-            for flag, (rows, vals) in p.vectors.items():
-                lists = vectors.setdefault(flag, ([], []))
-                lists[0].append(rows + base)
-                lists[1].append(vals)
-            for row, data in p.images.items():
-                images[row + base] = data
-            base += len(p)
-        columns = [np.concatenate([p[i] for p in parts]) for i in range(8)]
-        merged = {k: (np.concatenate(r), np.concatenate(v)) for k, (r, v) in vectors.items()}
-        c = columns
-        return RecordBatch(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], merged, images)
-
-
-def _one_record(ordinal: int, offset: int, record: bytes, where: str) -> RecordBatch:
-    """A batch of one record that was read whole (multi-part records)."""
-    header, image = unpack(record, where)
-    vectors: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
-    if header.flag:
-        vectors[header.flag] = (
-            np.zeros(1, np.int64),
-            np.array([header.label], np.float32).reshape(1, header.flag),
-        )
-    head = struct.unpack("<I", image[:4])[0] if len(image) >= 4 else 0
-    return RecordBatch(
-        np.array([ordinal], np.int64),
-        np.array([offset], np.int64),
-        np.array([header.flag], np.uint32),
-        np.array([0.0 if header.flag else header.label], np.float32),
-        np.array([header.id], np.uint64),
-        np.array([-1], np.int64),
-        np.array([len(image)], np.int64),
-        np.array([head], np.uint32),
-        vectors,
-        {0: image},
-    )
 
 
 class RecordIOScanner:
@@ -137,43 +53,6 @@ class RecordIOScanner:
     # -- problems -------------------------------------------------------------------------
     def _report(self, code: str, message: str, record: int, offset: int) -> None:
         self.sink.report(code, message, location(self.name, record, offset))
-
-    # -- the slow path --------------------------------------------------------------------
-    def _read_parts(self, offset: int) -> Tuple[bytes, int]:
-        """Read the logical record at ``offset`` part by part; returns (data, end offset)."""
-        parts: List[bytes] = []
-        pos = offset
-        first = True
-        while True:
-            head = self.read_at(pos, 8)
-            if len(head) < 8:
-                raise DatasetError(
-                    "REC_TRUNCATED",
-                    "file ends inside a multi-part record",
-                    location(self.name, self.records, offset),
-                )
-            magic, lrec = FRAME.unpack(head)
-            cflag, length = lrec >> 29, lrec & LENGTH_MASK
-            if magic != MAGIC or cflag > 3 or (first and cflag not in (0, 1)) or (not first and cflag not in (2, 3)):
-                raise DatasetError(
-                    "REC_BAD_CONTINUATION",
-                    f"multi-part record starting at byte {offset} is broken at byte {pos} "
-                    f"(magic 0x{magic:08x}, flag {cflag})",
-                    location(self.name, self.records, offset),
-                )
-            body = self.read_at(pos + 8, length)
-            if len(body) < length or pos + 8 + padded(length) > self.size:
-                raise DatasetError(
-                    "REC_TRUNCATED",
-                    f"part at byte {pos} announces {length} bytes, the file ends first",
-                    location(self.name, self.records, offset),
-                )
-            parts.append(body)
-            pos += 8 + padded(length)
-            if cflag in (0, 3):
-                return b"".join(parts), pos
-            parts.append(MAGIC_BYTES)
-            first = False
 
     # -- the vector path ------------------------------------------------------------------
     def _plain_rows(self, words: np.ndarray, cand: np.ndarray, lengths: np.ndarray, base: int) -> RecordBatch:
@@ -255,9 +134,9 @@ class RecordIOScanner:
         of the next one), or the file's size. ``summarize=False`` leaves the totals of repeated
         warnings to the caller (a shard of a file; see :func:`report_repeats`)."""
         end = self.size if end is None else min(end, self.size)
-        rows = _Rows()
+        rows = Rows()
         pos = start
-        damage: Optional[Tuple[str, str, int, int]] = None  # code, message, record, offset
+        damage: Optional[Damage] = None
         while pos < end or (damage is not None and pos < self.size):
             data = self.read_chunk(pos, min(self.chunk_size, self.size - pos))
             n_words = len(data) // 4
@@ -295,17 +174,7 @@ class RecordIOScanner:
                 )
                 pos += 4
                 continue
-            lrec = words[cand + 1]
-            cflags = lrec >> 29
-            lengths = (lrec & LENGTH_MASK).astype(np.int64)
-            nxt = cand.astype(np.int64) + 2 + ((lengths + 3) >> 2)
-            special = cflags != 0
-            special[:-1] |= nxt[:-1] != cand[1:]
-            special[-1] = True
-            in_range = int(np.searchsorted(cand, (end - pos + 3) // 4))
-            if in_range < len(cand):
-                special[in_range] = True
-            s = int(np.argmax(special))
+            lengths, s, in_range = _first_special(words, cand, end - pos)
             if s:  # records [0, s) are whole, single-part, and followed by the next record
                 rows.add(self._plain_rows(words, cand[:s], lengths[:s], pos))
             if s >= in_range:  # record s - 1 ends where candidate s (at or after end) starts
@@ -350,8 +219,8 @@ class RecordIOScanner:
         return cand, (words[cand + 1] & LENGTH_MASK).astype(np.int64), at
 
     def _resync(
-        self, pos: int, n_bytes: int, words: np.ndarray, cand: np.ndarray, damage: Tuple[str, str, int, int]
-    ) -> Tuple[int, Optional[Tuple[str, str, int, int]]]:
+        self, pos: int, n_bytes: int, words: np.ndarray, cand: np.ndarray, damage: Damage
+    ) -> Tuple[int, Optional[Damage]]:
         """After damage, move to the next aligned magic whose flag starts a record."""
         starts = cand[(words[cand + 1] >> 29) <= 1] if len(cand) else cand
         if not len(starts):
@@ -369,100 +238,29 @@ class RecordIOScanner:
         return new_pos, None
 
     def _special(
-        self, pos: int, words: np.ndarray, cand: np.ndarray, s: int, rows: _Rows
-    ) -> Tuple[int, Optional[Tuple[str, str, int, int]]]:
-        """Handle the record at candidate ``s`` that the vector path could not take.
-        Returns the next position and, if the file is damaged there, the damage."""
-        lrec = int(words[cand[s] + 1])
-        cflag, length = lrec >> 29, lrec & LENGTH_MASK
-        s_off = pos + int(cand[s]) * 4
-        record_end = s_off + 8 + padded(length)
-        next_word = int(cand[s]) + 2 + (padded(length) >> 2)
-        if cflag > 3:
-            damage = (
-                "REC_BAD_FLAG",
-                f"length word 0x{lrec:08x} has continuation flag {cflag}",
-                self.records,
-                s_off,
-            )
-            return s_off + 4, damage
-        if cflag in (2, 3):
-            self._report(
-                "REC_BAD_CONTINUATION",
-                f"a continuation part (flag {cflag}) with no first part",
-                self.records,
-                s_off,
-            )
-            if record_end > self.size:
-                self._report("REC_TRUNCATED", "part runs past the end of the file", self.records, s_off)
-                return self.size, None
-            return record_end, None
-        if record_end > self.size and cflag == 0:
-            if s_off + 8 + length == self.size:
-                self._report(
-                    "REC_BAD_PADDING",
-                    f"the last record ({length} bytes) is not padded to a multiple of 4",
-                    self.records,
-                    s_off,
-                )
-            else:
-                self._report(
-                    "REC_TRUNCATED",
-                    f"record announces {length} bytes, the file ends after {self.size - s_off - 8}",
-                    self.records,
-                    s_off,
-                )
-            self.records += 1
-            return self.size, None
-        flag = int(words[cand[s] + 2]) if int(cand[s]) + 2 < len(words) else 0
-        header_fits = int(cand[s]) + HEADER_WORDS + min(flag, length // 4) + 1 <= len(words)
-        if cflag == 0 and not header_fits and s > 0:
-            return s_off, None  # read the next chunk from this record on
-        if cflag == 1 or not header_fits:
-            try:
-                record, new_pos = self._read_parts(s_off)
-                rows.add(_one_record(self.records, s_off, record, location(self.name, self.records, s_off)))
-            except DatasetError as err:
-                self.sink.report(err.issue.code, err.issue.message, err.issue.location)
-                new_pos = find_record_start(self.read_at, self.size, s_off + 4)
-            self.records += 1
-            return new_pos, None
-        later = cand[s + 1 :]
-        crosses_chunk = next_word >= len(words) - 1
-        lands_on_record = (
-            bool(len(later)) and int(later[min(int(np.searchsorted(later, next_word)), len(later) - 1)]) == next_word
-        )
-        if crosses_chunk or lands_on_record:
-            if len(later) and int(later[0]) < next_word:
-                self.unescaped_magic += 1
-                if self.unescaped_magic == 1:
-                    self._report(
-                        "REC_UNESCAPED_MAGIC",
-                        f"payload holds the magic number at byte {pos + int(later[0]) * 4}",
-                        self.records,
-                        s_off,
-                    )
-            rows.add(self._plain_rows(words, cand[s : s + 1], np.array([length], np.int64), pos))
-            return record_end, None
-        # the record is followed by something that is not a record
-        rows.add(self._plain_rows(words, cand[s : s + 1], np.array([length], np.int64), pos))
-        unpadded_end = s_off + 8 + length
-        if unpadded_end % 4 and self.read_at(unpadded_end, 4) == MAGIC_BYTES:
-            return record_end, (
-                "REC_BAD_PADDING",
-                f"the {length}-byte record at byte {s_off} is not padded to a multiple of 4: the next magic "
-                f"number follows at byte {unpadded_end}",
-                self.records - 1,
-                s_off,
-            )
-        found = struct.unpack("<I", self.read_at(record_end, 4).ljust(4, b"\0"))[0]
-        return record_end, (
-            "REC_BAD_MAGIC",
-            f"expected the next record (magic 0x{MAGIC:08x}) at byte {record_end}, after the {length}-byte record at "
-            f"byte {s_off}, found 0x{found:08x}",
-            self.records,
-            record_end,
-        )
+        self, pos: int, words: np.ndarray, cand: np.ndarray, s: int, rows: Rows
+    ) -> Tuple[int, Optional[Damage]]:
+        """Handle the record at candidate ``s`` that the vector path could not take (the
+        per-record path of :mod:`recordio_special`). Returns the next position and, if the
+        file is damaged there, the damage."""
+        return special_record(self, pos, words, cand, s, rows)
+
+
+def _first_special(words: np.ndarray, cand: np.ndarray, before: int) -> Tuple[np.ndarray, int, int]:
+    """(lengths, s, in_range) for a chunk's candidates ``cand``: records [0, s) are whole,
+    single-part and followed by the next record; candidates [0, in_range) start in the chunk's
+    first ``before`` bytes (before the scan's end). Candidate s is the first special one."""
+    lrec = words[cand + 1]
+    cflags = lrec >> 29
+    lengths = (lrec & LENGTH_MASK).astype(np.int64)
+    nxt = cand.astype(np.int64) + 2 + ((lengths + 3) >> 2)
+    special = cflags != 0
+    special[:-1] |= nxt[:-1] != cand[1:]
+    special[-1] = True
+    in_range = int(np.searchsorted(cand, (before + 3) // 4))
+    if in_range < len(cand):
+        special[in_range] = True
+    return lengths, int(np.argmax(special)), in_range
 
 
 REPEATED = {"REC_UNESCAPED_MAGIC": "hold an unsplit magic number", "REC_PADDING_NONZERO": "have non-zero padding"}
@@ -486,20 +284,3 @@ class ChunkReader:
     def __call__(self, offset: int, length: int) -> memoryview:
         view = self._buffer[:length]
         return view[: os.preadv(self._fd, [view], offset)]
-
-
-def find_record_start(read_at: ReadAt, size: int, offset: int, window: int = 1 << 20) -> int:
-    """The first record start at or after ``offset`` (for splitting a file into shards):
-    an aligned magic number whose flag begins a record. Returns ``size`` if there is none."""
-    pos = (offset + 3) & ~3
-    while pos < size:
-        data = read_at(pos, min(window, size - pos))
-        words = np.frombuffer(data, "<u4", len(data) // 4)
-        cand = np.flatnonzero(words[:-1] == MAGIC)
-        ok = cand[(words[cand + 1] >> 29) <= 1] if len(cand) else cand
-        if len(ok):
-            return pos + int(ok[0]) * 4
-        if len(words) < 2:
-            break
-        pos += (len(words) - 1) * 4
-    return size

@@ -1,6 +1,8 @@
 """MXNet training with the contract of SageMaker's built-in image-classification algorithm:
 its hyperparameters, log lines, artifact names, and checkpoints that survive a spot
-interruption (the job resumes from the newest checkpoint in /opt/ml/checkpoints)."""
+interruption (the job resumes from the newest checkpoint in /opt/ml/checkpoints). The
+optimizer, the checkpoints, the single/multi-label task and the artifact have modules of
+their own (mxnet_optimizer, mxnet_checkpoints, mxnet_task, mxnet_export)."""
 
 from __future__ import annotations
 
@@ -23,25 +25,18 @@ from . import mxnet_hyperparameters
 from .channels import earlier_model, single_file
 from .data import PreparedData, clean, prepare
 from .errors import ClientError
-from .evaluation import (
-    label_names_for,
-    multi_label_accuracy,
-    multi_label_report,
-    single_label_report,
-    top_k_hits,
-    write_evaluation,
-)
+from .evaluation import label_names_for, write_evaluation
 from .job import TrainingJob
+from .mxnet_checkpoints import Checkpoints, TrainState
+from .mxnet_export import ARTIFACT, MEAN_RGB, STD_RGB, export
 from .mxnet_models import load_exported, resnet, with_new_output
-from .serving import copy_inference_code
+from .mxnet_optimizer import make_trainer
+from .mxnet_optimizer import optimizer_params as optimizer_params  # its home before; tests and bench import it here
+from .mxnet_task import Task
 
 log = logging.getLogger("imgclf")
-ARTIFACT = "image-classification"
-MEAN_RGB = (123.68, 116.779, 103.939)  # ImageNet statistics, 0-255 scale; serving uses the same
-STD_RGB = (58.393, 57.12, 57.375)
 # ImageRecordIter's normalisation arguments for these statistics
 NORMALIZATION = dict(zip(("mean_r", "mean_g", "mean_b", "std_r", "std_g", "std_b"), MEAN_RGB + STD_RGB))
-STATE_FILE = "checkpoint-state.json"
 
 
 def devices(job: TrainingJob) -> List[mx.Context]:
@@ -90,72 +85,6 @@ def record_iter(
     if train:
         options.update(augmentation(hp["augmentation_type"]))
     return mx.io.ImageRecordIter(**options)
-
-
-def optimizer_params(hp: Dict[str, Any], batches_per_epoch: int) -> Tuple[str, Dict[str, Any]]:
-    """The optimizer and its arguments from the hyperparameters (one home for this mapping)."""
-    params: Dict[str, Any] = {"learning_rate": hp["learning_rate"], "wd": hp["weight_decay"]}
-    if hp["lr_scheduler_step"]:
-        params["lr_scheduler"] = mx.lr_scheduler.MultiFactorScheduler(
-            step=[max(1, e * batches_per_epoch) for e in hp["lr_scheduler_step"]],
-            factor=hp["lr_scheduler_factor"],
-            base_lr=hp["learning_rate"],
-        )
-    name = hp["optimizer"]
-    if name in ("sgd", "nag"):
-        params["momentum"] = hp["momentum"]
-    elif name == "adam":
-        params.update(beta1=hp["beta_1"], beta2=hp["beta_2"], epsilon=hp["eps"])
-    elif name == "rmsprop":
-        params.update(gamma1=hp["gamma"], epsilon=hp["eps"])
-    if hp["precision_dtype"] == "float16":
-        params["multi_precision"] = True
-    return name, params
-
-
-class TrainState(NamedTuple):
-    epoch: int  # epochs completed
-    best_accuracy: float
-    best_epoch: int
-    stale_epochs: int  # epochs since the last improvement
-
-
-class Checkpoints:
-    """Checkpoints in /opt/ml/checkpoints (synced to S3 by SageMaker): written atomically, so
-    a job killed at any moment resumes from the last complete one."""
-
-    def __init__(self, folder: str) -> None:
-        self.folder = folder
-        os.makedirs(folder, exist_ok=True)
-
-    def path(self, name: str) -> str:
-        return os.path.join(self.folder, name)
-
-    def load(self, net: gluon.Block, trainer: gluon.Trainer, contexts: Sequence[mx.Context]) -> Optional[TrainState]:
-        if not os.path.exists(self.path(STATE_FILE)):
-            return None
-        with open(self.path(STATE_FILE)) as f:
-            state = TrainState(**json.load(f))
-        net.load_parameters(self.path("last.params"), ctx=list(contexts))
-        if os.path.exists(self.path("last.states")) and not trainer._update_on_kvstore:
-            trainer.load_states(self.path("last.states"))
-        else:
-            log.info("Resuming without optimizer state: it lives on the parameter servers (dist_async)")
-        return state
-
-    def save(self, state: TrainState, net: gluon.Block, trainer: gluon.Trainer, improved: bool) -> None:
-        def write(name: str, save: Any) -> None:
-            save(self.path(name + ".partial"))
-            os.replace(self.path(name + ".partial"), self.path(name))
-
-        write("last.params", net.save_parameters)
-        if not trainer._update_on_kvstore:  # dist_async keeps the optimizer on the servers
-            write("last.states", trainer.save_states)
-        if improved:
-            write("best.params", net.save_parameters)
-        with open(self.path(STATE_FILE + ".partial"), "w") as f:
-            json.dump(state._asdict(), f)
-        os.replace(self.path(STATE_FILE + ".partial"), self.path(STATE_FILE))
 
 
 def forward_batches(
@@ -240,48 +169,6 @@ def build_network(job: TrainingJob, hp: Dict[str, Any], contexts: Sequence[mx.Co
     return net
 
 
-class Task:
-    """What differs between single-label (softmax) and multi-label (sigmoid, multi-hot) training."""
-
-    def __init__(self, hp: Dict[str, Any], class_counts: Dict[str, int], train_samples: int) -> None:
-        self.multi_label = bool(hp["multi_label"])
-        self.num_classes = hp["num_classes"]
-        self.label_width = self.num_classes if self.multi_label else 1
-        if not self.multi_label:
-            self.loss: gluon.loss.Loss = gluon.loss.SoftmaxCrossEntropyLoss()
-            self.pos_weight = None
-            return
-        self.loss = gluon.loss.SigmoidBinaryCrossEntropyLoss()
-        self.pos_weight = None
-        if hp["use_weighted_loss"]:
-            # each class's positives weigh as much as its negatives: (negatives / positives)
-            counts = np.array([max(1, class_counts.get(str(c), 0)) for c in range(self.num_classes)], np.float32)
-            self.pos_weight = ((train_samples - counts).clip(min=1) / counts).reshape(1, -1)
-
-    def batch_loss(self, out: mx.nd.NDArray, y: mx.nd.NDArray) -> mx.nd.NDArray:
-        if self.pos_weight is None:
-            return self.loss(out, y)
-        return self.loss(out, y, None, mx.nd.array(self.pos_weight, ctx=out.context))
-
-    def probabilities(self, out: mx.nd.NDArray) -> np.ndarray:
-        return (mx.nd.sigmoid(out) if self.multi_label else mx.nd.softmax(out)).asnumpy()
-
-    def accuracy(self, scores: np.ndarray, labels: np.ndarray) -> float:
-        if self.multi_label:
-            return multi_label_accuracy(scores, labels)
-        return float((scores.argmax(axis=1) == labels).mean()) if len(labels) else 0.0
-
-    def top_k_accuracy(self, scores: np.ndarray, labels: np.ndarray, k: int) -> float:
-        return float(top_k_hits(scores, labels, k, self.multi_label).mean()) if len(labels) else 0.0
-
-    def report(
-        self, scores: np.ndarray, labels: np.ndarray, names: List[str], loss: float, top_k: Optional[int], best: int
-    ) -> Dict[str, Any]:
-        if self.multi_label:
-            return multi_label_report(scores, labels, names, loss, top_k, best_epoch=best)
-        return single_label_report(scores, labels, names, loss, top_k, best_epoch=best)
-
-
 CONTROL_KEY = 1 << 30  # a kvstore key no parameter uses
 
 
@@ -347,15 +234,119 @@ def train_step(
     return correct, top_correct, seen
 
 
-def train(job: TrainingJob, hp: Dict[str, Any], data: PreparedData) -> Dict[str, Any]:
-    """The epoch loop; returns the evaluation of the best epoch."""
-    contexts = devices(job)
+class Run(NamedTuple):
+    """What every step of a run uses besides the data."""
+
+    net: gluon.HybridBlock
+    trainer: gluon.Trainer
+    task: Task
+    contexts: List[mx.Context]
+    dtype: str
+    top_k: Optional[int]
+    workers: int
+
+
+def precision(hp: Dict[str, Any], contexts: Sequence[mx.Context]) -> str:
+    """The dtype of precision_dtype; float16 needs a GPU."""
     dtype = "float16" if hp["precision_dtype"] == "float16" else "float32"
     if dtype == "float16" and contexts[0].device_type != "gpu":
         raise ClientError(
             "hyperparameter precision_dtype: float16 needs a GPU instance (ml.p3, ml.g5); this one has none"
         )
-    num_classes = hp["num_classes"]
+    return dtype
+
+
+def ready_network(
+    job: TrainingJob, hp: Dict[str, Any], contexts: Sequence[mx.Context], dtype: str
+) -> gluon.HybridBlock:
+    """The network to train (see :func:`build_network`), in ``dtype``, hybridized."""
+    net = build_network(job, hp, contexts)
+    if dtype == "float16":
+        net.cast("float16")
+    net.hybridize(static_alloc=True, static_shape=True)
+    return net
+
+
+def train_epoch(run: Run, train_iter: mx.io.DataIter, epoch: int) -> None:
+    """One pass over the training data, with the built-in's progress and epoch log lines."""
+    start = time.time()
+    train_iter.reset()
+    seen, correct, top_correct = 0, 0.0, 0.0
+    top_k = run.top_k
+    for i, batch in enumerate(train_iter):
+        hits, top_hits, n = train_step(
+            run.net, run.trainer, run.task, batch, run.contexts, run.dtype, top_k, run.workers
+        )
+        correct, top_correct, seen = correct + hits, top_correct + top_hits, seen + n
+        if (i + 1) % 50 == 0:
+            log.info(
+                "Epoch[%d] Batch [%d]\tSpeed: %.2f samples/sec\taccuracy=%f",
+                epoch,
+                i + 1,
+                seen / max(1e-9, time.time() - start),
+                correct / max(1, seen),
+            )
+    log.info("Epoch[%d] Train-accuracy=%f", epoch, correct / max(1, seen))
+    if top_k and top_k > 1:
+        log.info("Epoch[%d] Train-top_k_accuracy_%d=%f", epoch, top_k, top_correct / max(1, seen))
+    log.info("Epoch[%d] Time cost=%.3f", epoch, time.time() - start)
+    learning_rate, updates = run.trainer.learning_rate, run.trainer._optimizer.num_update
+    log.info("Epoch[%d] Learning-rate=%g Updates=%d", epoch, learning_rate, updates)
+
+
+def validate_epoch(run: Run, val_iter: mx.io.DataIter, samples: int, epoch: int) -> float:
+    """The validation accuracy after ``epoch`` (logged, with the top-k accuracy)."""
+    scores, labels, _ = evaluate(run.net, val_iter, samples, run.contexts, run.dtype, run.task)
+    accuracy = run.task.accuracy(scores, labels)
+    log.info("Epoch[%d] Validation-accuracy=%f", epoch, accuracy)
+    top_k = run.top_k
+    if top_k and top_k > 1:
+        log.info(
+            "Epoch[%d] Validation-top_k_accuracy_%d=%f",
+            epoch,
+            top_k,
+            run.task.top_k_accuracy(scores, labels, top_k),
+        )
+    return accuracy
+
+
+def stop_early(run: Run, hp: Dict[str, Any], epoch: int, state: TrainState, chief: bool) -> bool:
+    """Whether early stopping ends training after ``epoch``: the chief decides for every worker."""
+    stop = (
+        hp["early_stopping"]
+        and epoch + 1 >= hp["early_stopping_min_epochs"]
+        and state.stale_epochs >= hp["early_stopping_patience"]
+    )
+    if run.workers > 1:
+        stop = agree(run.trainer, chief and stop, run.workers)
+    return bool(stop)
+
+
+def best_epoch_report(
+    job: TrainingJob,
+    hp: Dict[str, Any],
+    data: PreparedData,
+    run: Run,
+    val_iter: mx.io.DataIter,
+    best_params: str,
+    best_epoch: int,
+) -> Dict[str, Any]:
+    """Evaluate the best epoch's weights and export them as the model; returns the evaluation."""
+    # the best epoch, in a network detached from the trainer (a distributed kvstore cannot be reset)
+    net = resnet(hp["num_layers"], hp["num_classes"])
+    net.load_parameters(best_params, ctx=run.contexts, cast_dtype=True)
+    net.hybridize(static_alloc=True, static_shape=True)
+    scores, labels, val_loss = evaluate(net, val_iter, data.validation.samples, run.contexts, run.dtype, run.task)
+    names = label_names_for(hp["num_classes"], data.label_names)
+    report = run.task.report(scores, labels, names, val_loss, run.top_k, best_epoch)
+    export(net, job.model_dir, best_epoch, hp, names, report)
+    return report
+
+
+def train(job: TrainingJob, hp: Dict[str, Any], data: PreparedData) -> Dict[str, Any]:
+    """The epoch loop; returns the evaluation of the best epoch."""
+    contexts = devices(job)
+    dtype = precision(hp, contexts)
     kvstore, rank, workers = distribution(job, hp)
     batches_per_epoch = max(1, math.ceil(hp["num_training_samples"] / (hp["mini_batch_size"] * workers)))
     task = Task(hp, data.report["channels"]["train"]["class_counts"], data.train.samples)
@@ -369,136 +360,27 @@ def train(job: TrainingJob, hp: Dict[str, Any], data: PreparedData) -> Dict[str,
         ", ".join(str(c) for c in contexts),
         " as worker {} of {} ({})".format(rank, workers, hp["kv_store"] or "dist_sync") if workers > 1 else "",
     )
-    net = build_network(job, hp, contexts)
-    if dtype == "float16":
-        net.cast("float16")
-    net.hybridize(static_alloc=True, static_shape=True)
-    name, params = optimizer_params(hp, batches_per_epoch)
-    # on one machine gradients are reduced on the devices; across machines through the
-    # parameter servers: dist_sync updates on the workers (so optimizer state can be
-    # checkpointed), dist_async on the servers
-    trainer = gluon.Trainer(
-        net.collect_params(),
-        name,
-        params,
-        kvstore=kvstore,
-        update_on_kvstore=(hp["kv_store"] == "dist_async") if workers > 1 else None,
-    )
+    net = ready_network(job, hp, contexts, dtype)
+    trainer = make_trainer(net, hp, kvstore, workers, batches_per_epoch)
+    run = Run(net, trainer, task, contexts, dtype, hp["top_k"], workers)
     checkpoints = Checkpoints(job.checkpoint_dir)
-    state = checkpoints.load(net, trainer, contexts)
-    if state is not None:
-        log.info("Resuming from checkpoint after epoch %d", state.epoch - 1)
-    state = state or TrainState(0, -1.0, -1, 0)
-    top_k = hp["top_k"]
+    state = checkpoints.resume(net, trainer, contexts)
 
     for epoch in range(state.epoch, hp["epochs"]):
-        start = time.time()
-        train_iter.reset()
-        seen, correct, top_correct = 0, 0.0, 0.0
-        for i, batch in enumerate(train_iter):
-            hits, top_hits, n = train_step(net, trainer, task, batch, contexts, dtype, top_k, workers)
-            correct, top_correct, seen = correct + hits, top_correct + top_hits, seen + n
-            if (i + 1) % 50 == 0:
-                log.info(
-                    "Epoch[%d] Batch [%d]\tSpeed: %.2f samples/sec\taccuracy=%f",
-                    epoch,
-                    i + 1,
-                    seen / max(1e-9, time.time() - start),
-                    correct / max(1, seen),
-                )
-        log.info("Epoch[%d] Train-accuracy=%f", epoch, correct / max(1, seen))
-        if top_k and top_k > 1:
-            log.info("Epoch[%d] Train-top_k_accuracy_%d=%f", epoch, top_k, top_correct / max(1, seen))
-        log.info("Epoch[%d] Time cost=%.3f", epoch, time.time() - start)
-        log.info("Epoch[%d] Learning-rate=%g Updates=%d", epoch, trainer.learning_rate, trainer._optimizer.num_update)
+        train_epoch(run, train_iter, epoch)
         if chief:
-            scores, labels, val_loss = evaluate(net, val_iter, data.validation.samples, contexts, dtype, task)
-            accuracy = task.accuracy(scores, labels)
-            log.info("Epoch[%d] Validation-accuracy=%f", epoch, accuracy)
-            if top_k and top_k > 1:
-                log.info(
-                    "Epoch[%d] Validation-top_k_accuracy_%d=%f",
-                    epoch,
-                    top_k,
-                    task.top_k_accuracy(scores, labels, top_k),
-                )
-            improved = accuracy > state.best_accuracy * (1 + hp["early_stopping_tolerance"]) or state.best_epoch < 0
-            state = TrainState(
-                epoch + 1,
-                accuracy if improved else state.best_accuracy,
-                epoch if improved else state.best_epoch,
-                0 if improved else state.stale_epochs + 1,
-            )
+            accuracy = validate_epoch(run, val_iter, data.validation.samples, epoch)
+            state, improved = state.after_epoch(epoch, accuracy, hp["early_stopping_tolerance"])
             checkpoints.save(state, net, trainer, improved)
             if hp["checkpoint_frequency"] and (epoch + 1) % hp["checkpoint_frequency"] == 0:
                 net.export(os.path.join(job.model_dir, ARTIFACT), epoch=epoch + 1)
-        stop = (
-            hp["early_stopping"]
-            and epoch + 1 >= hp["early_stopping_min_epochs"]
-            and state.stale_epochs >= hp["early_stopping_patience"]
-        )
-        if workers > 1:
-            stop = agree(trainer, chief and stop, workers)
-        if stop:
+        if stop_early(run, hp, epoch, state, chief):
             log.info("Early stopping after epoch %d: no improvement for %d epochs", epoch, state.stale_epochs)
             break
 
     if not chief:
         return {}
-    # the best epoch, in a network detached from the trainer (a distributed kvstore cannot be reset)
-    net = resnet(hp["num_layers"], num_classes)
-    net.load_parameters(checkpoints.path("best.params"), ctx=contexts, cast_dtype=True)
-    net.hybridize(static_alloc=True, static_shape=True)
-    scores, labels, val_loss = evaluate(net, val_iter, data.validation.samples, contexts, dtype, task)
-    names = label_names_for(num_classes, data.label_names)
-    report = task.report(scores, labels, names, val_loss, top_k, state.best_epoch)
-    export(net, job.model_dir, state.best_epoch, hp, names, report)
-    return report
-
-
-def export(
-    net: gluon.HybridBlock,
-    model_dir: str,
-    best_epoch: int,
-    hp: Dict[str, Any],
-    names: List[str],
-    report: Dict[str, Any],
-) -> None:
-    """The artifact, named as the built-in names it (symbol, params numbered by epochs trained,
-    shapes), plus what serving needs: model-info.json and code/inference.py with its modules."""
-    os.makedirs(model_dir, exist_ok=True)
-    epoch = best_epoch + 1  # Epoch[k] in the log is the (k+1)-th epoch
-    net.export(os.path.join(model_dir, ARTIFACT), epoch=epoch)
-    shape = [hp["mini_batch_size"]] + list(hp["image_shape"])
-    with open(os.path.join(model_dir, "model-shapes.json"), "w") as f:
-        json.dump([{"shape": shape, "name": "data"}], f)
-    with open(os.path.join(model_dir, "labels.json"), "w") as f:
-        json.dump(names, f)
-    with open(os.path.join(model_dir, "hyperparameters.json"), "w") as f:
-        json.dump(hp, f, indent=2)
-    info = {
-        "backend": "mxnet",
-        "symbol": f"{ARTIFACT}-symbol.json",
-        "params": f"{ARTIFACT}-{epoch:04d}.params",
-        "image_shape": hp["image_shape"],
-        "resize": hp["resize"],
-        "mean_rgb": MEAN_RGB,
-        "std_rgb": STD_RGB,
-        "labels": names,
-        "top_k": hp["top_k"] or min(5, len(names)),
-        "dtype": "float16" if hp["precision_dtype"] == "float16" else "float32",
-        "multi_label": bool(hp["multi_label"]),
-    }
-    with open(os.path.join(model_dir, "model-info.json"), "w") as f:
-        json.dump(info, f, indent=2)
-    code = os.path.join(model_dir, "code")
-    copy_inference_code(code, "mxnet_inference.py")
-    with open(os.path.join(code, "inference.py"), "w") as f:
-        f.write(
-            '"""SageMaker MXNet inference handlers of this model (imgclf)."""\n'
-            "from image_training.mxnet_inference import input_fn, model_fn, output_fn, predict_fn  # noqa: F401\n"
-        )
-    write_evaluation(report, model_dir)
+    return best_epoch_report(job, hp, data, run, val_iter, checkpoints.path("best.params"), state.best_epoch)
 
 
 def check_against_data(hp: Dict[str, Any], data: PreparedData) -> None:

@@ -1,0 +1,203 @@
+"""The scan's per-record path: the records that the vectorised scan of :mod:`recordio_scan`
+cannot take (multi-part, damaged, crossing the chunk's end, not followed by a record), and
+where records start again after a broken one (also how a file is cut into shards)."""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
+
+import numpy as np
+
+from .issues import DatasetError
+from .recordio import FRAME, IR_HEADER_SIZE, LENGTH_MASK, MAGIC, MAGIC_BYTES, location, padded
+from .recordio_batch import Rows, one_record
+
+if TYPE_CHECKING:
+    from .recordio_scan import RecordIOScanner
+
+ReadAt = Callable[[int, int], bytes]
+HEADER_WORDS = 2 + IR_HEADER_SIZE // 4  # frame (2 words) + IRHeader (6 words)
+Damage = Tuple[str, str, int, int]  # code, message, record, offset
+Step = Tuple[int, Optional[Damage]]  # where the scan goes on, and the damage found there
+
+
+def special_record(scanner: RecordIOScanner, pos: int, words: np.ndarray, cand: np.ndarray, s: int, rows: Rows) -> Step:
+    """Handle the record at candidate ``s`` (of the chunk at byte ``pos``) that the vector path
+    could not take. Returns the next position and, if the file is damaged there, the damage."""
+    lrec = int(words[cand[s] + 1])
+    cflag, length = lrec >> 29, lrec & LENGTH_MASK
+    s_off = pos + int(cand[s]) * 4
+    if cflag > 3:
+        damage = (
+            "REC_BAD_FLAG",
+            f"length word 0x{lrec:08x} has continuation flag {cflag}",
+            scanner.records,
+            s_off,
+        )
+        return s_off + 4, damage
+    if cflag in (2, 3):
+        return _orphan_part(scanner, cflag, length, s_off), None
+    if s_off + 8 + padded(length) > scanner.size and cflag == 0:
+        return _cut_off_record(scanner, length, s_off), None
+    flag = int(words[cand[s] + 2]) if int(cand[s]) + 2 < len(words) else 0
+    header_fits = int(cand[s]) + HEADER_WORDS + min(flag, length // 4) + 1 <= len(words)
+    if cflag == 0 and not header_fits and s > 0:
+        return s_off, None  # read the next chunk from this record on
+    if cflag == 1 or not header_fits:
+        return _whole_record(scanner, s_off, rows), None
+    return _single_part(scanner, pos, words, cand, s, length, rows)
+
+
+def _orphan_part(scanner: RecordIOScanner, cflag: int, length: int, s_off: int) -> int:
+    """A continuation part (flag 2 or 3) with no first part: skipped. Returns its end."""
+    record_end = s_off + 8 + padded(length)
+    scanner._report(
+        "REC_BAD_CONTINUATION",
+        f"a continuation part (flag {cflag}) with no first part",
+        scanner.records,
+        s_off,
+    )
+    if record_end > scanner.size:
+        scanner._report("REC_TRUNCATED", "part runs past the end of the file", scanner.records, s_off)
+        return scanner.size
+    return record_end
+
+
+def _cut_off_record(scanner: RecordIOScanner, length: int, s_off: int) -> int:
+    """A single-part record that runs past the end of the file: unpadded, or truncated."""
+    if s_off + 8 + length == scanner.size:
+        scanner._report(
+            "REC_BAD_PADDING",
+            f"the last record ({length} bytes) is not padded to a multiple of 4",
+            scanner.records,
+            s_off,
+        )
+    else:
+        scanner._report(
+            "REC_TRUNCATED",
+            f"record announces {length} bytes, the file ends after {scanner.size - s_off - 8}",
+            scanner.records,
+            s_off,
+        )
+    scanner.records += 1
+    return scanner.size
+
+
+def _whole_record(scanner: RecordIOScanner, s_off: int, rows: Rows) -> int:
+    """A multi-part record (or one whose header crosses the chunk's end), read part by part.
+    A broken one is reported and the scan goes on at the next record start."""
+    try:
+        record, new_pos = read_parts(scanner, s_off)
+        rows.add(one_record(scanner.records, s_off, record, location(scanner.name, scanner.records, s_off)))
+    except DatasetError as err:
+        scanner.sink.report(err.issue.code, err.issue.message, err.issue.location)
+        new_pos = find_record_start(scanner.read_at, scanner.size, s_off + 4)
+    scanner.records += 1
+    return new_pos
+
+
+def _single_part(
+    scanner: RecordIOScanner, pos: int, words: np.ndarray, cand: np.ndarray, s: int, length: int, rows: Rows
+) -> Step:
+    """A whole single-part record of ``length`` bytes that ends at the chunk's end, or that
+    holds an unescaped magic number, or that is followed by something that is not a record
+    (the damage)."""
+    s_off = pos + int(cand[s]) * 4
+    record_end = s_off + 8 + padded(length)
+    next_word = int(cand[s]) + 2 + (padded(length) >> 2)
+    later = cand[s + 1 :]
+    crosses_chunk = next_word >= len(words) - 1
+    lands_on_record = (
+        bool(len(later)) and int(later[min(int(np.searchsorted(later, next_word)), len(later) - 1)]) == next_word
+    )
+    if crosses_chunk or lands_on_record:
+        if len(later) and int(later[0]) < next_word:
+            scanner.unescaped_magic += 1
+            if scanner.unescaped_magic == 1:
+                scanner._report(
+                    "REC_UNESCAPED_MAGIC",
+                    f"payload holds the magic number at byte {pos + int(later[0]) * 4}",
+                    scanner.records,
+                    s_off,
+                )
+        rows.add(scanner._plain_rows(words, cand[s : s + 1], np.array([length], np.int64), pos))
+        return record_end, None
+    # the record is followed by something that is not a record
+    rows.add(scanner._plain_rows(words, cand[s : s + 1], np.array([length], np.int64), pos))
+    return record_end, _not_a_record_after(scanner, length, s_off, record_end)
+
+
+def _not_a_record_after(scanner: RecordIOScanner, length: int, s_off: int, record_end: int) -> Damage:
+    """The damage after the record at ``s_off``: it lacks its padding, or no magic follows."""
+    unpadded_end = s_off + 8 + length
+    if unpadded_end % 4 and scanner.read_at(unpadded_end, 4) == MAGIC_BYTES:
+        return (
+            "REC_BAD_PADDING",
+            f"the {length}-byte record at byte {s_off} is not padded to a multiple of 4: the next magic "
+            f"number follows at byte {unpadded_end}",
+            scanner.records - 1,
+            s_off,
+        )
+    found = struct.unpack("<I", scanner.read_at(record_end, 4).ljust(4, b"\0"))[0]
+    return (
+        "REC_BAD_MAGIC",
+        f"expected the next record (magic 0x{MAGIC:08x}) at byte {record_end}, after the {length}-byte record at "
+        f"byte {s_off}, found 0x{found:08x}",
+        scanner.records,
+        record_end,
+    )
+
+
+def read_parts(scanner: RecordIOScanner, offset: int) -> Tuple[bytes, int]:
+    """Read the logical record at ``offset`` part by part; returns (data, end offset)."""
+    parts: List[bytes] = []
+    pos = offset
+    first = True
+    while True:
+        head = scanner.read_at(pos, 8)
+        if len(head) < 8:
+            raise DatasetError(
+                "REC_TRUNCATED",
+                "file ends inside a multi-part record",
+                location(scanner.name, scanner.records, offset),
+            )
+        magic, lrec = FRAME.unpack(head)
+        cflag, length = lrec >> 29, lrec & LENGTH_MASK
+        if magic != MAGIC or cflag > 3 or (first and cflag not in (0, 1)) or (not first and cflag not in (2, 3)):
+            raise DatasetError(
+                "REC_BAD_CONTINUATION",
+                f"multi-part record starting at byte {offset} is broken at byte {pos} "
+                f"(magic 0x{magic:08x}, flag {cflag})",
+                location(scanner.name, scanner.records, offset),
+            )
+        body = scanner.read_at(pos + 8, length)
+        if len(body) < length or pos + 8 + padded(length) > scanner.size:
+            raise DatasetError(
+                "REC_TRUNCATED",
+                f"part at byte {pos} announces {length} bytes, the file ends first",
+                location(scanner.name, scanner.records, offset),
+            )
+        parts.append(body)
+        pos += 8 + padded(length)
+        if cflag in (0, 3):
+            return b"".join(parts), pos
+        parts.append(MAGIC_BYTES)
+        first = False
+
+
+def find_record_start(read_at: ReadAt, size: int, offset: int, window: int = 1 << 20) -> int:
+    """The first record start at or after ``offset`` (for splitting a file into shards):
+    an aligned magic number whose flag begins a record. Returns ``size`` if there is none."""
+    pos = (offset + 3) & ~3
+    while pos < size:
+        data = read_at(pos, min(window, size - pos))
+        words = np.frombuffer(data, "<u4", len(data) // 4)
+        cand = np.flatnonzero(words[:-1] == MAGIC)
+        ok = cand[(words[cand + 1] >> 29) <= 1] if len(cand) else cand
+        if len(ok):
+            return pos + int(ok[0]) * 4
+        if len(words) < 2:
+            break
+        pos += (len(words) - 1) * 4
+    return size
