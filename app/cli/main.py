@@ -24,6 +24,7 @@ from .dataset import (
     positive_int,
 )
 from .doctor import add_doctor_parser
+from .monitor import add_monitor_parser
 from .pipeline import add_pipeline_parsers
 from .serve import add_serve_parsers
 from .train import add_hyperparameters_parser, add_train_parser
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_hyperparameters_parser(sub)
     add_serve_parsers(sub)
     add_batch_parser(sub)
+    add_monitor_parser(sub)
     add_pipeline_parsers(sub)
     add_doctor_parser(sub)
     sample = sub.add_parser("sample-data", help="write the embedded sample dataset (handwritten digits)")

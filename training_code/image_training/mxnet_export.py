@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from mxnet import gluon
 
+from . import baseline as drift_baseline
 from .evaluation import write_evaluation
 from .serving import copy_inference_code
 
@@ -25,9 +26,11 @@ def export(
     hp: Dict[str, Any],
     names: List[str],
     report: Dict[str, Any],
+    baseline: Optional[Dict[str, Any]] = None,
 ) -> None:
     """The artifact, named as the built-in names it (symbol, params numbered by epochs trained,
-    shapes), plus what serving needs: model-info.json and code/inference.py with its modules."""
+    shapes), plus what serving needs: model-info.json and code/inference.py with its modules;
+    and baseline.json (image_training.baseline) when given, for ``imgclf monitor``."""
     os.makedirs(model_dir, exist_ok=True)
     epoch = best_epoch + 1  # Epoch[k] in the log is the (k+1)-th epoch
     net.export(os.path.join(model_dir, ARTIFACT), epoch=epoch)
@@ -61,3 +64,5 @@ def export(
             "from image_training.mxnet_inference import input_fn, model_fn, output_fn, predict_fn  # noqa: F401\n"
         )
     write_evaluation(report, model_dir)
+    if baseline is not None:
+        drift_baseline.write(baseline, model_dir)

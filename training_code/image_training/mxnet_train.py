@@ -21,7 +21,7 @@ from mxnet.gluon.model_zoo.vision import get_resnet
 
 from image_dataset.validate import ValidationOptions
 
-from . import mxnet_hyperparameters
+from . import baseline, mxnet_hyperparameters
 from .channels import earlier_model, single_file
 from .data import PreparedData, clean, prepare
 from .errors import ClientError
@@ -322,6 +322,14 @@ def stop_early(run: Run, hp: Dict[str, Any], epoch: int, state: TrainState, chie
     return bool(stop)
 
 
+def train_baseline(
+    data: PreparedData, names: List[str], scores: np.ndarray, labels: np.ndarray
+) -> Optional[Dict[str, Any]]:
+    """baseline.json's content (None where it cannot be made): a sample of train's images and the validation predictions."""
+    counts = data.report["channels"]["train"]["class_counts"]
+    return baseline.for_model(data.train.rec, data.train.idx, data.train.samples, counts, names, scores, labels)
+
+
 def best_epoch_report(
     job: TrainingJob,
     hp: Dict[str, Any],
@@ -339,7 +347,8 @@ def best_epoch_report(
     scores, labels, val_loss = evaluate(net, val_iter, data.validation.samples, run.contexts, run.dtype, run.task)
     names = label_names_for(hp["num_classes"], data.label_names)
     report = run.task.report(scores, labels, names, val_loss, run.top_k, best_epoch)
-    export(net, job.model_dir, best_epoch, hp, names, report)
+    base = train_baseline(data, names, scores, labels)
+    export(net, job.model_dir, best_epoch, hp, names, report, base)
     return report
 
 

@@ -5,19 +5,28 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import tensorflow as tf
 
+from . import baseline as drift_baseline
 from .evaluation import write_evaluation
 from .serving import copy_inference_code
 from .tf_data import make_preprocess
 from .tf_incremental import KERAS_WEIGHTS
 
 
-def export(model: tf.keras.Model, folder: str, hp: Dict[str, Any], names: List[str], report: Dict[str, Any]) -> None:
+def export(
+    model: tf.keras.Model,
+    folder: str,
+    hp: Dict[str, Any],
+    names: List[str],
+    report: Dict[str, Any],
+    baseline: Optional[Dict[str, Any]] = None,
+) -> None:
     """SavedModel in 1/ with a signature on encoded bytes, the Keras weights (for incremental
-    training), labels, evaluation and code/."""
+    training), labels, evaluation and code/; and baseline.json (image_training.baseline) when
+    given, for ``imgclf monitor``."""
     preprocess = make_preprocess(hp["image_size"], hp["image_resize_interpolation"])
     binary = hp["binary_mode"]
 
@@ -56,3 +65,5 @@ def export(model: tf.keras.Model, folder: str, hp: Dict[str, Any], names: List[s
             "from image_training.tf_inference import input_fn, input_handler, model_fn, output_fn, output_handler, predict_fn  # noqa: F401\n"
         )
     write_evaluation(report, folder)
+    if baseline is not None:
+        drift_baseline.write(baseline, folder)

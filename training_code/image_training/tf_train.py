@@ -13,7 +13,7 @@ import logging
 import os
 import shutil
 import tempfile
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -21,7 +21,7 @@ import tensorflow as tf
 from image_dataset.validate import ValidationOptions
 from imgclf_core.backends import TENSORFLOW
 
-from . import tf_hyperparameters
+from . import baseline, tf_hyperparameters
 from .data import PreparedData, clean, prepare
 from .errors import ClientError
 from .evaluation import label_names_for, single_label_report, write_evaluation
@@ -86,9 +86,9 @@ def precision_policy(job: TrainingJob) -> str:
 
 def evaluate(
     model: tf.keras.Model, hp: Dict[str, Any], data: PreparedData, num_classes: int, names: List[str]
-) -> Dict[str, Any]:
+) -> Tuple[Dict[str, Any], np.ndarray, np.ndarray]:
     """evaluation.json over the whole validation channel (on every worker, unsharded), with
-    the eval_metric's value."""
+    the eval_metric's value; and the scores (n, classes) and class ids it was computed from."""
     infer = tf.function(lambda x: model(x, training=False))
     outputs, targets = [], []
     for images, target in dataset(data.validation.rec, hp, num_classes, False, hp["batch_size"]):
@@ -104,7 +104,7 @@ def evaluate(
         scores, labels = raw, truth.argmax(axis=1)
     report = single_label_report(scores, labels, names, loss, None, best_epoch=None)
     report["eval_metric"] = {"name": hp["eval_metric"], "value": float(metric.result())}
-    return report
+    return report, scores, labels
 
 
 def compiled_model(
@@ -165,11 +165,12 @@ def save_model(
     hp: Dict[str, Any],
     names: List[str],
     report: Dict[str, Any],
+    base: Optional[Dict[str, Any]] = None,
 ) -> None:
     """Export the model: every worker saves (the strategy may need all of them); the first
-    one's is the model."""
+    one's is the model, with the baseline ``base``."""
     folder = job.model_dir if cluster.worker == 0 else tempfile.mkdtemp(prefix="imgclf-worker-model-")
-    export(model, folder, hp, names, report)
+    export(model, folder, hp, names, report, base if cluster.worker == 0 else None)
     if folder != job.model_dir:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -216,9 +217,13 @@ def train(
         plain = dict(hp, augmentation=False)
         batches = dataset(data.train.rec, plain, num_classes, False, hp["batch_size"], shard)
         log.info("BatchNorm statistics re-estimated on %d training batches", recalibrate_batchnorm(model, batches))
-    report = evaluate(model, hp, data, num_classes, names)
+    report, scores, labels = evaluate(model, hp, data, num_classes, names)
     report["best_epoch"] = int(best_epoch)  # 0-based, as the MXNet backend's
-    save_model(model, job, cluster, hp, names, report)
+    base = None
+    if cluster.worker == 0:  # baseline.json: a sample of train's images and the validation predictions
+        counts = data.report["channels"]["train"]["class_counts"]
+        base = baseline.for_model(data.train.rec, data.train.idx, data.train.samples, counts, names, scores, labels)
+    save_model(model, job, cluster, hp, names, report, base)
     return report
 
 

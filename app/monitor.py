@@ -1,0 +1,413 @@
+"""``imgclf monitor``: a window of captured endpoint traffic against the model's baseline.json.
+
+Reads the data-capture records (imgclf_core.capture: ``imgclf serve --capture`` and a real
+endpoint's, as synced from S3) of a time window, decodes a sample of the captured images with
+the one decoder and computes their statistics with image_training.baseline (the functions the
+training job ran on train), reads the predicted class and confidence from the captured answers,
+matches ground-truth labels by inference id, and applies imgclf_core.drift. Writes monitor.json
+and monitor.html (with PNG charts beside it). A line that is not a capture record is counted
+and reported, never raised."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import io
+import json
+import os
+import random
+import tarfile
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence
+
+from PIL import Image, ImageDraw
+
+from app.capture import capture_files
+from image_training import baseline as stats
+from imgclf_core import capture as rules
+from imgclf_core import drift
+
+MAX_PROBLEMS = 20  # problems listed in monitor.json (all are counted)
+
+
+class MonitorError(Exception):
+    """The monitor could not run (exit 1)."""
+
+
+class Window(NamedTuple):
+    since: Optional[datetime.datetime]
+    until: Optional[datetime.datetime]
+
+    def holds(self, when: Optional[datetime.datetime]) -> bool:
+        if when is None:
+            return self.since is None and self.until is None
+        return (self.since is None or when >= self.since) and (self.until is None or when < self.until)
+
+    def may_hold_hour(self, hour: datetime.datetime) -> bool:
+        end = hour + datetime.timedelta(hours=1)
+        return (self.since is None or end > self.since) and (self.until is None or hour < self.until)
+
+
+def parse_time(text: str) -> datetime.datetime:
+    """An ISO 8601 time (``2026-11-30T23:00:00Z``, ``2026-11-30T23:00``, ``2026-11-30``), UTC
+    when it names no zone; ValueError otherwise."""
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    when = datetime.datetime.fromisoformat(value)
+    return when.replace(tzinfo=datetime.UTC) if when.tzinfo is None else when.astimezone(datetime.UTC)
+
+
+def _hour_of(path: str) -> Optional[datetime.datetime]:
+    """The hour a capture file's folders name (``.../YYYY/MM/DD/HH/file.jsonl``), if they do."""
+    parts = os.path.normpath(path).split(os.sep)[-5:-1]
+    try:
+        year, month, day, hour = (int(p) for p in parts)
+        return datetime.datetime(year, month, day, hour, tzinfo=datetime.UTC)
+    except ValueError:
+        return None
+
+
+def load_baseline(path: str) -> Dict[str, Any]:
+    """baseline.json from a model.tar.gz, its unpacked folder, or the file itself."""
+    try:
+        if os.path.isdir(path):
+            with open(os.path.join(path, stats.FILE_NAME), encoding="utf-8") as f:
+                text = f.read()
+        elif tarfile.is_tarfile(path):
+            with tarfile.open(path) as archive:
+                member = next((m for m in archive.getmembers() if m.name.lstrip("./") == stats.FILE_NAME), None)
+                stream = archive.extractfile(member) if member is not None else None
+                if stream is None:
+                    raise MonitorError(f"{path} holds no {stats.FILE_NAME}: the model was trained before baselines")
+                text = stream.read().decode("utf-8")
+        else:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        data = json.loads(text)
+    except FileNotFoundError:
+        raise MonitorError(f"{path}: no {stats.FILE_NAME} (the model was trained before baselines)") from None
+    except (ValueError, tarfile.TarError) as err:
+        raise MonitorError(f"{path}: the baseline cannot be read: {err}") from None
+    if not isinstance(data, dict) or data.get("version") != stats.BASELINE_VERSION:
+        version = data.get("version") if isinstance(data, dict) else None
+        raise MonitorError(f"{path}: baseline version {version!r}; this imgclf reads version {stats.BASELINE_VERSION}")
+    return data
+
+
+def probabilities(captured: rules.Captured) -> List[float]:
+    """The class probabilities of a captured answer, in any of the served formats (JSON list,
+    verbose, JSON lines, TF Serving's predictions); ValueError when there are none."""
+    if captured.response is None:
+        raise ValueError("the answer was not captured")
+    text = captured.response.decode("utf-8", "replace").strip()
+    try:
+        body = json.loads(text)
+    except ValueError:  # JSON lines: the first line is the (one) image's
+        body = json.loads(text.splitlines()[0] if text else "null")
+    if isinstance(body, dict):
+        body = body.get("probabilities", body.get("prediction", body.get("predictions")))
+        if isinstance(body, list) and body and isinstance(body[0], list):
+            body = body[0]
+    if not isinstance(body, list) or not body or not all(isinstance(p, (int, float)) for p in body):
+        raise ValueError("the answer holds no probabilities")
+    return [float(p) for p in body]
+
+
+class Traffic:
+    """What the window's records say: a sample of the images, the predictions by inference id."""
+
+    def __init__(self, names: Sequence[str], limit: int = stats.MAX_IMAGES) -> None:
+        self.names = list(names)
+        self.limit = limit
+        self.images: List[Optional[Dict[str, float]]] = []  # the statistics of a reservoir sample of the inputs
+        self.records = self.inputs = self.files = 0
+        self.predicted: List[int] = []
+        self.confidence: List[float] = []
+        self.by_id: Dict[str, int] = {}
+        self.no_prediction = 0
+        self.problems: List[Dict[str, str]] = []
+        self.problem_count = 0
+        self._draw = random.Random(0)
+
+    def problem(self, where: str, message: str) -> None:
+        self.problem_count += 1
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append({"where": where, "message": message})
+
+    def add(self, captured: rules.Captured) -> None:
+        self.records += 1
+        if captured.request is not None:  # reservoir sampling: each input is kept with equal chance
+            self.inputs += 1
+            if len(self.images) < self.limit:
+                self.images.append(stats.encoded_statistics(captured.request))
+            else:
+                slot = self._draw.randrange(self.inputs)
+                if slot < self.limit:
+                    self.images[slot] = stats.encoded_statistics(captured.request)
+        try:
+            probs = probabilities(captured)
+        except ValueError:
+            self.no_prediction += 1
+            return
+        if len(probs) != len(self.names):
+            self.no_prediction += 1
+            return
+        best = max(range(len(probs)), key=probs.__getitem__)
+        self.predicted.append(best)
+        self.confidence.append(probs[best])
+        if captured.inference_id:
+            self.by_id[captured.inference_id] = best
+
+    def predictions(self) -> Dict[str, Any]:
+        counts = [0] * len(self.names)
+        for index in self.predicted:
+            counts[index] += 1
+        return {
+            "predictions": len(self.predicted),
+            "predicted_class_counts": dict(zip(self.names, counts)),
+            "mean_confidence": sum(self.confidence) / len(self.confidence) if self.confidence else None,
+        }
+
+
+def _record_time(captured: rules.Captured) -> Optional[datetime.datetime]:
+    try:
+        return parse_time(captured.inference_time)
+    except ValueError:
+        return None
+
+
+def read_traffic(root: str, window: Window, names: Sequence[str]) -> Traffic:
+    """The records under ``root`` whose inferenceTime lies in ``window``."""
+    traffic = Traffic(names)
+    for path in capture_files(root):
+        hour = _hour_of(path)
+        if hour is not None and not window.may_hold_hour(hour):
+            continue
+        traffic.files += 1
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for number, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    captured = rules.parse_record(line)
+                except ValueError as err:
+                    traffic.problem(f"{path}:line {number}", str(err))
+                    continue
+                if window.holds(_record_time(captured)):
+                    traffic.add(captured)
+    return traffic
+
+
+def read_labels(path: str, names: Sequence[str], traffic: Traffic) -> Dict[str, Any]:
+    """Ground truth (JSON lines ``{"inferenceId": ..., "label": ...}``, the label a class name
+    or index) matched to the window's predictions: matched, correct, true class counts."""
+    matched = correct = 0
+    counts = dict.fromkeys(names, 0)
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                key, label = str(item["inferenceId"]), item["label"]
+            except (ValueError, KeyError, TypeError):
+                traffic.problem(f"{path}:line {number}", 'not a label line {"inferenceId": ..., "label": ...}')
+                continue
+            if isinstance(label, int) and not isinstance(label, bool) and 0 <= label < len(names):
+                truth = label
+            elif str(label) in names:
+                truth = list(names).index(str(label))
+            else:
+                traffic.problem(f"{path}:line {number}", f"label {label!r} is no class of the model")
+                continue
+            if key in traffic.by_id:
+                matched += 1
+                correct += traffic.by_id[key] == truth
+                counts[names[truth]] += 1
+    return {"matched": matched, "correct": correct, "class_counts": counts}
+
+
+def _iso(when: Optional[datetime.datetime]) -> Optional[str]:
+    return None if when is None else rules.inference_time(when)
+
+
+def run(baseline_path: str, capture_dir: str, labels: Optional[str], window: Window, output: str) -> Dict[str, Any]:
+    """Monitor one window and write ``output``/monitor.json and monitor.html; returns the
+    report. MonitorError when there is nothing to compare."""
+    base = load_baseline(baseline_path)
+    names = base["labels"]
+    traffic = read_traffic(capture_dir, window, names)
+    if not traffic.records:
+        span = ""
+        if window.since or window.until:
+            span = f" between {_iso(window.since) or 'the start'} and {_iso(window.until) or 'now'}"
+        found = f" ({traffic.problem_count} unreadable lines)" if traffic.problem_count else ""
+        raise MonitorError(f"no capture records in {capture_dir}{span}{found}")
+    images = stats.section(traffic.images, {k: v["edges"] for k, v in base["train"]["histograms"].items()})
+    truth = read_labels(labels, names, traffic) if labels else {"matched": 0, "correct": 0, "class_counts": {}}
+    report = drift.compare(base, images, traffic.predictions(), truth)
+    report["window"] = {
+        "since": _iso(window.since),
+        "until": _iso(window.until),
+        "files": traffic.files,
+        "records": traffic.records,
+        "inputs": traffic.inputs,
+        "images_sampled": len(traffic.images),
+        "images_decoded": images["images"],
+        "images_failed": images["failed"],
+        "predictions": len(traffic.predicted),
+        "answers_without_prediction": traffic.no_prediction,
+        "labels_matched": truth["matched"],
+    }
+    report["problems"] = {"count": traffic.problem_count, "first": traffic.problems}
+    report["histograms"] = {
+        name: {"baseline": hist, "window": images["histograms"][name]}
+        for name, hist in base["train"]["histograms"].items()
+    }
+    report["predicted_class_counts"] = {
+        "baseline": base["validation"]["predicted_class_counts"],
+        "window": traffic.predictions()["predicted_class_counts"],
+    }
+    write_report(output, report)
+    return report
+
+
+# ----- the HTML page and its charts (as app/pipeline/report.py draws them: Pillow, no matplotlib)
+
+BASE_COLOUR, WINDOW_COLOUR = (31, 119, 180), (214, 39, 40)
+
+
+def bar_chart(title: str, labels: Sequence[str], baseline: Sequence[float], window: Sequence[float]) -> Image.Image:
+    """Baseline and window shares per bin, side by side."""
+    width, height, left, bottom, top = 640, 260, 50, 40, 28
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    base, seen = drift.shares(baseline), drift.shares(window)
+    peak = max(base + seen + [1e-9])
+    step = (width - left - 10) / max(1, len(labels))
+    draw.line([(left, top), (left, height - bottom), (width - 10, height - bottom)], fill="black")
+    draw.text((left, 6), title, fill="black")
+    draw.text((width - 200, 6), "baseline", fill=BASE_COLOUR)
+    draw.text((width - 120, 6), "window", fill=WINDOW_COLOUR)
+    draw.text((4, top), f"{peak:.2f}", fill="black")
+    for i, label in enumerate(labels):
+        x = left + i * step
+        for j, (share, colour) in enumerate(((base[i], BASE_COLOUR), (seen[i], WINDOW_COLOUR))):
+            bar = share / peak * (height - top - bottom)
+            x0 = x + 2 + j * (step - 4) / 2
+            draw.rectangle([x0, height - bottom - bar, x0 + (step - 4) / 2 - 1, height - bottom], fill=colour)
+        if len(labels) <= 20 or i % 2 == 0:
+            draw.text((x + 2, height - bottom + 4 + 12 * (i % 2)), str(label)[:6], fill="black")
+    return image
+
+
+def bin_labels(edges: Sequence[float]) -> List[str]:
+    """``<e0``, ``e0``, ``e1``, ..., the lower edge of each bin."""
+    return [f"<{edges[0]:g}"] + [f"{e:g}" for e in edges]
+
+
+def _png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def _charts(report: Dict[str, Any]) -> Dict[str, bytes]:
+    charts = {}
+
+    def title(name: str, check: str) -> str:
+        found = report["checks"][check]
+        return f"{name}: PSI {_number(found['value'])}, {found['verdict']}"
+
+    for name, pair in report["histograms"].items():
+        labels = bin_labels(pair["baseline"]["edges"])
+        chart = bar_chart(title(name, "image." + name), labels, pair["baseline"]["counts"], pair["window"]["counts"])
+        charts[f"{name}.png"] = _png(chart)
+    classes = report["predicted_class_counts"]
+    names = list(classes["baseline"])
+    charts["predicted_class.png"] = _png(
+        bar_chart(
+            title("predicted class", "predicted_class"),
+            names,
+            [classes["baseline"][n] for n in names],
+            [classes["window"].get(n, 0) for n in names],
+        )
+    )
+    return charts
+
+
+def _number(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.4g}" if isinstance(value, float) else html.escape(str(value))
+
+
+def write_report(folder: str, report: Dict[str, Any]) -> str:
+    """monitor.json, monitor.html and the charts (PNG) in ``folder``; returns the page's path."""
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "monitor.json"), "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=1)
+    charts = _charts(report)
+    for name, data in charts.items():
+        with open(os.path.join(folder, name), "wb") as f:
+            f.write(data)
+    esc = html.escape
+    rows = "".join(
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class='{}'>{}</td><td>{}</td></tr>".format(
+            esc(name),
+            esc(c["kind"]),
+            _number(c["value"]),
+            _number(c["threshold"]),
+            c["verdict"],
+            c["verdict"],
+            c["samples"],
+        )
+        for name, c in report["checks"].items()
+    )
+    problems = "".join(
+        f"<li><code>{esc(p['where'])}</code>: {esc(p['message'])}</li>" for p in report["problems"]["first"]
+    )
+    images = "".join(
+        f"<img src='data:image/png;base64,{base64.b64encode(data).decode()}' alt='{esc(name)}'>"
+        for name, data in charts.items()
+    )
+    window = report["window"]
+    verdict = "drift detected" if report["drift_detected"] else "no drift detected"
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>imgclf monitor: {verdict}</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1100px}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}} .ok{{color:#080}} .moderate{{color:#b70}}
+.significant{{color:#b00;font-weight:bold}} .insufficient,.unavailable{{color:#777}} img{{margin:4px}}</style>
+</head><body><h1>imgclf monitor: {verdict}</h1>
+<p>Window {esc(str(window["since"] or "start"))} to {esc(str(window["until"] or "end"))}: {window["records"]}
+records in {window["files"]} files, {window["images_decoded"]} images decoded ({window["images_failed"]} not),
+{window["predictions"]} predictions, {window["labels_matched"]} labelled.</p>
+<h2>Checks</h2><table><tr><th>check</th><th>measure</th><th>value</th><th>threshold</th><th>verdict</th>
+<th>samples</th></tr>{rows}</table>
+<h2>Baseline against window</h2>{images}
+<h2>Problems ({report["problems"]["count"]})</h2><ul>{problems or "<li>none</li>"}</ul>
+</body></html>
+"""
+    path = os.path.join(folder, "monitor.html")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(page)
+    return path
+
+
+def summary(report: Dict[str, Any]) -> Iterator[str]:
+    """The lines the CLI prints: the verdict, then every check that is not ok."""
+    yield ("DRIFT DETECTED: " + ", ".join(report["significant"])) if report["drift_detected"] else "no drift detected"
+    for name, check in report["checks"].items():
+        if check["verdict"] != drift.OK:
+            yield f"  {name}: {check['verdict']} ({check['kind']} {_number(check['value'])}, threshold {check['threshold']:g})"
+
+
+def window_from(since: Optional[str], until: Optional[str], last: Optional[float], now: datetime.datetime) -> Window:
+    """The window of ``--since``/``--until`` or ``--last HOURS`` (ValueError for a bad one)."""
+    if last is not None:
+        if since or until:
+            raise ValueError("--last cannot be combined with --since or --until")
+        return Window(now - datetime.timedelta(hours=last), None)
+    start, end = (parse_time(t) if t else None for t in (since, until))
+    if start and end and start >= end:
+        raise ValueError(f"--since {since} is not before --until {until}")
+    return Window(start, end)
