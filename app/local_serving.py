@@ -22,7 +22,7 @@ from typing import IO, Deque, Dict, NamedTuple, Optional, Tuple
 from urllib.parse import urlsplit
 
 from app.local_sagemaker import BACKENDS
-from imgclf_core.capture import LOCAL_ENDPOINT
+from imgclf_core.capture import INFERENCE_ID_HEADER, LOCAL_ENDPOINT
 
 SERVER = Path(__file__).resolve().with_name("model_server.py")
 
@@ -273,12 +273,19 @@ def content_type_of(path: str) -> str:
 
 
 def invoke(
-    url: str, body: bytes, content_type: str, accept: str = "application/json;verbose", timeout: float = 60.0
+    url: str,
+    body: bytes,
+    content_type: str,
+    accept: str = "application/json;verbose",
+    timeout: float = 60.0,
+    inference_id: Optional[str] = None,
 ) -> Tuple[int, Dict[str, str], bytes]:
-    """POST /invocations; returns (status, headers, body) whatever the status."""
-    request = urllib.request.Request(
-        url + "/invocations", data=body, method="POST", headers={"Content-Type": content_type, "Accept": accept}
-    )
+    """POST /invocations; returns (status, headers, body) whatever the status. ``inference_id``
+    is sent as InvokeEndpoint sends its InferenceId (data capture records it)."""
+    headers = {"Content-Type": content_type, "Accept": accept}
+    if inference_id is not None:
+        headers[INFERENCE_ID_HEADER] = inference_id
+    request = urllib.request.Request(url + "/invocations", data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, dict(response.headers), response.read()

@@ -73,6 +73,7 @@ def add_pipeline_parsers(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--dataset", help="your own dataset root instead of the embedded digits")
     d.add_argument("--fast", action="store_true", help="a few epochs only (for tests)")
     _common(d)
+    d.set_defaults(watch=True)
     d.set_defaults(run=run_demo)
 
 
@@ -100,6 +101,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--port", type=int, default=0, help="the endpoint's port (default: any free port)")
     p.add_argument(
+        "--watch",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="after deploying, capture held-out and then inverted images through the endpoint and run the "
+        "drift monitor on each (default: on for demo, off for pipeline run)",
+    )
+    p.add_argument(
         "--serve",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -124,6 +132,7 @@ def _execute(dataset: str, args: argparse.Namespace, overrides: dict) -> int:
                 max_regression=args.max_regression,
                 progress=progress,
                 descriptor={"format": args.format, "label_attribute": args.label_attribute},
+                watch=args.watch,
             )
         except HyperparameterError as err:
             raise UsageError(f"--hp {err}") from None

@@ -10,8 +10,11 @@ import threading
 from typing import NamedTuple, Optional
 from urllib.parse import urlparse, urlsplit
 
-from app.local_serving import ModelServer, invoke
-from app.model_server import ContractHandler, Server
+from app.local_serving import Capture, ModelServer, invoke
+from app.model_server import INFERENCE_ID_HEADER, ContractHandler, Server
+
+# the request headers the endpoint passes to the model server
+FORWARDED = ("content-type", "accept", INFERENCE_ID_HEADER.lower())
 
 
 class Deployment(NamedTuple):
@@ -20,7 +23,10 @@ class Deployment(NamedTuple):
 
 
 class LocalEndpoint:
-    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+    """``capture``: every model server it starts captures its traffic (DataCaptureConfig)."""
+
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", capture: Optional[Capture] = None) -> None:
+        self.capture = capture
         self._lock = threading.Lock()
         self.live: Optional[ModelServer] = None
         self.live_version: Optional[int] = None
@@ -44,7 +50,7 @@ class LocalEndpoint:
                     return
                 parsed = urlparse(target)
                 connection = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=60)
-                headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "accept")}
+                headers = {k: v for k, v in self.headers.items() if k.lower() in FORWARDED}
                 try:
                     connection.request(method, urlsplit(self.path).path, body=body, headers=headers)
                     response = connection.getresponse()
@@ -63,7 +69,7 @@ class LocalEndpoint:
 
     def deploy(self, model: str, version: int, canary: bytes, canary_type: str) -> Deployment:
         """Blue/green: start and check the new model, switch, stop the old one; or roll back."""
-        green = ModelServer(model)
+        green = ModelServer(model, capture=self.capture)
         try:
             green.start()
         except (RuntimeError, OSError, ValueError) as err:

@@ -4,18 +4,16 @@ the same data reuses the registered model instead of training again."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import posixpath
 from pathlib import Path
-from typing import IO, Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import IO, Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from app.local_sagemaker import LocalTrainingJob, collect
-from app.local_serving import content_type_of, invoke
+from app.local_serving import Capture, content_type_of, invoke
 from image_dataset.descriptor import Descriptor
-from image_dataset.layout import LABELS_FILE, RECORDIO, format_of_file
+from image_dataset.layout import RECORDIO
 from image_dataset.pack import pack_channels
-from image_dataset.recordio import RecordIOReader, unpack
 from image_dataset.validate import ValidationOptions, load_index
 from image_training.data import held_out
 from image_training.errors import ClientError
@@ -32,13 +30,16 @@ from imgclf_core.plan import (
     stage_identity,
 )
 
+from .dataset_files import _records, dataset_version, spread
 from .endpoint import LocalEndpoint
 from .registry import ModelRegistry
 from .report import write_report
+from .watch import watch
 
 EXIT_DEPLOYED, EXIT_FAILED, EXIT_REJECTED = 0, 1, 3
 # how the run names the source of an override (the cloud's is the descriptor)
 SOURCE_LABELS = {OVERRIDE: "--hp"}
+WATCHED_IMAGES = 200  # held-out images per monitored window (the monitor's checks need 100)
 # where the local pipeline trains: this machine, each backend's environment (stage_identity)
 LOCAL_TRAINING = {"where": "local"}
 
@@ -76,28 +77,6 @@ class RunResult(NamedTuple):
     summary: Dict[str, Any]
 
 
-def dataset_version(root: Path) -> str:
-    """A fingerprint of the dataset's files (paths, sizes, modification times). A .rec file
-    comes with its .idx and labels.json; a list file (.lst, manifest) with its folder, where
-    its images are."""
-    digest = hashlib.sha256()
-    files: Iterator[Path] = root.rglob("*")
-    if root.is_file():
-        digest.update(f"{root.name}\n".encode())
-        files = root.parent.rglob("*")
-        if format_of_file(root.name) == RECORDIO:
-            files = iter((root, root.with_suffix(".idx"), root.with_name(LABELS_FILE)))
-        root = root.parent
-    for path in sorted(p for p in files if p.is_file()):
-        try:
-            stat = path.stat()
-            line = f"{path.relative_to(root).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n"
-        except OSError as err:  # vanished since the listing: validation reports what it finds
-            line = f"{path.relative_to(root).as_posix()}\0{err.errno}\n"
-        digest.update(line.encode(errors="surrogateescape"))
-    return digest.hexdigest()
-
-
 class PipelineRun:
     """validate -> pack -> train -> gate -> register -> deploy (blue/green) -> classify -> report."""
 
@@ -114,6 +93,7 @@ class PipelineRun:
         max_regression: float = 0.0,
         progress: Optional[Callable[[str, int, int], None]] = None,
         descriptor: Optional[Dict[str, str]] = None,
+        watch: bool = False,
     ) -> None:
         self.dataset = Path(dataset).resolve()
         self.work = Path(work_dir).resolve()
@@ -136,6 +116,8 @@ class PipelineRun:
         self.say = say
         self.steps: List[Dict[str, str]] = []
         self.registry = ModelRegistry(str(self.work / "registry"), "image-classification")
+        # watch production: capture the endpoint's traffic and monitor it against the baseline
+        self.watch = watch
 
     def _step(self, name: str, status: str, detail: str) -> None:
         self.steps.append({"step": name, "status": status, "detail": detail})
@@ -231,7 +213,38 @@ class PipelineRun:
         if endpoint is None:
             return self._finish(EXIT_FAILED, summary, model.log, None)
         summary["endpoint"] = endpoint.url
-        return self._finish(EXIT_DEPLOYED, summary, model.log, endpoint, self._classify(endpoint, held_images))
+        samples = self._classify(endpoint, held_images)
+        if self.watch:
+            self._watch(endpoint, model.package, index, held, plan.execution, channels, summary)
+        return self._finish(EXIT_DEPLOYED, summary, model.log, endpoint, samples)
+
+    def _watch(
+        self,
+        endpoint: LocalEndpoint,
+        package: Dict[str, Any],
+        index: Any,
+        held: Optional[Set[int]],
+        execution: str,
+        channels: Dict[str, Any],
+        summary: Dict[str, Any],
+    ) -> None:
+        """The monitor step: held-out images, then the same inverted, through the endpoint with
+        capture on, each window against the model's baseline (app/pipeline/watch.py)."""
+        images = self._held_out(index, WATCHED_IMAGES, held, execution, channels)
+        out = self.work / "runs" / execution / "monitor"
+        try:
+            seen = watch(endpoint.url, package["model"], images, self.work / "captures", out)
+        except (RuntimeError, OSError, ValueError) as err:
+            self._step("monitor", "failed", str(err))
+            return
+        summary["monitor"] = {"drift": seen.drift, "significant": seen.findings, "reports": seen.reports}
+        said = [
+            "{} {} images: {}".format(
+                len(images), window, "drift in " + ", ".join(seen.findings[window]) if drift else "no drift"
+            )
+            for window, drift in seen.drift.items()
+        ]
+        self._step("monitor", "ok", "; ".join(said) + f" (reports in {out})")
 
     def _validated(self, report: Dict[str, Any]) -> bool:
         """The validate step: ok, or failed with the first errors."""
@@ -358,7 +371,8 @@ class PipelineRun:
 
     def _deploy(self, package: Dict[str, Any], canary_image: Tuple[bytes, str]) -> Optional[LocalEndpoint]:
         canary, canary_type = canary_image
-        endpoint = LocalEndpoint(self.port)
+        capture = Capture(str(self.work / "captures"), 100.0, "imgclf-demo") if self.watch else None
+        endpoint = LocalEndpoint(self.port, capture=capture)
         blue = self.registry.deployed()
         if blue is not None and blue["version"] != package["version"]:
             restored = endpoint.deploy(blue["model"], blue["version"], canary, canary_type)
@@ -391,19 +405,20 @@ class PipelineRun:
         self, index: Any, count: int, held: Optional[Set[int]], execution: str, channels: Dict[str, Any]
     ) -> List[tuple]:
         """(name, image bytes, content type, true label) of images the model did not train on:
-        the validation channel's, or without one, the train records that the job held out."""
+        the validation channel's, or without one, the train records that the job held out; spread
+        over the channel, whose samples are often grouped by class."""
         labels = index.label_names
         if "validation" in index.channels:
             found: List[tuple] = []
             root = Path(index.store.local_path(""))
             samples = index.channels["validation"][1]
-            step = max(1, len(samples) // count)
-            for sample in samples[::step][:count]:
+            for sample in (samples[i] for i in spread(len(samples), count)):
                 truth = labels[int(sample.labels[0])] if labels and len(sample.labels) == 1 else None
                 found.append((sample.path, (root / sample.path).read_bytes(), content_type_of(sample.path), truth))
             return found
         if "validation" in channels:
-            return list(_records(self._rec_files(channels["validation"]), None, count, labels))
+            chosen = set(spread(channels["validation"]["samples"], count))
+            return list(_records(self._rec_files(channels["validation"]), chosen, count, labels))
         # the job splits the train channel it gets: the packed one, or the RecordIO as it is
         if channels["train"]["format"] == RECORDIO:
             files = self._rec_files(channels["train"])
@@ -450,26 +465,3 @@ class PipelineRun:
             json.dumps({k: v for k, v in summary.items() if k != "validation"}, indent=2, default=str)
         )
         return RunResult(code, summary["execution"], report, endpoint, summary)
-
-
-def _records(
-    files: Sequence[Path], numbers: Optional[Set[int]], count: int, labels: Optional[List[str]]
-) -> Iterator[Tuple[str, bytes, str, Optional[str]]]:
-    """(name, image bytes, content type, true label) of up to ``count`` records of ``files``,
-    numbered across the files in order; only those in ``numbers`` when given."""
-    number = 0
-    found = 0
-    for rec in files:
-        with open(rec, "rb") as f:
-            for position, (_, record) in enumerate(RecordIOReader(f)):
-                if numbers is None or number in numbers:
-                    header, image = unpack(record)
-                    label = header.label if isinstance(header.label, float) else None
-                    truth = None
-                    if label is not None:
-                        truth = labels[int(label)] if labels and 0 <= int(label) < len(labels) else str(int(label))
-                    yield f"{rec.name}#{position}", image, "application/x-image", truth
-                    found += 1
-                    if found >= count:
-                        return
-                number += 1

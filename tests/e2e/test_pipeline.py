@@ -58,8 +58,14 @@ def test_demo_deploys_and_reports(demo) -> None:
         "register",
         "deploy",
         "classify",
+        "monitor",
     ]
-    assert "8 held-out images" in summary["steps"][-1]["detail"]
+    assert "8 held-out images" in summary["steps"][-2]["detail"]
+    # production, watched: held-out images as they are show no drift, inverted ones do
+    assert summary["monitor"]["drift"] == {"held-out": False, "inverted": True}, summary["monitor"]
+    assert any(check.startswith("image.") for check in summary["monitor"]["significant"]["inverted"])
+    for page in summary["monitor"]["reports"].values():
+        assert "<img" in open(page).read()
 
 
 def test_second_run_reuses_then_new_version_goes_blue_green(demo, cli) -> None:
