@@ -22,6 +22,7 @@ TAG = "imgclf:stage"
 TRAINING_INSTANCE = re.compile(r"^ml\.(p3|p3dn|g5)\.[0-9]*x?large$")
 ENDPOINT_INSTANCE = re.compile(r"^ml\.(m5|g4dn)\.[0-9]*x?large$")
 PACK_INSTANCE = re.compile(r"^ml\.(m5|c5)\.[0-9]*x?large$")
+BATCH_INSTANCE = ENDPOINT_INSTANCE  # the serving container's image is chosen for CPU or GPU by it
 APPROVAL_MODES = ("auto", "manual")
 API_AUTH = ("iam", "cognito")
 
@@ -52,6 +53,19 @@ class EndpointConfig:
     min_instances: int = 1
     max_instances: int = 2
     invocations_per_instance: int = 100  # the auto-scaling target (InvocationsPerInstance per minute)
+    # DataCaptureConfig's InitialSamplingPercentage; 0 (the default) creates no DataCaptureConfig:
+    # captures hold the callers' images, so keeping them is a decision of the stage's owner
+    capture_percent: int = 0  # an Integer in the API
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    """The batch workflow's transform jobs (CreateTransformJob)."""
+
+    instance_type: str = "ml.m5.xlarge"
+    instance_count: int = 1
+    max_payload_mb: int = 6  # MaxPayloadInMB: one image per request, as large as a real-time request
+    max_concurrent_transforms: int = 0  # 0: SageMaker's choice (the container's, else 1 per instance)
 
 
 @dataclass(frozen=True)
@@ -86,6 +100,7 @@ class StageConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
     hyperparameters: Mapping[str, str] = field(default_factory=dict)
     approval: str = "auto"
     accuracy_threshold: float = 0.8
@@ -119,6 +134,10 @@ class StageConfig:
         return f"{self.prefix}-deployment"
 
     @property
+    def batch_state_machine(self) -> str:
+        return f"{self.prefix}-batch"
+
+    @property
     def endpoint_name(self) -> str:
         return f"{self.prefix}-endpoint"
 
@@ -129,11 +148,14 @@ class StageConfig:
     def image_uri(self, scope: str) -> str:
         """The AWS framework container for this stage's backend and region: ``training`` (on the
         training instance type), ``processing`` (the CPU training image that packs datasets) or
-        ``inference`` (on the endpoint's instance type)."""
-        instance = {"training": self.training.instance_type, "processing": self.training.pack_instance_type}.get(
-            scope, self.endpoint.instance_type
-        )
-        image_scope = "inference" if scope == "inference" else "training"
+        ``inference`` (on the endpoint's instance type) or ``batch`` (the inference image on
+        the batch instance type)."""
+        instance = {
+            "training": self.training.instance_type,
+            "processing": self.training.pack_instance_type,
+            "batch": self.batch.instance_type,
+        }.get(scope, self.endpoint.instance_type)
+        image_scope = "inference" if scope in ("inference", "batch") else "training"
         version, python = backend(self.backend).containers[image_scope]
         return str(
             image_uris.retrieve(
@@ -212,7 +234,9 @@ def _training(raw: Any, where: str) -> TrainingConfig:
 def _endpoint(raw: Any, where: str) -> EndpointConfig:
     if not isinstance(raw, dict):
         raise ConfigError(where, "must be an object")
-    _no_unknown(raw, ("instance_type", "min_instances", "max_instances", "invocations_per_instance"), where)
+    _no_unknown(
+        raw, ("instance_type", "min_instances", "max_instances", "invocations_per_instance", "capture_percent"), where
+    )
     d = EndpointConfig()
     instance = _take(raw, "instance_type", where, str, d.instance_type)
     if not ENDPOINT_INSTANCE.match(instance):
@@ -222,7 +246,28 @@ def _endpoint(raw: Any, where: str) -> EndpointConfig:
     if high < low:
         raise ConfigError(f"{where}.max_instances", f"{high} is below min_instances {low}")
     target = _take(raw, "invocations_per_instance", where, int, d.invocations_per_instance)
-    return EndpointConfig(instance, low, high, _positive(target, where + ".invocations_per_instance"))
+    capture = _take(raw, "capture_percent", where, int, d.capture_percent)
+    if not 0 <= capture <= 100:
+        raise ConfigError(f"{where}.capture_percent", f"{capture} is not a whole percentage from 0 to 100")
+    return EndpointConfig(instance, low, high, _positive(target, where + ".invocations_per_instance"), capture)
+
+
+def _batch(raw: Any, where: str) -> BatchConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(where, "must be an object")
+    _no_unknown(raw, ("instance_type", "instance_count", "max_payload_mb", "max_concurrent_transforms"), where)
+    d = BatchConfig()
+    instance = _take(raw, "instance_type", where, str, d.instance_type)
+    if not BATCH_INSTANCE.match(instance):
+        raise ConfigError(f"{where}.instance_type", f"{instance!r} is not an ml.m5 or ml.g4dn instance type")
+    count = _positive(_take(raw, "instance_count", where, int, d.instance_count), where + ".instance_count")
+    payload = _take(raw, "max_payload_mb", where, int, d.max_payload_mb)
+    if not 1 <= payload <= 100:  # MaxPayloadInMB: 0-100, and 0 only for streamed (chunked) payloads
+        raise ConfigError(f"{where}.max_payload_mb", f"{payload} is not between 1 and 100")
+    concurrent = _take(raw, "max_concurrent_transforms", where, int, d.max_concurrent_transforms)
+    if not 0 <= concurrent <= 64:
+        raise ConfigError(f"{where}.max_concurrent_transforms", f"{concurrent} is not between 0 and 64")
+    return BatchConfig(instance, count, payload, concurrent)
 
 
 def _validation(raw: Any, where: str) -> ValidationConfig:
@@ -280,7 +325,7 @@ def parse_stage(name: str, raw: Any) -> StageConfig:
         raise ConfigError(where, "must be an object")
     known: Tuple[str, ...] = ("account", "region", "backend", "training", "endpoint", "hyperparameters", "approval")
     known += ("accuracy_threshold", "max_regression", "alert_email", "vpc", "api_auth", "api_rate_limit")
-    known += ("artifact_retention_days", "validation")
+    known += ("artifact_retention_days", "validation", "batch")
     _no_unknown(raw, known, where)
     account = _take(raw, "account", where, str, None)
     if account is None or not re.match(r"^[0-9]{12}$", account):
@@ -314,6 +359,7 @@ def parse_stage(name: str, raw: Any) -> StageConfig:
         training=_training(raw.get("training", {}), where + ".training"),
         endpoint=_endpoint(raw.get("endpoint", {}), where + ".endpoint"),
         validation=_validation(raw.get("validation", {}), where + ".validation"),
+        batch=_batch(raw.get("batch", {}), where + ".batch"),
         hyperparameters=check_hyperparameters(backend, raw.get("hyperparameters", {}), where + ".hyperparameters"),
         approval=approval,
         accuracy_threshold=threshold,
@@ -326,7 +372,7 @@ def parse_stage(name: str, raw: Any) -> StageConfig:
             _take(raw, "artifact_retention_days", where, int, 365), where + ".artifact_retention_days"
         ),
     )
-    for scope in ("training", "processing", "inference"):
+    for scope in ("training", "processing", "inference", "batch"):
         try:
             stage.image_uri(scope)
         except ValueError as err:

@@ -18,7 +18,9 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from imgclf_core.capture import JSON_CONTENT_TYPES
 from imgclf_core.environment import DeployEnvironment
+from imgclf_core.s3_layout import captures
 
 from . import arns
 from .config import StageConfig
@@ -77,7 +79,9 @@ class DeploymentWorkflow(Construct):
             vpc=stage.vpc is not None,
             endpoint_name=stage.endpoint_name,
             artifacts=artifacts,
+            capture=stage.endpoint.capture_percent > 0,
         )
+        self._artifacts = artifacts
         self.alarm_names = [f"{stage.prefix}-endpoint-5xx", f"{stage.prefix}-endpoint-latency"]
         self.alarms = rollback_alarms(self, names=self.alarm_names, endpoint_name=stage.endpoint_name)
         self._arns = _Resources(
@@ -205,11 +209,26 @@ class DeploymentWorkflow(Construct):
         }
         if not instance_store_only(stage.endpoint.instance_type):
             config_request["KmsKeyId"] = self._key.key_arn
+        if stage.endpoint.capture_percent:
+            config_request["DataCaptureConfig"] = self._data_capture()
         self._create_config = self._guarded(
             self._sdk("CreateEndpointConfig", "createEndpointConfig", config_request, [self._arns.configs])
         )
         create_model.next(self._create_config)
         return create_model
+
+    def _data_capture(self) -> Dict[str, Any]:
+        """CreateEndpointConfig's DataCaptureConfig: requests and answers of a share of the
+        invocations under captures/ (imgclf_core.capture reads them), encrypted with the stage
+        key; the JSON answers are kept as text, the images as base64."""
+        return {
+            "EnableCapture": True,
+            "InitialSamplingPercentage": self._stage.endpoint.capture_percent,
+            "DestinationS3Uri": captures(self._artifacts.bucket_name),
+            "KmsKeyId": self._key.key_arn,
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+            "CaptureContentTypeHeader": {"JsonContentTypes": list(JSON_CONTENT_TYPES)},
+        }
 
     def _create_endpoint(self) -> Any:
         stage = self._stage

@@ -9,7 +9,16 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from imgclf_core.s3_layout import CHECKPOINTS, DATASETS, PACKED, TRAINING_JOBS, objects
+from imgclf_core.s3_layout import (
+    BATCH_INPUT_PREFIXES,
+    BATCH_JOBS,
+    CAPTURES,
+    CHECKPOINTS,
+    DATASETS,
+    PACKED,
+    TRAINING_JOBS,
+    objects,
+)
 
 from . import arns
 from .nag import acknowledge, s3_objects, wildcard, wildcard_arn
@@ -95,12 +104,52 @@ def training_role(
 
 
 def model_role(
-    scope: Construct, id: str, *, key: kms.IKey, image_uri: str, vpc: bool, endpoint_name: str, artifacts: s3.IBucket
+    scope: Construct,
+    id: str,
+    *,
+    key: kms.IKey,
+    image_uri: str,
+    vpc: bool,
+    endpoint_name: str,
+    artifacts: s3.IBucket,
+    capture: bool = False,
 ) -> iam.Role:
+    """The endpoint's models' role; with ``capture``, SageMaker writes the endpoint's data
+    capture under captures/ with it (s3:PutObject, and the stage key through S3, which the
+    base role's key grant covers: DataCaptureConfig.KmsKeyId is the stage key)."""
     # an endpoint logs to its own group, /aws/sagemaker/Endpoints/<endpoint name>
     role = _base_role(scope, id, key=key, image_uri=image_uri, log_path=f"Endpoints/{endpoint_name}", vpc=vpc)
     artifacts.grant_read(role, objects(TRAINING_JOBS))
     acknowledge(role, s3_objects(artifacts, objects(TRAINING_JOBS)), "Endpoints load model.tar.gz of any job.")
+    if capture:
+        captured = f"{CAPTURES}{endpoint_name}/*"
+        artifacts.grant_put(role, captured)
+        acknowledge(role, s3_objects(artifacts, captured), "SageMaker writes the endpoint's capture files by hour.")
+    return role
+
+
+def batch_role(
+    scope: Construct,
+    id: str,
+    *,
+    key: kms.IKey,
+    image_uri: str,
+    vpc: bool,
+    datasets: s3.IBucket,
+    artifacts: s3.IBucket,
+) -> iam.Role:
+    """The batch models' role, which their transform jobs run under: it reads the manifest, the
+    inputs (batch/ and datasets/ of the datasets bucket) and the model, and writes the outputs
+    (with the stage key: TransformOutput.KmsKeyId), nothing else."""
+    role = _base_role(scope, id, key=key, image_uri=image_uri, log_path="TransformJobs", vpc=vpc)
+    for prefix in BATCH_INPUT_PREFIXES:
+        datasets.grant_read(role, objects(prefix))
+        acknowledge(role, s3_objects(datasets, objects(prefix)), "A batch classifies images of any request or dataset.")
+    artifacts.grant_read(role, objects(TRAINING_JOBS))
+    artifacts.grant_read(role, objects(BATCH_JOBS))
+    artifacts.grant_put(role, objects(BATCH_JOBS))
+    acknowledge(role, s3_objects(artifacts, objects(TRAINING_JOBS)), "Transform jobs load model.tar.gz of any job.")
+    acknowledge(role, s3_objects(artifacts, objects(BATCH_JOBS)), "Transform jobs read manifests, write outputs here.")
     return role
 
 

@@ -1,6 +1,6 @@
 """The stacks of one stage. They only compose constructs: a stateful data stack (key, buckets,
-alert topic), a serving stack (registry, deployment workflow, API, cleanup) and a training
-stack (upload trigger, training workflow)."""
+alert topic), a serving stack (registry, deployment workflow, API, cleanup), a training
+stack (upload trigger, training workflow) and a batch stack (batch.json -> transform job)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from .alerts import Alerts
+from .batch_workflow import BatchWorkflow
 from .classify_api import ClassifyApi
 from .config import TAG, StageConfig, stage_config_hash
 from .deployment_workflow import DeploymentWorkflow
@@ -128,13 +129,35 @@ class TrainingStack(Stack):
         CfnOutput(self, "TrainingStateMachine", value=self.workflow.state_machine.state_machine_arn)
 
 
+class BatchStack(Stack):
+    """Batch classification: batch.json uploads start transform jobs with the registry's models."""
+
+    def __init__(
+        self, scope: Construct, id: str, *, stage: StageConfig, data: DataStack, serving: ServingStack
+    ) -> None:
+        super().__init__(scope, id, env=_env(stage), description=f"imgclf {stage.name}: batch classification")
+        key = data.storage.key
+        self.add_stack_dependency(serving)  # the model package group
+        self.workflow = BatchWorkflow(
+            self,
+            "Batch",
+            stage=stage,
+            key=key,
+            datasets=_bucket(self, "Datasets", stage.datasets_bucket, key),
+            artifacts=_bucket(self, "Artifacts", stage.artifacts_bucket, key),
+            topic=data.alerts.topic,
+        )
+        CfnOutput(self, "BatchStateMachine", value=self.workflow.state_machine.state_machine_arn)
+
+
 def add_stage(scope: Construct, stage: StageConfig) -> list:
-    """The three stacks of ``stage``, named Imgclf-<stage>-Data/-Serving/-Training."""
+    """The four stacks of ``stage``, named Imgclf-<stage>-Data/-Serving/-Training/-Batch."""
     name = f"Imgclf-{stage.name}"
     data = DataStack(scope, f"{name}-Data", stage=stage)
     serving = ServingStack(scope, f"{name}-Serving", stage=stage, data=data)
     training = TrainingStack(scope, f"{name}-Training", stage=stage, data=data, serving=serving)
-    for stack in (data, serving, training):
+    batch = BatchStack(scope, f"{name}-Batch", stage=stage, data=data, serving=serving)
+    for stack in (data, serving, training, batch):
         Tags.of(stack).add(TAG, stage.name)
         acknowledge_grant_actions(stack)
-    return [data, serving, training]
+    return [data, serving, training, batch]

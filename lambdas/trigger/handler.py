@@ -5,26 +5,18 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, Iterator, Tuple
-from urllib.parse import unquote_plus
+from typing import Any, Dict
 
 import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from imgclf_core.environment import TriggerEnvironment
+from lambdas.s3_events import uploaded_objects
 
 from .logic import Rejected, parse_upload, workflow_input
 
 logger = Logger()
-
-
-def uploaded_objects(event: Dict[str, Any]) -> Iterator[Tuple[str, str]]:
-    """(bucket, key) of each created object, from an EventBridge or an S3 notification event."""
-    if "detail" in event:
-        yield event["detail"]["bucket"]["name"], event["detail"]["object"]["key"]
-    for record in event.get("Records", []):
-        yield record["s3"]["bucket"]["name"], unquote_plus(record["s3"]["object"]["key"])
 
 
 @logger.inject_lambda_context

@@ -75,6 +75,8 @@ class WorkflowHarness:
         self.training_outcomes: List[TrainingOutcome] = []
         self.training_requests: List[Dict[str, Any]] = []
         self.processing_requests: List[Dict[str, Any]] = []
+        self.transform_requests: List[Dict[str, Any]] = []
+        self.transform_failures: Dict[str, str] = {}  # input key -> why the container could not answer it
         self.endpoint_update_rolls_back = False
         self.endpoint_create_fails = False
         self.registration_error: Optional[str] = None  # an error code CreateModelPackage answers with
@@ -215,6 +217,8 @@ class WorkflowHarness:
         self.state_machines: Dict[str, str] = {}
         self.state_machines["deployment"] = self._create_state_machine(f"Imgclf-{self.stage}-Serving")
         self.state_machines["training"] = self._create_state_machine(f"Imgclf-{self.stage}-Training")
+        if f"Imgclf-{self.stage}-Batch" in self.templates:
+            self.state_machines["batch"] = self._create_state_machine(f"Imgclf-{self.stage}-Batch")
         self.upload_code_asset()
 
     def _create_state_machine(self, stack: str) -> str:
@@ -578,6 +582,13 @@ def main():
                 self._upload_folder(s3, local, output["S3Output"]["S3Uri"])
         return {**description, "ProcessingJobStatus": "Completed"}
 
+    def run_transform_job(self, caller: str, request: Dict[str, Any]) -> Dict[str, Any]:
+        """CreateTransformJob as SageMaker runs it (``transform_job.py``)."""
+        from .transform_job import run_transform_job
+
+        self.transform_requests.append(request)
+        return run_transform_job(self, caller, request)
+
     def upload_code_asset(self) -> None:
         """The training code archive (``infra.sourcedir.build_sourcedir()``, this checkout's
         training_code) in the assets bucket under the key CDK gives it, as ``cdk deploy``
@@ -739,6 +750,9 @@ def main():
                 else:
                     containers.append(container)
             calls += self.aws.endpoint_model(model["ExecutionRoleArn"], endpoint, containers)
+            capture = sagemaker.describe_endpoint_config(EndpointConfigName=config_name).get("DataCaptureConfig")
+            if capture:  # each variant's model role writes its captures
+                calls += self.aws.endpoint_capture(model["ExecutionRoleArn"], endpoint, capture)
         return self.authorize(calls)
 
     def update_endpoint(self, caller: str, params: Dict[str, Any]) -> Dict[str, Any]:
@@ -1025,17 +1039,17 @@ def _sagemaker_sync_service(harness: WorkflowHarness) -> Any:
             )
 
         def _get_supported_parameters(self) -> Any:
-            operation = (
-                "CreateProcessingJob" if self.resource.api_action == "createProcessingJob" else "CreateTrainingJob"
-            )
-            return set(_request_shape(operation).members)
+            action = self.resource.api_action
+            return set(_request_shape(action[0].upper() + action[1:]).members)
 
         def _eval_service_task(
             self, env: Any, resource_runtime_part: Any, normalised_parameters: dict, state_credentials: Any
         ) -> None:
             action = self.resource.api_action
-            assert action in ("createTrainingJob", "createProcessingJob"), action
-            if action == "createProcessingJob":
+            assert action in ("createTrainingJob", "createProcessingJob", "createTransformJob"), action
+            if action == "createTransformJob":
+                env.stack.append(harness.run_transform_job(env.aws_execution_details.role_arn, normalised_parameters))
+            elif action == "createProcessingJob":
                 env.stack.append(harness.run_processing_job(normalised_parameters))
             else:
                 env.stack.append(harness.run_training_job(normalised_parameters))
@@ -1045,7 +1059,11 @@ def _sagemaker_sync_service(harness: WorkflowHarness) -> Any:
         ) -> Callable[[], Any]:
             def resolve() -> Any:
                 description = env.stack.pop()
-                status = description.get("TrainingJobStatus") or description.get("ProcessingJobStatus")
+                status = (
+                    description.get("TrainingJobStatus")
+                    or description.get("ProcessingJobStatus")
+                    or description.get("TransformJobStatus")
+                )
                 if status == "Completed":
                     return description
                 raise FailureEventException(

@@ -110,8 +110,8 @@ class Calls:
                 calls += [Call(principal, a, execution, why) for a in ("states:DescribeExecution", "states:StopExecution")]
                 calls += self._managed_rule(principal, "StepFunctionsGetEventsForStepFunctionsExecutionRule", why)
             return calls
-        if service == "sagemaker" and action in ("createTrainingJob", "createProcessingJob"):
-            kind = "Training" if action == "createTrainingJob" else "Processing"
+        if service == "sagemaker" and action in ("createTrainingJob", "createProcessingJob", "createTransformJob"):
+            kind = {"createTrainingJob": "Training", "createProcessingJob": "Processing"}.get(action, "Transform")
             name = params[f"{kind}JobName"]
             arn = _sm_arn(f"{kind.lower()}-job", name)
             calls = self.api(principal, "sagemaker", f"Create{kind}Job", params, why)
@@ -211,6 +211,54 @@ class Calls:
         image = request["AppSpecification"]["ImageUri"]
         calls += self._container(role, image, "/aws/sagemaker/ProcessingJobs", f"{name}/algo-1-0", why)
         return calls
+
+    def transform_job(
+        self,
+        caller: str,
+        role: str,
+        request: Mapping[str, Any],
+        manifest: str,
+        inputs: Iterable[Tuple[str, str, str]],
+        containers: Iterable[Mapping[str, Any]],
+    ) -> List[Call]:
+        """What a transform job does with its model's execution role (CreateTransformJob takes
+        no role: https://docs.aws.amazon.com/sagemaker/latest/dg/batch-transform.html): read the
+        manifest (a ManifestFile names its objects: no listing) and each input, load the model
+        and pull its image, write each ``.out`` under TransformOutput.KmsKeyId ("the KMS key
+        policy must grant permission to the IAM role that you specify in your CreateModel
+        request": API_TransformOutput), encrypt the volume, write logs to
+        /aws/sagemaker/TransformJobs."""
+        name = request["TransformJobName"]
+        why = f"transform job {name}"
+        source = request["TransformInput"]["DataSource"]["S3DataSource"]
+        calls: List[Call] = []
+        if manifest:
+            calls += self.s3_read(role, _s3_parts(source["S3Uri"])[0], manifest, f"{why}, manifest")
+        else:
+            calls += self.s3_list(role, *_s3_parts(source["S3Uri"]), f"{why}, input")
+        output = request["TransformOutput"]
+        out_bucket, out_prefix = _s3_parts(output["S3OutputPath"])
+        out_prefix = out_prefix.rstrip("/") + "/" if out_prefix.strip("/") else ""
+        for bucket, key, relative in inputs:
+            calls += self.s3_read(role, bucket, key, f"{why}, input")
+            calls += self.s3_write(role, out_bucket, f"{out_prefix}{relative}.out", f"{why}, output", output.get("KmsKeyId"))
+        calls += self._volume(role, request["TransformResources"].get("VolumeKmsKeyId"), f"{why}, volume")
+        for container in containers:
+            if container.get("ModelDataUrl"):
+                calls += self.s3_read(role, *_s3_parts(container["ModelDataUrl"]), why=f"{why}, model data")
+            calls += self._container(role, container["Image"], "/aws/sagemaker/TransformJobs", f"{name}/i-0", why)
+        return calls
+
+    def endpoint_capture(self, role: str, endpoint: str, capture: Mapping[str, Any]) -> List[Call]:
+        """An endpoint with DataCaptureConfig: SageMaker writes the capture files with the
+        endpoint's model execution role, under DestinationS3Uri/<endpoint>/<variant>/YYYY/MM/DD/HH/,
+        encrypted with the config's KmsKeyId (S3 server-side encryption: the role's KMS use
+        through S3). https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-data-capture-endpoint.html"""
+        if not capture.get("EnableCapture", True) or not capture.get("InitialSamplingPercentage"):
+            return []
+        bucket, prefix = _s3_parts(capture["DestinationS3Uri"])
+        key = f"{prefix.rstrip('/')}/{endpoint}/AllTraffic/2026/11/30/23/18-31-000-0a1b.jsonl".lstrip("/")
+        return self.s3_write(role, bucket, key, f"endpoint {endpoint}, data capture", capture.get("KmsKeyId"))
 
     def endpoint_key(self, caller: str, endpoint: str, key: Optional[str]) -> List[Call]:
         """CreateEndpoint/UpdateEndpoint with a config that names a KmsKeyId: kms:CreateGrant by
@@ -394,10 +442,12 @@ SAGEMAKER: Dict[str, Rule] = {
     "CreateEndpointConfig": _create_endpoint_config,
     "CreateModelPackage": _create_package,
     "CreateEndpoint": _sagemaker("CreateEndpoint", "endpoint", "EndpointName", creates=True),
+    "CreateTransformJob": _sagemaker("CreateTransformJob", "transform-job", "TransformJobName", creates=True),
     **{
         op: _sagemaker(op, kind, param)
         for op, kind, param in (
             ("DescribeTrainingJob", "training-job", "TrainingJobName"),
+            ("DescribeTransformJob", "transform-job", "TransformJobName"),
             ("DescribeProcessingJob", "processing-job", "ProcessingJobName"),
             ("DeleteModel", "model", "ModelName"),
             ("DeleteEndpointConfig", "endpoint-config", "EndpointConfigName"),

@@ -34,8 +34,8 @@ def definition(templates: Templates, part: str) -> Dict[str, Any]:
     return asl_definition(machine)
 
 
-def test_three_stacks_per_stage(templates: Templates) -> None:
-    assert sorted(templates) == ["Imgclf-dev-Data", "Imgclf-dev-Serving", "Imgclf-dev-Training"]
+def test_four_stacks_per_stage(templates: Templates) -> None:
+    assert sorted(templates) == ["Imgclf-dev-Batch", "Imgclf-dev-Data", "Imgclf-dev-Serving", "Imgclf-dev-Training"]
 
 
 def test_buckets_are_encrypted_versioned_private_logged_and_ssl_only(templates: Templates) -> None:

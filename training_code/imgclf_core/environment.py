@@ -95,3 +95,22 @@ class CleanupEnvironment(Contract):
     resource_prefix: str
     endpoint_name: str
     model_package_group: str
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchTriggerEnvironment(Contract):
+    state_machine_arn: str  # the batch workflow
+    alert_topic_arn: str  # where a refused batch.json is reported
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchPlanEnvironment(Contract):
+    resource_prefix: str  # the transform job's and model's names start with it
+    model_package_group: str
+    datasets_bucket: str  # where inputs may be
+    artifact_bucket: str  # where the manifest, the outputs and predictions.jsonl go
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchJoinEnvironment(Contract):
+    artifact_bucket: str

@@ -5,6 +5,8 @@ Datasets bucket::
 
     datasets/<name>/<version>/dataset.json     the upload that starts a run
     datasets/<name>/<version>/train/ ...        the channels
+    batch/<name>/batch.json                    the upload that starts a batch classification
+    batch/<name>/...                           its images, when the request names them relatively
 
 Artifacts bucket::
 
@@ -13,6 +15,10 @@ Artifacts bucket::
     packed/<pack job>/<channel>/                RecordIO written by the Pack step
     validation/<execution>/                     plans and shard results of a fanned-out validation
     evaluations/<job>/evaluation.json           the gate's copy of the job's evaluation
+    batch-jobs/<job>/manifest.json              a batch's inputs, in order (the transform's ManifestFile)
+    batch-jobs/<job>/output/<input>.out         the transform job's answer for each input
+    batch-jobs/<job>/predictions.jsonl          the joined result, one line per input (imgclf_core.batch)
+    captures/<endpoint>/<variant>/YYYY/MM/DD/HH/ the endpoint's data capture (imgclf_core.capture)
 """
 
 from __future__ import annotations
@@ -27,9 +33,13 @@ CHECKPOINTS = "checkpoints/"
 PACKED = "packed/"
 VALIDATION = "validation/"
 EVALUATIONS = "evaluations/"
+BATCH = "batch/"  # datasets bucket: batch requests and their images
+BATCH_JOBS = "batch-jobs/"  # artifacts bucket: a batch's manifest, transform outputs and predictions
+CAPTURES = "captures/"  # artifacts bucket: endpoint data capture (request images: kept for 30 days)
+BATCH_REQUEST = "batch.json"
 # the lifetime of each artifacts prefix: working files go soon, results stay for the retention
-WORKING_PREFIXES = {CHECKPOINTS: 14, VALIDATION: 7}  # days
-RESULT_PREFIXES = (TRAINING_JOBS, EVALUATIONS)
+WORKING_PREFIXES = {CHECKPOINTS: 14, VALIDATION: 7, CAPTURES: 30}  # days
+RESULT_PREFIXES = (TRAINING_JOBS, EVALUATIONS, BATCH_JOBS)
 
 
 def objects(prefix: str) -> str:
@@ -97,3 +107,43 @@ def validation_work(execution: str) -> str:
 
 def evaluation_key(job: str) -> str:
     return f"{EVALUATIONS}{job}/evaluation.json"
+
+
+# batch requests: ``batch/<name>/batch.json``, as an EventBridge wildcard and an IAM resource pattern
+BATCH_EVENT_PATTERN = f"{BATCH}*/{BATCH_REQUEST}"
+BATCH_REQUEST_OBJECTS = f"{BATCH}*/{BATCH_REQUEST}"
+# where a batch's inputs may be: its own folder, or a dataset's (the transform role reads these)
+BATCH_INPUT_PREFIXES = (BATCH, DATASETS)
+
+
+def batch_request_key(key: str) -> Optional[str]:
+    """The batch name of a request key ``batch/<name>/batch.json``; None for other keys,
+    LayoutError for a request at the wrong depth or with a ``.``/``..`` part."""
+    if not key.startswith(BATCH) or not key.endswith("/" + BATCH_REQUEST):
+        return None
+    parts = key[len(BATCH) : -len(BATCH_REQUEST) - 1].split("/")
+    if len(parts) != 1 or not parts[0] or parts[0] in (".", ".."):
+        raise LayoutError(f"a batch request must sit at {BATCH}<name>/{BATCH_REQUEST}")
+    return parts[0]
+
+
+def batch_job_prefix(job: str) -> str:
+    return f"{BATCH_JOBS}{job}/"
+
+
+def batch_manifest_key(job: str) -> str:
+    return f"{BATCH_JOBS}{job}/manifest.json"
+
+
+def batch_output_key(job: str, relative: str = "") -> str:
+    """The transform's S3OutputPath (``relative`` empty) or the ``.out`` of one input."""
+    return f"{BATCH_JOBS}{job}/output/" + (f"{relative}.out" if relative else "")
+
+
+def batch_predictions_key(job: str) -> str:
+    return f"{BATCH_JOBS}{job}/predictions.jsonl"
+
+
+def captures(bucket: str) -> str:
+    """An endpoint config's DataCaptureConfig.DestinationS3Uri."""
+    return s3_uri(bucket, CAPTURES.rstrip("/"))
