@@ -22,8 +22,9 @@ class FakeServer:
 
     made: List[FakeServer] = []
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, capture: object = None) -> None:
         self.model = model
+        self.capture = capture
         self.url = f"http://fake/{model}"
         self.started = self.stopped = False
         FakeServer.made.append(self)
