@@ -23,6 +23,7 @@ from imgclf_core.plan import (
     DATA_DERIVED,
     FROM_DATA,
     OVERRIDE,
+    HyperparameterValues,
     RunPlan,
     check_settable,
     plan_run,
@@ -141,8 +142,7 @@ class PipelineRun:
 
     def epochs(self) -> int:
         """The number of epochs the job will train, read as the job reads it ("20", "20.0")."""
-        schema = backend(self.backend).schema()
-        return int(schema.parse_value(schema.params["epochs"], self.effective()["epochs"]))
+        return int(HyperparameterValues(self.backend, self.effective())["epochs"])
 
     def _say_settings(self, settings: Sequence[Dict[str, str]]) -> None:
         by_source: Dict[str, List[str]] = {}

@@ -12,24 +12,24 @@ if TYPE_CHECKING:  # the schemas belong to the training code, which parses them 
 
 # image scope ("training", "inference") -> (framework version, Python version or None)
 ContainerVersions = Mapping[str, Tuple[str, Optional[str]]]
-# reads one hyperparameter as the training job will (parsed, or its default)
-ValueOf = Callable[[str], Any]
+# a run's hyperparameters as the training job reads them: typed by the schema, defaults filled
+Values = Mapping[str, Any]
 
 
-def _mxnet_data(value: ValueOf) -> Dict[str, Any]:
-    shape = value("image_shape")
+def _mxnet_data(values: Values) -> Dict[str, Any]:
+    shape = values["image_shape"]
     return {
         "image_shape": (shape[0], shape[1], shape[2]) if len(shape) == 3 else None,
-        "resize": value("resize"),
-        "mini_batch_size": value("mini_batch_size"),
-        "multi_label": bool(value("multi_label")),
+        "resize": values["resize"],
+        "mini_batch_size": values["mini_batch_size"],
+        "multi_label": bool(values["multi_label"]),
     }
 
 
-def _tensorflow_data(value: ValueOf) -> Dict[str, Any]:
+def _tensorflow_data(values: Values) -> Dict[str, Any]:
     from image_training.tf_hyperparameters import MODELS
 
-    size = value("image_size") or MODELS[value("model_name")][1]
+    size = values["image_size"] or MODELS[values["model_name"]][1]
     # the TensorFlow job batches whatever a channel holds (a last batch may be short)
     return {"image_shape": (3, size, size), "resize": size, "mini_batch_size": 1, "multi_label": None}
 
@@ -42,7 +42,7 @@ class Backend(NamedTuple):
     distribution_flag: str  # the script-mode key that starts the framework's distributed engine
     metric_definitions: Tuple[Mapping[str, str], ...]  # CloudWatch metrics from the job's log lines
     serving_environment: Mapping[str, str]  # what the serving container needs (besides the region)
-    data_options: Callable[[ValueOf], Dict[str, Any]]  # hyperparameters -> what validation expects
+    data_options: Callable[[Values], Dict[str, Any]]  # typed hyperparameters -> what validation expects
     split_ratio: Optional[str]  # the hyperparameter that holds out part of train, if the job can
     local_defaults: Mapping[str, str]  # `imgclf pipeline run`'s small CPU configuration
     local_fast: Mapping[str, str]  # `imgclf demo --fast`: a few epochs on top of local_defaults

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional
+from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional
 
 from image_dataset.descriptor import Descriptor
 from image_dataset.validate import ValidationOptions
@@ -55,11 +55,28 @@ def check_settable(backend_name: str, raw: Mapping[str, Any]) -> Dict[str, str]:
     return values
 
 
-def value(backend_name: str, hyperparameters: Mapping[str, str], name: str) -> Any:
-    """One hyperparameter as the training job reads it: parsed, or the schema's default."""
-    schema = schema_for(backend_name)
-    param = schema.params[name]
-    return schema.parse_value(param, hyperparameters[name]) if name in hyperparameters else param.default
+class HyperparameterValues(Mapping[str, Any]):
+    """A run's hyperparameters typed by the backend's schema (int, float, bool, shape, lists),
+    as the training job reads them: each parsed once from the text SageMaker stores (``text``),
+    the schema's default for the others; HyperparameterError for a value that does not parse."""
+
+    def __init__(self, backend_name: str, text: Mapping[str, str]) -> None:
+        schema = schema_for(backend_name)
+        self.backend = backend_name
+        self.text: Dict[str, str] = dict(text)
+        self._values: Dict[str, Any] = {
+            name: schema.parse_value(param, text[name]) if name in text else param.default
+            for name, param in schema.params.items()
+        }
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
 
 
 def validation_options(
@@ -67,7 +84,7 @@ def validation_options(
 ) -> ValidationOptions:
     """What training will expect of the data (image sizes, batch size, labels), so validation
     rejects what the job would reject; ``descriptor`` says how to read it (format, label_attribute)."""
-    data = backend(backend_name).data_options(lambda name: value(backend_name, hyperparameters, name))
+    data = backend(backend_name).data_options(HyperparameterValues(backend_name, hyperparameters))
     return ValidationOptions(
         format=descriptor.get("format"), label_attribute=descriptor.get("label_attribute"), workers=4, **data
     )
@@ -92,7 +109,7 @@ def split_ratio(backend_name: str, hyperparameters: Mapping[str, str]) -> float:
     """The share of train the job holds out when there is no validation channel (0: the
     backend's job refuses such a dataset)."""
     name = backend(backend_name).split_ratio
-    return float(value(backend_name, hyperparameters, name)) if name else 0.0
+    return float(HyperparameterValues(backend_name, hyperparameters)[name]) if name else 0.0
 
 
 def script_mode(backend_name: str, submit_directory: str, instance_count: int) -> Dict[str, str]:
@@ -181,8 +198,13 @@ class RunPlan(NamedTuple):
 
     @property
     def hyperparameters(self) -> Dict[str, str]:
-        """What the training job gets, besides script mode's keys."""
+        """What the training job gets, besides script mode's keys, as SageMaker stores them."""
         return {**self.effective, **self.from_data}
+
+    @property
+    def values(self) -> HyperparameterValues:
+        """The same, typed as the job reads them."""
+        return HyperparameterValues(self.backend, self.hyperparameters)
 
     def settings(self) -> List[Setting]:
         """Every hyperparameter with where it comes from."""

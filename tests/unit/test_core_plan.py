@@ -1,0 +1,95 @@
+"""The domain core's own rules (imgclf_core): typed hyperparameters, the run identity, the
+environment contract and the S3 layout, on their own (the equivalence of the local and cloud
+plans is tests/lambdas/test_plan_equivalence.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from image_dataset.descriptor import Descriptor
+from image_training.errors import HyperparameterError
+from imgclf_core import s3_layout
+from imgclf_core.backends import REGISTRY, backend
+from imgclf_core.environment import ContractError, GateEnvironment, PlannerEnvironment, TriggerEnvironment
+from imgclf_core.plan import HyperparameterValues, check_settable, plan_run, split_ratio, stage_identity
+
+
+def test_hyperparameters_are_typed_by_the_schema_with_defaults() -> None:
+    values = HyperparameterValues("mxnet", {"image_shape": "3,28,28", "epochs": "7.0", "multi_label": "true"})
+    assert values["image_shape"] == [3, 28, 28] and values["epochs"] == 7 and values["multi_label"] is True
+    assert values["mini_batch_size"] == backend("mxnet").schema().params["mini_batch_size"].default
+    assert set(values) == set(backend("mxnet").schema().params) and values.text["epochs"] == "7.0"
+    with pytest.raises(HyperparameterError, match="epochs"):
+        HyperparameterValues("mxnet", {"epochs": "abc"})
+
+
+def test_only_a_backend_that_splits_train_has_a_split_ratio() -> None:
+    assert split_ratio("mxnet", {}) == 0.0
+    assert split_ratio("tensorflow", {"validation_split_ratio": "0.25"}) == 0.25
+    assert [b.name for b in REGISTRY.values() if b.split_ratio] == ["tensorflow"]
+
+
+@pytest.mark.parametrize("name", ["num_classes", "num_training_samples", "sagemaker_program", "no_such"])
+def test_what_the_data_or_sagemaker_decide_cannot_be_set(name: str) -> None:
+    with pytest.raises(HyperparameterError, match=name):
+        check_settable("mxnet", {name: "3"})
+
+
+def test_the_run_identity_follows_the_gate_and_ignores_the_rerun_tag_only_as_a_suffix() -> None:
+    base = stage_identity("mxnet", {"where": "local"}, 0.8, 0.0)
+    assert stage_identity("mxnet", {"where": "local"}, 0.9, 0.0) != base
+    assert stage_identity("mxnet", {"where": "local"}, 0.8, 0.05) != base
+    plan = plan_run("flowers", "v1", Descriptor(), "mxnet", {"epochs": "3"}, base)
+    again = plan_run("flowers", "v1", Descriptor(), "mxnet", {"epochs": "3"}, base)
+    tagged = plan_run("flowers", "v1", Descriptor(rerun="try2"), "mxnet", {"epochs": "3"}, base)
+    other = plan_run("flowers", "v1", Descriptor(hyperparameters={"epochs": "4"}), "mxnet", {"epochs": "3"}, base)
+    assert plan.execution == again.execution and tagged.execution == plan.execution + "_try2"
+    assert other.execution != plan.execution and other.effective == {"epochs": "4"}
+    assert plan.values["epochs"] == 3 and other.values["epochs"] == 4
+
+
+def test_the_plan_takes_the_data_only_from_a_valid_report() -> None:
+    plan = plan_run("f", "v", Descriptor(), "mxnet", {}, "s")
+    report = {"valid": True, "num_classes": 4, "channels": {"train": {"samples": 40}}}
+    assert plan.with_report(report).from_data == {"num_classes": "4", "num_training_samples": "40"}
+    assert plan.with_report({**report, "valid": False}).from_data == {}
+
+
+def test_an_environment_contract_round_trips_and_names_what_is_missing() -> None:
+    env = TriggerEnvironment("arn:sm", "mxnet", {"epochs": "3"}, "abc", "arn:topic")
+    assert TriggerEnvironment.from_environment(env.as_environment()) == env
+    assert env.as_environment()["DEFAULT_HYPERPARAMETERS"] == '{"epochs": "3"}'
+    planner = PlannerEnvironment("p", "mxnet", 2, "s3://c/x.tar.gz", "b").as_environment()
+    assert PlannerEnvironment.from_environment(planner).instance_count == 2
+    with pytest.raises(ContractError, match="APPROVAL_MODE of GateEnvironment"):
+        GateEnvironment.from_environment(
+            {"MODEL_PACKAGE_GROUP": "g", "ACCURACY_THRESHOLD": "0.8", "MAX_REGRESSION": "0"}
+        )
+    with pytest.raises(ContractError, match="ACCURACY_THRESHOLD='high'"):
+        GateEnvironment.from_environment(
+            {"MODEL_PACKAGE_GROUP": "g", "ACCURACY_THRESHOLD": "high", "MAX_REGRESSION": "0", "APPROVAL_MODE": "auto"}
+        )
+    assert set(GateEnvironment.names().values()) == {f.name.upper() for f in dataclasses.fields(GateEnvironment)}
+
+
+@pytest.mark.parametrize(
+    ("key", "found"),
+    [
+        ("datasets/flowers/v1/dataset.json", ("flowers", "v1", "datasets/flowers/v1/")),
+        ("datasets/flowers/v1/train/a.jpg", None),
+        ("elsewhere/flowers/v1/dataset.json", None),
+    ],
+)
+def test_a_descriptor_key_names_its_dataset_version(key: str, found: object) -> None:
+    upload = s3_layout.descriptor_key(key)
+    assert (None if upload is None else (upload.name, upload.version, upload.prefix)) == found
+
+
+@pytest.mark.parametrize(
+    "key", ["datasets/flowers/dataset.json", "datasets/a/b/c/dataset.json", "datasets/../v/dataset.json"]
+)
+def test_a_descriptor_at_the_wrong_depth_is_refused(key: str) -> None:
+    with pytest.raises(s3_layout.LayoutError):
+        s3_layout.descriptor_key(key)
