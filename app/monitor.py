@@ -16,56 +16,37 @@ import html
 import io
 import json
 import os
-import random
 import tarfile
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from PIL import Image, ImageDraw
 
 from app.capture import capture_files
 from image_training import baseline as stats
-from imgclf_core import capture as rules
 from imgclf_core import drift
+from imgclf_core import traffic as shared
 
-MAX_PROBLEMS = 20  # problems listed in monitor.json (all are counted)
+MAX_PROBLEMS = shared.MAX_PROBLEMS
+Window = shared.Window
+parse_time = shared.parse_time
+probabilities = shared.probabilities
 
 
 class MonitorError(Exception):
     """The monitor could not run (exit 1)."""
 
 
-class Window(NamedTuple):
-    since: Optional[datetime.datetime]
-    until: Optional[datetime.datetime]
+class Traffic(shared.Traffic):
+    """What the window's records say (imgclf_core.traffic), the images described by the
+    statistics of image_training.baseline."""
 
-    def holds(self, when: Optional[datetime.datetime]) -> bool:
-        if when is None:
-            return self.since is None and self.until is None
-        return (self.since is None or when >= self.since) and (self.until is None or when < self.until)
-
-    def may_hold_hour(self, hour: datetime.datetime) -> bool:
-        end = hour + datetime.timedelta(hours=1)
-        return (self.since is None or end > self.since) and (self.until is None or hour < self.until)
-
-
-def parse_time(text: str) -> datetime.datetime:
-    """An ISO 8601 time (``2026-11-30T23:00:00Z``, ``2026-11-30T23:00``, ``2026-11-30``), UTC
-    when it names no zone; ValueError otherwise."""
-    value = text.strip()
-    if value.endswith(("Z", "z")):
-        value = value[:-1] + "+00:00"
-    when = datetime.datetime.fromisoformat(value)
-    return when.replace(tzinfo=datetime.UTC) if when.tzinfo is None else when.astimezone(datetime.UTC)
+    def __init__(self, names: Sequence[str], limit: int = stats.MAX_IMAGES) -> None:
+        super().__init__(names, limit, stats.encoded_statistics)
 
 
 def _hour_of(path: str) -> Optional[datetime.datetime]:
     """The hour a capture file's folders name (``.../YYYY/MM/DD/HH/file.jsonl``), if they do."""
-    parts = os.path.normpath(path).split(os.sep)[-5:-1]
-    try:
-        year, month, day, hour = (int(p) for p in parts)
-        return datetime.datetime(year, month, day, hour, tzinfo=datetime.UTC)
-    except ValueError:
-        return None
+    return shared.hour_of_parts(os.path.normpath(path).split(os.sep)[-5:-1])
 
 
 def load_baseline(path: str) -> Dict[str, Any]:
@@ -95,88 +76,6 @@ def load_baseline(path: str) -> Dict[str, Any]:
     return data
 
 
-def probabilities(captured: rules.Captured) -> List[float]:
-    """The class probabilities of a captured answer, in any of the served formats (JSON list,
-    verbose, JSON lines, TF Serving's predictions); ValueError when there are none."""
-    if captured.response is None:
-        raise ValueError("the answer was not captured")
-    text = captured.response.decode("utf-8", "replace").strip()
-    try:
-        body = json.loads(text)
-    except ValueError:  # JSON lines: the first line is the (one) image's
-        body = json.loads(text.splitlines()[0] if text else "null")
-    if isinstance(body, dict):
-        body = body.get("probabilities", body.get("prediction", body.get("predictions")))
-        if isinstance(body, list) and body and isinstance(body[0], list):
-            body = body[0]
-    if not isinstance(body, list) or not body or not all(isinstance(p, (int, float)) for p in body):
-        raise ValueError("the answer holds no probabilities")
-    return [float(p) for p in body]
-
-
-class Traffic:
-    """What the window's records say: a sample of the images, the predictions by inference id."""
-
-    def __init__(self, names: Sequence[str], limit: int = stats.MAX_IMAGES) -> None:
-        self.names = list(names)
-        self.limit = limit
-        self.images: List[Optional[Dict[str, float]]] = []  # the statistics of a reservoir sample of the inputs
-        self.records = self.inputs = self.files = 0
-        self.predicted: List[int] = []
-        self.confidence: List[float] = []
-        self.by_id: Dict[str, int] = {}
-        self.no_prediction = 0
-        self.problems: List[Dict[str, str]] = []
-        self.problem_count = 0
-        self._draw = random.Random(0)
-
-    def problem(self, where: str, message: str) -> None:
-        self.problem_count += 1
-        if len(self.problems) < MAX_PROBLEMS:
-            self.problems.append({"where": where, "message": message})
-
-    def add(self, captured: rules.Captured) -> None:
-        self.records += 1
-        if captured.request is not None:  # reservoir sampling: each input is kept with equal chance
-            self.inputs += 1
-            if len(self.images) < self.limit:
-                self.images.append(stats.encoded_statistics(captured.request))
-            else:
-                slot = self._draw.randrange(self.inputs)
-                if slot < self.limit:
-                    self.images[slot] = stats.encoded_statistics(captured.request)
-        try:
-            probs = probabilities(captured)
-        except ValueError:
-            self.no_prediction += 1
-            return
-        if len(probs) != len(self.names):
-            self.no_prediction += 1
-            return
-        best = max(range(len(probs)), key=probs.__getitem__)
-        self.predicted.append(best)
-        self.confidence.append(probs[best])
-        if captured.inference_id:
-            self.by_id[captured.inference_id] = best
-
-    def predictions(self) -> Dict[str, Any]:
-        counts = [0] * len(self.names)
-        for index in self.predicted:
-            counts[index] += 1
-        return {
-            "predictions": len(self.predicted),
-            "predicted_class_counts": dict(zip(self.names, counts)),
-            "mean_confidence": sum(self.confidence) / len(self.confidence) if self.confidence else None,
-        }
-
-
-def _record_time(captured: rules.Captured) -> Optional[datetime.datetime]:
-    try:
-        return parse_time(captured.inference_time)
-    except ValueError:
-        return None
-
-
 def read_traffic(root: str, window: Window, names: Sequence[str]) -> Traffic:
     """The records under ``root`` whose inferenceTime lies in ``window``."""
     traffic = Traffic(names)
@@ -184,52 +83,21 @@ def read_traffic(root: str, window: Window, names: Sequence[str]) -> Traffic:
         hour = _hour_of(path)
         if hour is not None and not window.may_hold_hour(hour):
             continue
-        traffic.files += 1
         with open(path, encoding="utf-8", errors="replace") as f:
-            for number, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    captured = rules.parse_record(line)
-                except ValueError as err:
-                    traffic.problem(f"{path}:line {number}", str(err))
-                    continue
-                if window.holds(_record_time(captured)):
-                    traffic.add(captured)
+            traffic.add_lines(path, f, window)
     return traffic
 
 
 def read_labels(path: str, names: Sequence[str], traffic: Traffic) -> Dict[str, Any]:
     """Ground truth (JSON lines ``{"inferenceId": ..., "label": ...}``, the label a class name
     or index) matched to the window's predictions: matched, correct, true class counts."""
-    matched = correct = 0
-    counts = dict.fromkeys(names, 0)
+    labels = shared.Labels(traffic)
     with open(path, encoding="utf-8", errors="replace") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-                key, label = str(item["inferenceId"]), item["label"]
-            except (ValueError, KeyError, TypeError):
-                traffic.problem(f"{path}:line {number}", 'not a label line {"inferenceId": ..., "label": ...}')
-                continue
-            if isinstance(label, int) and not isinstance(label, bool) and 0 <= label < len(names):
-                truth = label
-            elif str(label) in names:
-                truth = list(names).index(str(label))
-            else:
-                traffic.problem(f"{path}:line {number}", f"label {label!r} is no class of the model")
-                continue
-            if key in traffic.by_id:
-                matched += 1
-                correct += traffic.by_id[key] == truth
-                counts[names[truth]] += 1
-    return {"matched": matched, "correct": correct, "class_counts": counts}
+        labels.add_lines(path, f)
+    return labels.summary()
 
 
-def _iso(when: Optional[datetime.datetime]) -> Optional[str]:
-    return None if when is None else rules.inference_time(when)
+_iso = shared.iso
 
 
 def run(baseline_path: str, capture_dir: str, labels: Optional[str], window: Window, output: str) -> Dict[str, Any]:
@@ -245,30 +113,10 @@ def run(baseline_path: str, capture_dir: str, labels: Optional[str], window: Win
         found = f" ({traffic.problem_count} unreadable lines)" if traffic.problem_count else ""
         raise MonitorError(f"no capture records in {capture_dir}{span}{found}")
     images = stats.section(traffic.images, {k: v["edges"] for k, v in base["train"]["histograms"].items()})
-    truth = read_labels(labels, names, traffic) if labels else {"matched": 0, "correct": 0, "class_counts": {}}
-    report = drift.compare(base, images, traffic.predictions(), truth)
-    report["window"] = {
-        "since": _iso(window.since),
-        "until": _iso(window.until),
-        "files": traffic.files,
-        "records": traffic.records,
-        "inputs": traffic.inputs,
-        "images_sampled": len(traffic.images),
-        "images_decoded": images["images"],
-        "images_failed": images["failed"],
-        "predictions": len(traffic.predicted),
-        "answers_without_prediction": traffic.no_prediction,
-        "labels_matched": truth["matched"],
-    }
-    report["problems"] = {"count": traffic.problem_count, "first": traffic.problems}
-    report["histograms"] = {
-        name: {"baseline": hist, "window": images["histograms"][name]}
-        for name, hist in base["train"]["histograms"].items()
-    }
-    report["predicted_class_counts"] = {
-        "baseline": base["validation"]["predicted_class_counts"],
-        "window": traffic.predictions()["predicted_class_counts"],
-    }
+    truth = read_labels(labels, names, traffic) if labels else shared.no_labels()
+    report = shared.describe(
+        drift.compare(base, images, traffic.predictions(), truth), base, images, traffic, truth, window
+    )
     write_report(output, report)
     return report
 

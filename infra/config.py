@@ -69,6 +69,19 @@ class BatchConfig:
 
 
 @dataclass(frozen=True)
+class MonitoringConfig:
+    """The scheduled monitor of the endpoint's captured traffic (only with capture_percent > 0)."""
+
+    every_hours: int = 24  # the schedule: rate(<every_hours> hours)
+    window_hours: int = 0  # the hours each run reads; 0: every_hours (each capture read once)
+    namespace: str = "Imgclf"  # the CloudWatch namespace of its metrics
+
+    @property
+    def window(self) -> int:
+        return self.window_hours or self.every_hours
+
+
+@dataclass(frozen=True)
 class ValidationConfig:
     """When and how the Validate step fans out over a Distributed Map (see shards.py)."""
 
@@ -101,6 +114,7 @@ class StageConfig:
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     hyperparameters: Mapping[str, str] = field(default_factory=dict)
     approval: str = "auto"
     accuracy_threshold: float = 0.8
@@ -270,6 +284,22 @@ def _batch(raw: Any, where: str) -> BatchConfig:
     return BatchConfig(instance, count, payload, concurrent)
 
 
+def _monitoring(raw: Any, where: str) -> MonitoringConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(where, "must be an object")
+    _no_unknown(raw, ("every_hours", "window_hours", "namespace"), where)
+    every = _take(raw, "every_hours", where, int, 24)
+    if not 1 <= every <= 168:
+        raise ConfigError(f"{where}.every_hours", f"{every} is not between 1 and 168 (a week)")
+    window = _take(raw, "window_hours", where, int, 0)
+    if not 0 <= window <= 168:
+        raise ConfigError(f"{where}.window_hours", f"{window} is not between 1 and 168 (0: every_hours)")
+    namespace = _take(raw, "namespace", where, str, "Imgclf")
+    if not re.match(r"^[A-Za-z0-9._/#:-]{1,255}$", namespace) or namespace.startswith("AWS/"):
+        raise ConfigError(f"{where}.namespace", f"{namespace!r} is not a custom CloudWatch namespace")
+    return MonitoringConfig(every, window, namespace)
+
+
 def _validation(raw: Any, where: str) -> ValidationConfig:
     if not isinstance(raw, dict):
         raise ConfigError(where, "must be an object")
@@ -325,7 +355,7 @@ def parse_stage(name: str, raw: Any) -> StageConfig:
         raise ConfigError(where, "must be an object")
     known: Tuple[str, ...] = ("account", "region", "backend", "training", "endpoint", "hyperparameters", "approval")
     known += ("accuracy_threshold", "max_regression", "alert_email", "vpc", "api_auth", "api_rate_limit")
-    known += ("artifact_retention_days", "validation", "batch")
+    known += ("artifact_retention_days", "validation", "batch", "monitoring")
     _no_unknown(raw, known, where)
     account = _take(raw, "account", where, str, None)
     if account is None or not re.match(r"^[0-9]{12}$", account):
@@ -360,6 +390,7 @@ def parse_stage(name: str, raw: Any) -> StageConfig:
         endpoint=_endpoint(raw.get("endpoint", {}), where + ".endpoint"),
         validation=_validation(raw.get("validation", {}), where + ".validation"),
         batch=_batch(raw.get("batch", {}), where + ".batch"),
+        monitoring=_monitoring(raw.get("monitoring", {}), where + ".monitoring"),
         hyperparameters=check_hyperparameters(backend, raw.get("hyperparameters", {}), where + ".hyperparameters"),
         approval=approval,
         accuracy_threshold=threshold,

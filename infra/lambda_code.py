@@ -38,6 +38,7 @@ SOURCES = [
             "mxnet_hyperparameters.py",
             "tf_hyperparameters.py",
             "serving.py",
+            "baseline.py",  # the scheduled monitor's image statistics (numpy, image_dataset)
         )
     ),
 ]

@@ -1,5 +1,6 @@
 """The stacks of one stage. They only compose constructs: a stateful data stack (key, buckets,
-alert topic), a serving stack (registry, deployment workflow, API, cleanup), a training
+alert topic), a serving stack (registry, deployment workflow, API, cleanup, and with data
+capture the scheduled monitor with its alarm and dashboard), a training
 stack (upload trigger, training workflow) and a batch stack (batch.json -> transform job)."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .config import TAG, StageConfig, stage_config_hash
 from .deployment_workflow import DeploymentWorkflow
 from .endpoint_cleanup import EndpointCleanup
 from .model_registry import ModelRegistry
+from .monitoring import EndpointMonitor
 from .nag import acknowledge, acknowledge_grant_actions, managed_policy
 from .storage import Storage
 from .training_workflow import TrainingWorkflow
@@ -45,7 +47,12 @@ class DataStack(Stack):
             retention_days=stage.artifact_retention_days,
         )
         self.alerts = Alerts(
-            self, "Alerts", display_name=f"imgclf {stage.name}", key=self.storage.key, email=stage.alert_email
+            self,
+            "Alerts",
+            display_name=f"imgclf {stage.name}",
+            key=self.storage.key,
+            email=stage.alert_email,
+            alarm_prefix=stage.prefix,
         )
         # event_bridge_enabled makes CDK add its bucket-notifications helper function
         acknowledge(
@@ -91,6 +98,18 @@ class ServingStack(Stack):
             model_package_group=stage.model_package_group,
         )
         self.cleanup.node.add_dependency(self.deployment)
+        self.monitor = None
+        if stage.endpoint.capture_percent > 0:  # without captures there is nothing to monitor
+            self.monitor = EndpointMonitor(
+                self,
+                "Monitor",
+                stage=stage,
+                key=key,
+                datasets=_bucket(self, "Datasets", stage.datasets_bucket, key),
+                artifacts=artifacts,
+                topic=data.alerts.topic,
+            )
+            CfnOutput(self, "MonitorDashboard", value=self.monitor.dashboard_name)
         CfnOutput(self, "ApiUrl", value=self.api.url)
         CfnOutput(self, "EndpointName", value=stage.endpoint_name)
         CfnOutput(self, "ModelPackageGroup", value=stage.model_package_group)

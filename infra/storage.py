@@ -10,7 +10,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from imgclf_core.s3_layout import RESULT_PREFIXES, WORKING_PREFIXES
+from imgclf_core.s3_layout import DATASETS_WORKING_PREFIXES, RESULT_PREFIXES, WORKING_PREFIXES
 
 from . import arns
 from .nag import acknowledge
@@ -80,6 +80,8 @@ class Storage(Construct):
         )
         self.datasets = self._bucket("Datasets", datasets_bucket)
         self.datasets.add_lifecycle_rule(noncurrent_version_expiration=Duration.days(30))
+        for working, days in DATASETS_WORKING_PREFIXES.items():  # ground-truth labels
+            self.datasets.add_lifecycle_rule(prefix=working, expiration=Duration.days(days))
         self.artifacts = self._bucket("Artifacts", artifacts_bucket)
         # working files (checkpoints, validation plans and shard results) go soon
         for working, days in WORKING_PREFIXES.items():

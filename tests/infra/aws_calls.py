@@ -427,6 +427,13 @@ def _publish(calls: Calls, principal: str, params: Mapping[str, Any], why: str) 
     return found
 
 
+def _put_metric_data(calls: Calls, principal: str, params: Mapping[str, Any], why: str) -> List[Call]:
+    """PutMetricData has no resource-level permissions; the cloudwatch:namespace condition key
+    names the request's Namespace
+    (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatch.html)."""
+    return [Call(principal, "cloudwatch:PutMetricData", "*", why, {"cloudwatch:namespace": params["Namespace"]})]
+
+
 def _start_execution(calls: Calls, principal: str, params: Mapping[str, Any], why: str) -> List[Call]:
     return [Call(principal, "states:StartExecution", params["stateMachineArn"], why)]
 
@@ -452,6 +459,7 @@ SAGEMAKER: Dict[str, Rule] = {
             ("DeleteModel", "model", "ModelName"),
             ("DeleteEndpointConfig", "endpoint-config", "EndpointConfigName"),
             ("DescribeEndpointConfig", "endpoint-config", "EndpointConfigName"),
+            ("DescribeModel", "model", "ModelName"),
             ("UpdateEndpoint", "endpoint", "EndpointName"),
             ("DescribeEndpoint", "endpoint", "EndpointName"),
             ("DeleteEndpoint", "endpoint", "EndpointName"),
@@ -469,6 +477,7 @@ API_RULES: Dict[Tuple[str, str], Rule] = {
     **{("sagemaker", op): rule for op, rule in SAGEMAKER.items()},
     ("sagemaker-runtime", "InvokeEndpoint"): _invoke_endpoint,
     ("sns", "Publish"): _publish,
+    ("cloudwatch", "PutMetricData"): _put_metric_data,
     ("stepfunctions", "StartExecution"): _start_execution,
     **{
         ("s3", op): _s3(op)
@@ -532,6 +541,7 @@ def deliveries(world: World) -> List[Call]:
                         Call(events, a, key, f"{why} dead letters", context)
                         for a in ("kms:GenerateDataKey", "kms:Decrypt")
                     ]
+    calls += _scheduled_and_alarmed(world)
     for stack, logical, resource in world.resources_of_type("AWS::Logs::LogGroup"):
         props = resource["Properties"]
         if "KmsKeyId" not in props:
@@ -557,4 +567,34 @@ def deliveries(world: World) -> List[Call]:
                 Call("service:apigateway.amazonaws.com", "lambda:InvokeFunction", function, f"API {logical}",
                      {"aws:SourceArn": source_arn, "aws:SourceAccount": ACCOUNT})
             )
+    return calls
+
+
+def _scheduled_and_alarmed(world: World) -> List[Call]:
+    """EventBridge Scheduler invoking each schedule's Lambda target with the schedule's
+    execution role (https://docs.aws.amazon.com/scheduler/latest/UserGuide/setting-up.html#setting-up-execution-role),
+    and CloudWatch publishing each alarm's state changes to its SNS actions as the service
+    principal, with the alarm as the source, and using the topic's key for an SSE-KMS topic
+    (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services)."""
+    calls: List[Call] = []
+    for stack, logical, resource in world.resources_of_type("AWS::Scheduler::Schedule"):
+        target = world.resolve(stack, resource["Properties"]["Target"])
+        if ":lambda:" not in target["Arn"]:
+            raise NotImplementedError(f"schedule {logical}: no rule for a target {target['Arn']}")
+        calls.append(Call(target["RoleArn"], "lambda:InvokeFunction", target["Arn"], f"schedule {logical}"))
+    for stack, logical, resource in world.resources_of_type("AWS::CloudWatch::Alarm"):
+        props = world.resolve(stack, resource["Properties"])
+        alarm = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{props.get('AlarmName', logical)}"
+        source = {"aws:SourceArn": alarm, "aws:SourceAccount": ACCOUNT}
+        for action in {*props.get("AlarmActions", []), *props.get("OKActions", [])}:
+            if ":sns:" not in action:
+                raise NotImplementedError(f"alarm {logical}: no rule for an action {action}")
+            why = f"alarm {logical} -> {action}"
+            calls.append(Call("service:cloudwatch.amazonaws.com", "sns:Publish", action, why, {**SECURE, **source}))
+            key = world.topic_keys.get(action)
+            if key:
+                calls += [
+                    Call("service:cloudwatch.amazonaws.com", a, key, why, source)
+                    for a in ("kms:GenerateDataKey", "kms:Decrypt")
+                ]
     return calls

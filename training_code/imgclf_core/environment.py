@@ -114,3 +114,12 @@ class BatchPlanEnvironment(Contract):
 @dataclasses.dataclass(frozen=True)
 class BatchJoinEnvironment(Contract):
     artifact_bucket: str
+
+
+@dataclasses.dataclass(frozen=True)
+class MonitorEnvironment(Contract):
+    endpoint_name: str
+    artifact_bucket: str  # where the model data, the captures and the reports are
+    feedback_bucket: str  # where ground-truth labels are uploaded (the datasets bucket)
+    window_hours: int  # the hours before each run that it monitors
+    metric_namespace: str  # the CloudWatch namespace of the metrics

@@ -7,6 +7,8 @@ Datasets bucket::
     datasets/<name>/<version>/train/ ...        the channels
     batch/<name>/batch.json                    the upload that starts a batch classification
     batch/<name>/...                           its images, when the request names them relatively
+    feedback/<endpoint>/<any name>.jsonl       ground truth for the scheduled monitor: JSON lines
+                                               {"inferenceId": ..., "label": ...} (expire after 90 days)
 
 Artifacts bucket::
 
@@ -19,6 +21,7 @@ Artifacts bucket::
     batch-jobs/<job>/output/<input>.out         the transform job's answer for each input
     batch-jobs/<job>/predictions.jsonl          the joined result, one line per input (imgclf_core.batch)
     captures/<endpoint>/<variant>/YYYY/MM/DD/HH/ the endpoint's data capture (imgclf_core.capture)
+    monitoring/<endpoint>/<until>/monitor.json   a scheduled monitor's report of the window ending <until>
 """
 
 from __future__ import annotations
@@ -36,10 +39,13 @@ EVALUATIONS = "evaluations/"
 BATCH = "batch/"  # datasets bucket: batch requests and their images
 BATCH_JOBS = "batch-jobs/"  # artifacts bucket: a batch's manifest, transform outputs and predictions
 CAPTURES = "captures/"  # artifacts bucket: endpoint data capture (request images: kept for 30 days)
+MONITORING = "monitoring/"  # artifacts bucket: the scheduled monitor's reports
+FEEDBACK = "feedback/"  # datasets bucket: ground-truth labels of captured predictions, by endpoint
 BATCH_REQUEST = "batch.json"
 # the lifetime of each artifacts prefix: working files go soon, results stay for the retention
 WORKING_PREFIXES = {CHECKPOINTS: 14, VALIDATION: 7, CAPTURES: 30}  # days
-RESULT_PREFIXES = (TRAINING_JOBS, EVALUATIONS, BATCH_JOBS)
+RESULT_PREFIXES = (TRAINING_JOBS, EVALUATIONS, BATCH_JOBS, MONITORING)
+DATASETS_WORKING_PREFIXES = {FEEDBACK: 90}  # days: labels outlive the captures they label
 
 
 def objects(prefix: str) -> str:
@@ -147,3 +153,22 @@ def batch_predictions_key(job: str) -> str:
 def captures(bucket: str) -> str:
     """An endpoint config's DataCaptureConfig.DestinationS3Uri."""
     return s3_uri(bucket, CAPTURES.rstrip("/"))
+
+
+def capture_hour_prefix(endpoint: str, hour_folder: str) -> str:
+    """The folder of one hour of an endpoint's captures: ``captures/<endpoint>/<variant>/YYYY/MM/DD/HH/``
+    (``hour_folder``: imgclf_core.capture.capture_prefix's ``<endpoint>/<variant>/YYYY/MM/DD/HH``)."""
+    if not hour_folder.startswith(endpoint + "/"):
+        raise LayoutError(f"{hour_folder} is not a capture folder of {endpoint}")
+    return f"{CAPTURES}{hour_folder}/"
+
+
+def feedback_prefix(endpoint: str) -> str:
+    """Where ground-truth label files of ``endpoint`` are uploaded (datasets bucket)."""
+    return f"{FEEDBACK}{endpoint}/"
+
+
+def monitoring_key(endpoint: str, until: str, name: str = "monitor.json") -> str:
+    """A scheduled monitor's report: ``monitoring/<endpoint>/<until>/<name>``; ``until`` as
+    ``2026-11-30T23-00-00Z`` (no colons in keys)."""
+    return f"{MONITORING}{endpoint}/{until}/{name}"

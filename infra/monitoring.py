@@ -1,0 +1,224 @@
+"""The scheduled monitor of the endpoint's captured traffic (only with data capture on):
+EventBridge Scheduler invokes the monitor function every ``monitoring.every_hours`` (its own
+role, lambda:InvokeFunction on that function only); the function compares the window's captures
+with the live model's baseline.json, writes ``monitoring/<endpoint>/<until>/monitor.json`` and
+publishes metrics in the stage's namespace. A CloudWatch alarm on DriftDetected alerts the
+stage's topic; a dashboard shows the endpoint's traffic, latency and errors beside drift and
+live accuracy."""
+
+from __future__ import annotations
+
+import json
+from typing import List
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from imgclf_core.capture import DEFAULT_VARIANT
+from imgclf_core.environment import MonitorEnvironment
+from imgclf_core.s3_layout import CAPTURES, MONITORING, TRAINING_JOBS, feedback_prefix, objects
+
+from . import arns
+from .config import StageConfig
+from .function import PipelineFunction
+from .nag import acknowledge, s3_objects, wildcard_arn
+
+SAGEMAKER = "AWS/SageMaker"
+# the monitor's metrics (lambdas/monitor/logic.py)
+DRIFT_DETECTED, RECORDS, MEAN_CONFIDENCE, LIVE_ACCURACY = "DriftDetected", "Records", "MeanConfidence", "LiveAccuracy"
+
+
+def rate(hours: int) -> str:
+    """EventBridge Scheduler's rate expression (``rate(1 hour)``, ``rate(24 hours)``)."""
+    return f"rate({hours} {'hour' if hours == 1 else 'hours'})"
+
+
+class EndpointMonitor(Construct):
+    """``self.function`` monitors ``stage.endpoint_name``, ``self.schedule`` runs it,
+    ``self.alarm`` alerts on drift and ``self.dashboard`` shows it."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        stage: StageConfig,
+        key: kms.IKey,
+        datasets: s3.IBucket,
+        artifacts: s3.IBucket,
+        topic: sns.ITopic,
+    ) -> None:
+        super().__init__(scope, id)
+        self._stage = stage
+        self.namespace = stage.monitoring.namespace
+        self.endpoint_name = stage.endpoint_name
+        self.monitor = self._function(key, datasets, artifacts)
+        self.function = self.monitor.function
+        self.schedule = self._schedule()
+        self.alarm = self._alarm(topic)
+        self.dashboard_name = f"{stage.prefix}-endpoint"
+        self.dashboard = cloudwatch.Dashboard(
+            self,
+            "Dashboard",
+            dashboard_name=self.dashboard_name,
+            widgets=self._widgets(),
+            default_interval=Duration.days(7),
+        )
+
+    def _function(self, key: kms.IKey, datasets: s3.IBucket, artifacts: s3.IBucket) -> PipelineFunction:
+        stage = self._stage
+        monitor = PipelineFunction(
+            self,
+            "MonitorEndpoint",
+            handler="lambdas.monitor.handler.handler",
+            key=key,
+            timeout=Duration.minutes(15),
+            memory_size=2048,
+            environment=MonitorEnvironment(
+                endpoint_name=stage.endpoint_name,
+                artifact_bucket=artifacts.bucket_name,
+                feedback_bucket=datasets.bucket_name,
+                window_hours=stage.monitoring.window,
+                metric_namespace=self.namespace,
+            ).as_environment(),
+        )
+        function, role = monitor.function, monitor.role
+        reads = {
+            objects(TRAINING_JOBS): "It reads baseline.json from the live model's model.tar.gz.",
+            objects(f"{CAPTURES}{stage.endpoint_name}/"): "It reads the endpoint's captures of the window.",
+        }
+        for pattern, reason in reads.items():
+            artifacts.grant_read(function, pattern)
+            acknowledge(role, s3_objects(artifacts, pattern), reason)
+        feedback = objects(feedback_prefix(stage.endpoint_name))
+        datasets.grant_read(function, feedback)
+        acknowledge(role, s3_objects(datasets, feedback), "It reads the endpoint's ground-truth label files.")
+        reports = objects(f"{MONITORING}{stage.endpoint_name}/")
+        artifacts.grant_put(function, reports)
+        acknowledge(role, s3_objects(artifacts, reports), "It writes one report per run.")
+        models = arns.sagemaker(self, "model", f"{stage.prefix}-*")
+        configs = arns.sagemaker(self, "endpoint-config", f"{stage.prefix}-*")
+        packages = arns.sagemaker(self, "model-package", f"{stage.model_package_group}/*")
+        described = (
+            ("sagemaker:DescribeEndpoint", arns.sagemaker(self, "endpoint", stage.endpoint_name)),
+            ("sagemaker:DescribeEndpointConfig", configs),
+            ("sagemaker:DescribeModel", models),
+            ("sagemaker:DescribeModelPackage", packages),
+        )
+        for action, resource in described:
+            function.add_to_role_policy(iam.PolicyStatement(actions=[action], resources=[resource]))
+        for pattern, what in ((models, "models"), (configs, "endpoint configs"), (packages, "model packages")):
+            acknowledge(role, wildcard_arn(self, pattern), f"The stage's {what}, named per deployment or version.")
+        # PutMetricData has no resource-level permissions; the namespace condition confines it
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": self.namespace}},
+            )
+        )
+        return monitor
+
+    def _schedule(self) -> scheduler.CfnSchedule:
+        """Every ``every_hours`` hours, with the scheduled time as the run's clock."""
+        stage = self._stage
+        self.scheduler_role = iam.Role(
+            self,
+            "SchedulerRole",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}}
+            ),
+            description="EventBridge Scheduler invokes the endpoint monitor",
+        )
+        self.scheduler_role.add_to_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.function.function_arn])
+        )
+        return scheduler.CfnSchedule(
+            self,
+            "Schedule",
+            name=f"{stage.prefix}-monitor",
+            description=f"imgclf {stage.name}: monitor {stage.endpoint_name}'s captured traffic",
+            schedule_expression=rate(stage.monitoring.every_hours),
+            schedule_expression_timezone="UTC",
+            flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
+            state="ENABLED",
+            target=scheduler.CfnSchedule.TargetProperty(
+                arn=self.function.function_arn,
+                role_arn=self.scheduler_role.role_arn,
+                input=json.dumps({"time": "<aws.scheduler.scheduled-time>"}),
+                retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
+                    maximum_event_age_in_seconds=3600, maximum_retry_attempts=3
+                ),
+            ),
+        )
+
+    def _metric(self, name: str, statistic: str = "Maximum") -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace=self.namespace,
+            metric_name=name,
+            dimensions_map={"EndpointName": self.endpoint_name},
+            statistic=statistic,
+            period=Duration.hours(min(self._stage.monitoring.every_hours, 24)),
+        )
+
+    def _alarm(self, topic: sns.ITopic) -> cloudwatch.Alarm:
+        """DriftDetected >= 1 in the latest run; no run (missing data) keeps the state."""
+        alarm = cloudwatch.Alarm(
+            self,
+            "DriftAlarm",
+            alarm_name=f"{self._stage.prefix}-endpoint-drift",
+            alarm_description=f"{self.endpoint_name}: the monitor found significant drift (see monitoring/ reports)",
+            metric=self._metric(DRIFT_DETECTED),
+            threshold=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.IGNORE,
+        )
+        alarm.add_alarm_action(actions.SnsAction(topic))
+        alarm.add_ok_action(actions.SnsAction(topic))
+        return alarm
+
+    def _endpoint_metric(self, name: str, statistic: str) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace=SAGEMAKER,
+            metric_name=name,
+            dimensions_map={"EndpointName": self.endpoint_name, "VariantName": DEFAULT_VARIANT},
+            statistic=statistic,
+            period=Duration.minutes(5),
+        )
+
+    def _widgets(self) -> List[List[cloudwatch.IWidget]]:
+        traffic = cloudwatch.GraphWidget(
+            title="Invocations and errors (per 5 minutes)",
+            left=[
+                self._endpoint_metric(n, "Sum") for n in ("Invocations", "Invocation4XXErrors", "Invocation5XXErrors")
+            ],
+            width=12,
+        )
+        latency = cloudwatch.GraphWidget(
+            title="Model latency (microseconds)",
+            left=[self._endpoint_metric("ModelLatency", s) for s in ("Average", "p90")],
+            width=12,
+        )
+        drift = cloudwatch.GraphWidget(
+            title="Drift (1 = significant) and captured records per run",
+            left=[self._metric(DRIFT_DETECTED)],
+            right=[self._metric(RECORDS, "Sum")],
+            left_annotations=[cloudwatch.HorizontalAnnotation(value=1, label="drift")],
+            width=12,
+        )
+        quality = cloudwatch.GraphWidget(
+            title="Live accuracy (labelled) and mean confidence",
+            left=[self._metric(LIVE_ACCURACY, "Average"), self._metric(MEAN_CONFIDENCE, "Average")],
+            left_y_axis=cloudwatch.YAxisProps(min=0, max=1),
+            width=12,
+        )
+        alarm = cloudwatch.AlarmStatusWidget(title="Drift alarm", alarms=[self.alarm], width=24)
+        return [[traffic, latency], [drift, quality], [alarm]]

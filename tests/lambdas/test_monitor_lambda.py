@@ -1,0 +1,128 @@
+"""The scheduled monitor's function in moto (S3, SageMaker, CloudWatch): the live model's
+baseline from its model.tar.gz, the window's captures by hour folder, labels by inference id,
+monitor.json and the metrics; an unshifted window has no drift, an inverted one has, an empty
+one publishes Records=0."""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+import os
+import tarfile
+from typing import Any, Dict, Iterator
+from unittest import mock
+
+import boto3
+import pytest
+
+from imgclf_core import traffic as shared
+from imgclf_core.environment import MonitorEnvironment
+from lambdas.monitor import logic
+from tests.unit.test_monitor import HOUR, site  # noqa: F401 - the module's fixture
+
+from .conftest import Context
+from .monitor_site import REGION, at, deploy, metric_values, upload_site
+
+ENDPOINT = "imgclf-test-endpoint"
+ARTIFACTS, DATASETS = "artifacts", "datasets"
+ROLE = "arn:aws:iam::123456789012:role/model"
+ENV = MonitorEnvironment(ENDPOINT, ARTIFACTS, DATASETS, 1, "Imgclf")
+
+
+@pytest.fixture()
+def live(aws: None, site: Dict[str, Any]) -> Iterator[Dict[str, Any]]:  # noqa: F811
+    s3 = boto3.client("s3", region_name=REGION)
+    for bucket in (ARTIFACTS, DATASETS):
+        s3.create_bucket(Bucket=bucket)
+    upload_site(site, ENDPOINT, ARTIFACTS, DATASETS)
+    deploy(ENDPOINT, ARTIFACTS, ROLE)
+    with mock.patch.dict(os.environ, ENV.as_environment()):
+        yield site
+
+
+def run(time: str) -> Dict[str, Any]:
+    from lambdas.monitor.handler import handler
+
+    return dict(handler({"time": time}, Context()))
+
+
+def report(result: Dict[str, Any]) -> Dict[str, Any]:
+    key = result["report"].split("/", 3)[3]
+    body = boto3.client("s3", region_name=REGION).get_object(Bucket=ARTIFACTS, Key=key)["Body"].read()
+    return dict(json.loads(body))
+
+
+def test_an_unshifted_window_has_no_drift_and_live_accuracy(live: Dict[str, Any]) -> None:
+    result = run(at(1))
+    assert result["drift_detected"] is False and result["records"] == live["count"]
+    assert result["report"].endswith("monitoring/imgclf-test-endpoint/2026-11-30T11-00-00Z/monitor.json")
+    found = report(result)
+    assert found["window"]["since"] == "2026-11-30T10:00:00Z" and found["window"]["labels_matched"] == live["count"]
+    assert found["model_data"].endswith("training-jobs/job-1/output/model.tar.gz")
+    values = metric_values("Imgclf", ENDPOINT)
+    assert values["DriftDetected"] == 0 and values["Records"] == live["count"] and values["LiveAccuracy"] == 1.0
+    assert values["MeanConfidence"] == pytest.approx(0.9)
+    assert "CheckValue/image.brightness" in values and "CheckValue/predicted_class" in values
+
+
+def test_an_inverted_window_is_drift(live: Dict[str, Any]) -> None:
+    result = run(at(2))
+    assert result["drift_detected"] is True and "image.brightness" in result["significant"]
+    values = metric_values("Imgclf", ENDPOINT)
+    assert values["DriftDetected"] == 1 and values["CheckValue/image.brightness"] >= 0.25
+    assert values["LiveAccuracy"] < 0.5  # the inverted images were all predicted 0
+
+
+def test_a_window_without_captures_publishes_no_records(live: Dict[str, Any]) -> None:
+    assert run(at(6)) == {"records": 0, "problems": 0}
+    assert metric_values("Imgclf", ENDPOINT) == {"Records": 0.0}
+    listed = boto3.client("s3", region_name=REGION).list_objects_v2(Bucket=ARTIFACTS, Prefix="monitoring/")
+    assert listed["KeyCount"] == 0
+
+
+def test_no_endpoint_is_no_failure(aws: None) -> None:
+    with mock.patch.dict(os.environ, ENV.as_environment()):
+        assert run(at(1)) == {"records": 0, "endpoint": None}
+
+
+def test_the_window_reads_only_its_hour_folders() -> None:
+    window = shared.last_hours(datetime.datetime(2026, 11, 30, 12, 30, tzinfo=datetime.UTC), 3)
+    assert [h.hour for h in shared.window_hours(window)] == [9, 10, 11]
+    assert window == shared.Window(HOUR - datetime.timedelta(hours=1), HOUR + datetime.timedelta(hours=2))
+
+
+def _tar(files: Dict[str, bytes]) -> io.BytesIO:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    raw.seek(0)
+    return raw
+
+
+def test_the_baseline_is_streamed_from_the_archive() -> None:
+    baseline = {"version": 1, "labels": ["a"]}
+    found = logic.read_baseline(
+        _tar({"model.params": b"x" * 1000, "./baseline.json": json.dumps(baseline).encode()}), "m"
+    )
+    assert found == baseline
+    with pytest.raises(logic.MonitorError, match="trained before baselines"):
+        logic.read_baseline(_tar({"model.params": b"x"}), "m")
+    with pytest.raises(logic.MonitorError, match="version 7"):
+        logic.read_baseline(_tar({"baseline.json": b'{"version": 7}'}), "m")
+    with pytest.raises(logic.MonitorError, match="cannot be read"):
+        logic.read_baseline(io.BytesIO(b"not a tar"), "m")
+
+
+def test_the_live_model_is_found_through_its_descriptions() -> None:
+    assert logic.model_name({"ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "m"}]}) == "m"
+    with pytest.raises(logic.MonitorError):
+        logic.model_name({"ProductionVariants": [{"VariantName": "Other", "ModelName": "m"}]})
+    assert logic.model_source({"Containers": [{"ModelPackageName": "arn:p"}]}) == ("package", "arn:p")
+    assert logic.model_source({"PrimaryContainer": {"ModelDataUrl": "s3://b/k"}}) == ("url", "s3://b/k")
+    package = {"InferenceSpecification": {"Containers": [{"ModelDataUrl": "s3://b/m.tar.gz"}]}}
+    assert logic.package_model_data(package) == "s3://b/m.tar.gz"
+    assert logic.metrics("e", None, HOUR)[0]["MetricName"] == "Records"
