@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.error
 import urllib.request
@@ -11,6 +12,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from image_dataset.descriptor import FILE_NAME, Descriptor, dump_descriptor
 from image_dataset.naming import check_dataset_location
+from imgclf_core import batch_request, s3_layout
 
 DATASET_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<prefix>datasets/[^/]+/[^/]+)/?$")
 API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.(?P<region>[a-z0-9-]+)\.amazonaws\.com$")
@@ -96,3 +98,19 @@ def invoke_api(
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
+
+
+def start_batch(s3: Any, bucket: str, name: str, input_uri: str, model_package: Any = None) -> Dict[str, Any]:
+    """Write ``batch/<name>/batch.json`` in the datasets bucket, which starts the stage's batch
+    workflow; checked first by the start function's own rules (imgclf_core.batch_request), so
+    a request it would refuse is never written. Returns the request, its key and the
+    execution's name."""
+    key = f"{s3_layout.BATCH}{name}/{s3_layout.BATCH_REQUEST}"
+    document: Dict[str, Any] = {"input": input_uri}
+    if model_package is not None:
+        document["model_package"] = model_package
+    body = json.dumps(document).encode()
+    request = batch_request.parse_request(bucket, key, body)  # Rejected: what the workflow would refuse
+    answer = s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+    etag = str(answer.get("ETag", ""))  # as the start function reads it back (GetObject's, quoted)
+    return {"key": key, "request": request.as_dict(), "execution": batch_request.execution_name(name, etag)}

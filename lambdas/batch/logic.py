@@ -1,13 +1,8 @@
-"""Batch classification in the cloud: the request (``batch/<name>/batch.json``), the plan of its
-transform job, and the join of the transform's outputs into ``predictions.jsonl``.
+"""Batch classification in the cloud: the plan of a request's transform job (the request's own
+rules are imgclf_core.batch_request, which ``imgclf batch --stage`` applies too), and the join
+of the transform's outputs into ``predictions.jsonl``.
 
-A request::
-
-    {"input": "images/" | "s3://<datasets bucket>/batch/x/images/" | ".../one.jpg",
-     "model_package": 3 | "arn:...:model-package/<group>/3"}   (optional: the latest Approved)
-
-A relative ``input`` is below the request's folder (``batch/<name>/``). An input that ends in
-``/`` is a prefix: every image under it (recursively, hidden files skipped) is classified in the
+An input that ends in ``/`` is a prefix: every image under it (recursively, hidden files skipped) is classified in the
 order ``imgclf batch`` walks a folder, and ``source`` is its key below the prefix, as
 ``imgclf batch`` names a folder's files. The lines are imgclf_core.batch's, so the cloud and the
 local run write the same file for the same inputs and model.
@@ -17,120 +12,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from image_dataset.layout import RECORDIO, format_of_file, is_image_file
+from image_dataset.layout import is_image_file
 from image_dataset.samples import printable
 from imgclf_core import batch as rules
 from imgclf_core import s3_layout
+from imgclf_core.batch_request import (  # noqa: F401 - the start function's rules, used by handler.py
+    MAX_EXECUTION_NAME,
+    PACKAGE_ARN,
+    BatchRequest,
+    PackageChoice,
+    Rejected,
+    execution_name,
+    parse_request,
+    request_name,
+)
 
-MAX_REQUEST_BYTES = 64 * 1024
 MAX_JOB_NAME = 63  # CreateTransformJob's TransformJobName and CreateModel's ModelName
-MAX_EXECUTION_NAME = 80
 CONTENT_TYPE = "application/x-image"  # what the serving contract takes for JPEG and PNG alike
-PackageChoice = Union[None, int, str]
-_PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:model-package/([^/]+)/([0-9]+)$")
-
-
-class Rejected(Exception):
-    """A request that cannot start a batch; the message says why (it goes to the alert topic)."""
-
-
-class BatchRequest(NamedTuple):
-    name: str
-    bucket: str  # the datasets bucket: the request's and the inputs'
-    key: str  # batch/<name>/batch.json
-    input_key: str  # an object key, or a prefix ending in "/"
-    model_package: PackageChoice
-
-    @property
-    def is_prefix(self) -> bool:
-        return self.input_key.endswith("/")
-
-    def as_dict(self) -> Dict[str, Any]:
-        return self._asdict()
-
-
-def request_name(key: str) -> Optional[str]:
-    """The batch name of a request key, None for other keys; Rejected for a misplaced request."""
-    try:
-        return s3_layout.batch_request_key(key)
-    except s3_layout.LayoutError as err:
-        raise Rejected(f"{key}: {err}") from None
-
-
-def _input_key(bucket: str, name: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise Rejected('"input" must be an s3:// URI or a path relative to the request\'s folder')
-    if value.startswith("s3://"):
-        found_bucket, _, key = value[5:].partition("/")
-        if found_bucket != bucket:
-            raise Rejected(f'"input" must be in the datasets bucket {bucket}, not {found_bucket}')
-    else:
-        if value.startswith("/"):
-            raise Rejected('a relative "input" must not start with "/"')
-        key = f"{s3_layout.BATCH}{name}/{value}"
-    parts = key.rstrip("/").split("/")
-    if not key.rstrip("/") or any(p in ("", ".", "..") for p in parts):
-        raise Rejected(f'"input" {value!r} has an empty, "." or ".." part')
-    if not key.startswith(s3_layout.BATCH_INPUT_PREFIXES):
-        allowed = " or ".join(s3_layout.BATCH_INPUT_PREFIXES)
-        raise Rejected(f'"input" must be under {allowed} of the datasets bucket, not {key}')
-    if not key.endswith("/"):
-        if format_of_file(parts[-1]) == RECORDIO:
-            raise Rejected(
-                '"input" is a .rec: the serving container takes JPEG and PNG bodies, not RecordIO records; '
-                "classify the images (or run imgclf batch on the .rec)"
-            )
-        if not is_image_file(parts[-1]):
-            raise Rejected(f'"input" {value!r} is neither a folder (ending in "/") nor a JPEG or PNG image')
-    return key
-
-
-def _model_package(value: Any) -> PackageChoice:
-    if value is None:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value < 1:
-            raise Rejected('"model_package" must be a version number from 1')
-        return value
-    if isinstance(value, str) and _PACKAGE_ARN.match(value):
-        return value
-    raise Rejected('"model_package" must be a version number or a model package ARN (default: the latest Approved)')
-
-
-def parse_request(bucket: str, key: str, body: bytes) -> BatchRequest:
-    """The request in ``body``; Rejected for anything that cannot start a batch."""
-    name = request_name(key)
-    if name is None:
-        raise Rejected(f"{key} is no batch request")
-    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$", name):
-        raise Rejected(f"batch name {name!r}: 1-40 letters, digits, '.', '_' and '-', starting with a letter or digit")
-    if len(body) > MAX_REQUEST_BYTES:
-        raise Rejected(f"{s3_layout.BATCH_REQUEST} is larger than {MAX_REQUEST_BYTES} bytes")
-    try:
-        raw = json.loads(body.decode("utf-8"))
-    except ValueError as err:
-        raise Rejected(f"{s3_layout.BATCH_REQUEST} is not JSON: {err}") from None
-    if not isinstance(raw, dict):
-        raise Rejected(f"{s3_layout.BATCH_REQUEST} must be a JSON object")
-    unknown = sorted(set(raw) - {"input", "model_package"})
-    if unknown:
-        raise Rejected(f"unknown key {unknown[0]!r} in {s3_layout.BATCH_REQUEST} (known: input, model_package)")
-    if "input" not in raw:
-        raise Rejected(f'{s3_layout.BATCH_REQUEST} has no "input"')
-    return BatchRequest(
-        name, bucket, key, _input_key(bucket, name, raw["input"]), _model_package(raw.get("model_package"))
-    )
-
-
-def execution_name(name: str, etag: str) -> str:
-    """One execution per uploaded request: a repeated event of the same upload has the same name,
-    a new upload of batch.json (a new ETag) a new one."""
-    digest = hashlib.sha256(f"{name}\0{etag}".encode()).hexdigest()[:12]
-    readable = re.sub(r"[^A-Za-z0-9-]+", "-", name).strip("-")[: MAX_EXECUTION_NAME - 20] or "batch"
-    return f"{readable}-{digest}"
 
 
 def job_name(prefix: str, execution: str) -> str:
@@ -153,7 +53,7 @@ def package_arn(group: str, choice: PackageChoice, describe_version: Any, latest
             raise Rejected(f"the model package group {group} has no Approved model")
         return str(found)
     if isinstance(choice, str):
-        match = _PACKAGE_ARN.match(choice)
+        match = PACKAGE_ARN.match(choice)
         assert match
         if match.group(1) != group:
             raise Rejected(f"{choice} is not in this stage's model package group {group}")
