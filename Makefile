@@ -104,8 +104,8 @@ MUTATE_JOBS ?= 1
 mutate: $(VENV)/.ready
 	mkdir -p $(MUTATE_DIR)
 	git ls-files -co --exclude-standard -z | xargs -0 ls -d 2>/dev/null | tar -cf - -T - | tar -xpf - -C $(MUTATE_DIR)
-	rm -rf $(MUTATE_DIR)/image_dataset $(MUTATE_DIR)/image_training
-	cp -Rp training_code/image_dataset training_code/image_training $(MUTATE_DIR)/
+	rm -rf $(MUTATE_DIR)/image_dataset $(MUTATE_DIR)/image_training $(MUTATE_DIR)/imgclf_core
+	cp -Rp training_code/image_dataset training_code/image_training training_code/imgclf_core $(MUTATE_DIR)/
 	cd $(MUTATE_DIR) && ../$(VENV)/bin/mutmut run --max-children $(MUTATE_JOBS) $(MUTANTS)
 	@cd $(MUTATE_DIR) && ../$(VENV)/bin/mutmut results --all true | awk -F': ' '\
 	  $$2 != "not checked" { m = $$1; sub(/^ +/, "", m); sub(/\.x.*$$/, "", m); n[m]++; s[m, $$2]++; t[$$2]++; all++ } \
