@@ -93,3 +93,82 @@ def test_a_descriptor_key_names_its_dataset_version(key: str, found: object) -> 
 def test_a_descriptor_at_the_wrong_depth_is_refused(key: str) -> None:
     with pytest.raises(s3_layout.LayoutError):
         s3_layout.descriptor_key(key)
+
+
+@pytest.mark.parametrize(("raw", "text"), [(True, "true"), (False, "false"), (3, "3"), (0.5, "0.5"), ("7", "7")])
+def test_settable_values_become_the_text_sagemaker_stores(raw: object, text: str) -> None:
+    name = "multi_label" if isinstance(raw, bool) else "learning_rate" if raw == 0.5 else "epochs"
+    assert check_settable("mxnet", {name: raw}) == {name: text}
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"sagemaker_program": "x"}, "sagemaker_program: is reserved for SageMaker and cannot be set"),
+        ({"num_classes": "3"}, "num_classes: is set by the workflow from the validation report"),
+        ({"epoch": "3"}, "epoch: is not a hyperparameter of the mxnet backend"),
+        ({"epochs": [3]}, "epochs: [3] is not a single value"),
+        ({"epochs": None}, "epochs: None is not a single value"),
+        ({"epochs": {"n": 3}}, "epochs: {'n': 3} is not a single value"),
+    ],
+)
+def test_what_may_not_be_set_is_named_with_the_reason(raw: dict, message: str) -> None:
+    with pytest.raises(HyperparameterError) as caught:
+        check_settable("mxnet", raw)
+    assert str(caught.value) == "hyperparameter " + message
+
+
+def test_validation_reads_the_typed_values_and_the_descriptor() -> None:
+    from imgclf_core.plan import validation_options
+
+    options = validation_options("mxnet", {"image_shape": "3,40,48", "resize": "44", "mini_batch_size": "8"}, {})
+    assert (options.image_shape, options.resize, options.mini_batch_size, options.multi_label) == (
+        (3, 40, 48),
+        44,
+        8,
+        False,
+    )
+    assert options.workers == 4 and options.format is None and options.label_attribute is None
+    tf = validation_options("tensorflow", {"image_size": "64"}, {"format": "manifest", "label_attribute": "tag"})
+    assert (tf.image_shape, tf.resize, tf.mini_batch_size, tf.multi_label) == ((3, 64, 64), 64, 1, None)
+    assert (tf.format, tf.label_attribute) == ("manifest", "tag")
+    assert HyperparameterValues("tensorflow", {}).backend == "tensorflow"
+
+
+def test_the_data_decide_only_what_the_backend_has_and_the_report_holds() -> None:
+    from imgclf_core.plan import data_hyperparameters
+
+    report = {"valid": True, "num_classes": 3, "channels": {"train": {"samples": 30}}}
+    assert data_hyperparameters("tensorflow", report) == {"num_classes": "3"}
+    assert data_hyperparameters(
+        "mxnet", {"valid": True, "num_classes": None, "channels": {"train": {"samples": 5}}}
+    ) == {"num_training_samples": "5"}
+    assert data_hyperparameters("mxnet", {"valid": True, "num_classes": 2}) == {"num_classes": "2"}
+    assert data_hyperparameters("mxnet", {"valid": True, "num_classes": 2, "channels": {}}) == {"num_classes": "2"}
+
+
+def test_the_code_channel_holds_the_archive_by_its_last_name() -> None:
+    from imgclf_core.plan import code_channel_path
+
+    assert code_channel_path("s3://assets/a/b/c0de.tar.gz") == "/opt/ml/input/data/code/c0de.tar.gz"
+
+
+def test_run_identities_are_stable_across_releases() -> None:
+    """A changed formula would give every dataset version a new name and retrain it: pinned."""
+    import hashlib
+    import json
+
+    from imgclf_core.plan import execution_name
+
+    relevant = {
+        "backend": "mxnet",
+        "training": {"where": "local"},
+        "gate": {"accuracy_threshold": 0.8, "max_regression": 0.0},
+    }
+    expected = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+    assert stage_identity("mxnet", {"where": "local"}, 0.8, 0.0) == expected
+    config = {"stage": expected, "hyperparameters": {}, "descriptor": {}}
+    digest = hashlib.sha256(
+        json.dumps({"name": "flowers", "version": "v1", "config": config}, sort_keys=True).encode()
+    ).hexdigest()[:16]
+    assert execution_name("flowers", "v1", config) == f"flowers-v1-{digest}"
