@@ -172,3 +172,35 @@ def test_run_identities_are_stable_across_releases() -> None:
         json.dumps({"name": "flowers", "version": "v1", "config": config}, sort_keys=True).encode()
     ).hexdigest()[:16]
     assert execution_name("flowers", "v1", config) == f"flowers-v1-{digest}"
+
+
+def test_an_unknown_backend_is_named_with_the_known_ones() -> None:
+    with pytest.raises(ValueError) as caught:
+        backend("pytorch")
+    assert str(caught.value) == "unknown backend 'pytorch' (known: mxnet, tensorflow)"
+
+
+def test_an_image_shape_without_channels_leaves_the_size_to_the_data() -> None:
+    from imgclf_core.plan import validation_options
+
+    assert validation_options("mxnet", {"image_shape": "32,32"}, {}).image_shape is None
+
+
+def test_the_readable_part_of_a_run_name_drops_punctuation_at_both_ends() -> None:
+    from imgclf_core.plan import execution_name
+
+    assert execution_name("-flowers-", "-v1-", {}).startswith("flowers-v1-")
+
+
+def test_the_plan_keeps_its_overrides_and_reads_a_report_given_at_once() -> None:
+    descriptor = Descriptor(hyperparameters={"epochs": "4"})
+    report = {"valid": True, "num_classes": 2, "channels": {"train": {"samples": 8}}}
+    plan = plan_run("f", "v", descriptor, "mxnet", {"epochs": "3", "resize": "32"}, "s", report)
+    assert ("epochs", "4", "override") in plan.settings() and ("resize", "32", "default") in plan.settings()
+    assert plan.from_data == {"num_classes": "2", "num_training_samples": "8"}
+    assert ("num_classes", "2", "from the data") in plan.settings()
+
+
+def test_a_contract_writes_mappings_in_a_stable_order() -> None:
+    env = TriggerEnvironment("arn:sm", "mxnet", {"b": "1", "a": "2"}, "abc", "arn:topic")
+    assert env.as_environment()["DEFAULT_HYPERPARAMETERS"] == '{"a": "2", "b": "1"}'
