@@ -14,23 +14,19 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 from imgclf_core import batch as rules
+from imgclf_core.batch_request import BatchRequest, Rejected, execution_name, parse_request, request_name
 from imgclf_core.environment import BatchJoinEnvironment, BatchPlanEnvironment, BatchTriggerEnvironment
 from lambdas.s3_events import uploaded_objects
 
 from .logic import (
-    BatchRequest,
-    Rejected,
-    execution_name,
+    join as join_lines,
+)
+from .logic import (
     manifest,
     output_relatives,
     package_arn,
-    parse_request,
     read_manifest,
     report,
-    request_name,
-)
-from .logic import (
-    join as join_lines,
 )
 from .logic import (
     plan as plan_batch,

@@ -18,16 +18,7 @@ from image_dataset.layout import is_image_file
 from image_dataset.samples import printable
 from imgclf_core import batch as rules
 from imgclf_core import s3_layout
-from imgclf_core.batch_request import (  # noqa: F401 - the start function's rules, used by handler.py
-    MAX_EXECUTION_NAME,
-    PACKAGE_ARN,
-    BatchRequest,
-    PackageChoice,
-    Rejected,
-    execution_name,
-    parse_request,
-    request_name,
-)
+from imgclf_core.batch_request import PACKAGE_ARN, BatchRequest, PackageChoice, Rejected
 
 MAX_JOB_NAME = 63  # CreateTransformJob's TransformJobName and CreateModel's ModelName
 CONTENT_TYPE = "application/x-image"  # what the serving contract takes for JPEG and PNG alike

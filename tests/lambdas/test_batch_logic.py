@@ -9,16 +9,14 @@ from typing import Any, Dict, Optional
 import pytest
 
 from imgclf_core import batch as rules
+from imgclf_core.batch_request import Rejected, execution_name, parse_request
 from lambdas.batch.logic import (
-    Rejected,
-    execution_name,
     job_name,
     join,
     manifest,
     ordered_inputs,
     output_relatives,
     package_arn,
-    parse_request,
     plan,
     read_manifest,
 )
