@@ -67,8 +67,10 @@ lint: $(VENV)/.ready
 	$(VENV)/bin/ruff check app infra lambdas training_code tests bench
 	$(VENV)/bin/mypy
 
+# Both cores (pytest-xdist): the suite is mostly TensorFlow and MXNet jobs in their own processes,
+# and this halves its time on a 2-core machine (about 14 minutes)
 test: env lint
-	$(VENV)/bin/python -m pytest tests
+	$(VENV)/bin/python -m pytest tests -n 2
 
 # The quick tests in the main environment only: builds .venv alone, and skips a test that needs
 # another environment that is not built yet (tests/interop/conftest.py, missing_environment)
