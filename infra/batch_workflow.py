@@ -1,10 +1,10 @@
 """Batch classification in the cloud: an uploaded ``batch/<name>/batch.json`` (EventBridge ->
 the start Lambda, which checks it and alerts on a bad one) starts a state machine: plan (the
-model package, the inputs' manifest) -> CreateModel (network isolated, the stage's VPC) ->
-a transform job (``createTransformJob.sync``, one image per request) -> join the ``.out``
-objects into ``predictions.jsonl`` (imgclf_core.batch's lines, in input order) -> notify ->
-delete the model. A failed transform job is still joined: its inputs without an output get
-error lines."""
+model package, the inputs' manifest, a .rec's scan) -> CreateModel (network isolated, the
+stage's VPC) -> a transform job (``createTransformJob.sync``: one image per request, or a .rec
+split on its records) -> join the ``.out`` objects into ``predictions.jsonl`` (imgclf_core.batch's
+lines, in input order) -> notify -> delete the model. A failed transform job is still joined:
+its inputs without an output get error lines."""
 
 from __future__ import annotations
 
@@ -36,12 +36,14 @@ from .retries import THROTTLING, sdk_retry
 from .sagemaker_roles import batch_role
 
 VERBOSE = "application/json;verbose"  # image_training.serving.VERBOSE
-IMAGE = "application/x-image"  # the serving contract's type for JPEG and PNG bodies
+SETTINGS = "$.plan.transform"  # the plan's imgclf_core.batch_request.transform_settings for the input
 
 
 def transform_request(stage: StageConfig, key: kms.IKey) -> Dict[str, Any]:
-    """CreateTransformJob's request: one object per request (SplitType None: an image is one
-    record), the verbose answer, the outputs and the volume under the stage key."""
+    """CreateTransformJob's request: the settings that depend on the input's kind come from the
+    plan (images: one object per request, SplitType None; a .rec: split on its RecordIO records,
+    the stage's BatchStrategy, one answer line per record), the verbose answer, the outputs and
+    the volume under the stage key."""
     resources: Dict[str, Any] = {"InstanceType": stage.batch.instance_type, "InstanceCount": stage.batch.instance_count}
     if not instance_store_only(stage.batch.instance_type):
         resources["VolumeKmsKeyId"] = key.key_arn
@@ -49,16 +51,17 @@ def transform_request(stage: StageConfig, key: kms.IKey) -> Dict[str, Any]:
         "TransformJobName.$": "$.plan.job_name",
         "ModelName.$": "$.plan.model_name",
         "MaxPayloadInMB": stage.batch.max_payload_mb,
+        "BatchStrategy.$": f"{SETTINGS}.BatchStrategy",
         "TransformInput": {
             "DataSource": {"S3DataSource": {"S3DataType": "ManifestFile", "S3Uri.$": "$.plan.manifest_uri"}},
-            "ContentType": IMAGE,
+            "ContentType.$": f"{SETTINGS}.ContentType",
             "CompressionType": "None",
-            "SplitType": "None",
+            "SplitType.$": f"{SETTINGS}.SplitType",
         },
         "TransformOutput": {
             "S3OutputPath.$": "$.plan.output_uri",
             "Accept": VERBOSE,
-            "AssembleWith": "None",
+            "AssembleWith.$": f"{SETTINGS}.AssembleWith",
             "KmsKeyId": key.key_arn,
         },
         "TransformResources": resources,
@@ -122,8 +125,8 @@ class BatchWorkflow(Construct):
             "PlanBatch",
             handler="lambdas.batch.handler.plan",
             key=self._key,
-            timeout=Duration.minutes(5),
-            memory_size=512,
+            timeout=Duration.minutes(15),  # a .rec's scan reads the whole file (8 MB ranged GETs)
+            memory_size=1024,
             environment=BatchPlanEnvironment(
                 resource_prefix=stage.prefix,
                 model_package_group=stage.model_package_group,
@@ -287,7 +290,16 @@ class BatchWorkflow(Construct):
             self,
             "Plan",
             lambda_function=self.planner.function,
-            payload=sfn.TaskInput.from_object({"request.$": "$.request", "execution.$": "$$.Execution.Name"}),
+            payload=sfn.TaskInput.from_object(
+                {
+                    "request.$": "$.request",
+                    "execution.$": "$$.Execution.Name",
+                    "batch": {
+                        "batch_strategy": stage.batch.batch_strategy,
+                        "max_payload_mb": stage.batch.max_payload_mb,
+                    },
+                }
+            ),
             payload_response_only=True,
             result_path="$.plan",
         )

@@ -15,6 +15,7 @@ from sagemaker.core import image_uris
 
 from image_training.errors import HyperparameterError
 from imgclf_core.backends import BACKENDS, backend
+from imgclf_core.batch_request import BATCH_STRATEGIES
 from imgclf_core.plan import check_settable, stage_identity
 
 CONTEXT_KEY = "imgclf:stages"
@@ -66,6 +67,9 @@ class BatchConfig:
     instance_count: int = 1
     max_payload_mb: int = 6  # MaxPayloadInMB: one image per request, as large as a real-time request
     max_concurrent_transforms: int = 0  # 0: SageMaker's choice (the container's, else 1 per instance)
+    # BatchStrategy of a .rec's job (images go one per request): MultiRecord sends as many whole
+    # records per request as fit max_payload_mb, SingleRecord one record per request
+    batch_strategy: str = "MultiRecord"
 
 
 @dataclass(frozen=True)
@@ -269,7 +273,9 @@ def _endpoint(raw: Any, where: str) -> EndpointConfig:
 def _batch(raw: Any, where: str) -> BatchConfig:
     if not isinstance(raw, dict):
         raise ConfigError(where, "must be an object")
-    _no_unknown(raw, ("instance_type", "instance_count", "max_payload_mb", "max_concurrent_transforms"), where)
+    _no_unknown(
+        raw, ("instance_type", "instance_count", "max_payload_mb", "max_concurrent_transforms", "batch_strategy"), where
+    )
     d = BatchConfig()
     instance = _take(raw, "instance_type", where, str, d.instance_type)
     if not BATCH_INSTANCE.match(instance):
@@ -281,7 +287,15 @@ def _batch(raw: Any, where: str) -> BatchConfig:
     concurrent = _take(raw, "max_concurrent_transforms", where, int, d.max_concurrent_transforms)
     if not 0 <= concurrent <= 64:
         raise ConfigError(f"{where}.max_concurrent_transforms", f"{concurrent} is not between 0 and 64")
-    return BatchConfig(instance, count, payload, concurrent)
+    if concurrent * payload > 100:  # CreateTransformJob: MaxConcurrentTransforms x MaxPayloadInMB <= 100 MB
+        raise ConfigError(
+            f"{where}.max_concurrent_transforms",
+            f"{concurrent} x max_payload_mb {payload} is {concurrent * payload} MB; SageMaker allows at most 100",
+        )
+    strategy = _take(raw, "batch_strategy", where, str, d.batch_strategy)
+    if strategy not in BATCH_STRATEGIES:
+        raise ConfigError(f"{where}.batch_strategy", f"{strategy!r} is not one of {', '.join(BATCH_STRATEGIES)}")
+    return BatchConfig(instance, count, payload, concurrent, strategy)
 
 
 def _monitoring(raw: Any, where: str) -> MonitoringConfig:

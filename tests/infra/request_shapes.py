@@ -600,7 +600,34 @@ def validate_request(
             checker.add(model.name, f"takes no parameters, got {', '.join(params)}")
         return checker.problems
     checker.check(params, model.input_shape, model.name)
-    return checker.problems
+    rules = MEMBER_RULES.get((model.service_model.service_name, model.name))
+    return checker.problems + (rules(params) if rules and isinstance(params, dict) else [])
+
+
+def _transform_job_rules(params: Dict[str, Any]) -> List[str]:
+    """CreateTransformJob's limits that its model cannot state (API_CreateTransformJob): "The
+    value of MaxPayloadInMB cannot be greater than 100 MB. If you specify the
+    MaxConcurrentTransforms parameter, the value of (MaxConcurrentTransforms * MaxPayloadInMB)
+    also cannot exceed 100 MB"; and BatchStrategy: "To enable the batch strategy, you must set
+    the SplitType property to Line, RecordIO, or TFRecord"."""
+    problems = []
+    payload, concurrent = params.get("MaxPayloadInMB", 6), params.get("MaxConcurrentTransforms", 0)
+    if isinstance(payload, int) and payload > 100:
+        problems.append(f"CreateTransformJob.MaxPayloadInMB: {payload} is above 100")
+    if isinstance(payload, int) and isinstance(concurrent, int) and concurrent * payload > 100:
+        problems.append(
+            f"CreateTransformJob.MaxConcurrentTransforms: {concurrent} x MaxPayloadInMB {payload} is above 100"
+        )
+    split = (params.get("TransformInput") or {}).get("SplitType", "None")
+    if params.get("BatchStrategy") == "MultiRecord" and split == "None":
+        problems.append(
+            "CreateTransformJob.BatchStrategy: MultiRecord needs a TransformInput.SplitType other than None"
+        )
+    return problems
+
+
+# rules between members, by (botocore's service name, operation)
+MEMBER_RULES = {("sagemaker", "CreateTransformJob"): _transform_job_rules}
 
 
 def check_request(service: str, operation: str, params: Dict[str, Any], *, step_functions_names: bool = False) -> None:

@@ -13,9 +13,11 @@ from typing import Any, Dict, Iterator
 import boto3
 import pytest
 
+from image_dataset.layout import RECORDIO
+from imgclf_core.batch_request import IMAGES, transform_settings
 from imgclf_core.s3_layout import BATCH_JOBS, CAPTURES, RESULT_PREFIXES, WORKING_PREFIXES
 from infra.app import synthesize
-from infra.batch_workflow import transform_request
+from infra.batch_workflow import SETTINGS, transform_request
 from infra.config import ConfigError, parse_stage
 
 from .asl_harness import ACCOUNT, REGION, WorkflowHarness
@@ -50,6 +52,7 @@ def test_batch_and_capture_defaults() -> None:
     assert stage.endpoint.capture_percent == 0
     assert (stage.batch.instance_type, stage.batch.instance_count, stage.batch.max_payload_mb) == ("ml.m5.xlarge", 1, 6)
     assert stage.batch.max_concurrent_transforms == 0 and stage.batch_state_machine == "imgclf-dev-batch"
+    assert stage.batch.batch_strategy == "MultiRecord"
     gpu = parse_stage("dev", {**BASE, "batch": {"instance_type": "ml.g4dn.xlarge", "instance_count": 2}})
     assert "gpu" in gpu.image_uri("batch") and "cpu" in gpu.image_uri("inference")
 
@@ -62,7 +65,8 @@ def test_batch_and_capture_defaults() -> None:
         ({"batch": {"max_payload_mb": 101}}, "batch.max_payload_mb"),
         ({"batch": {"max_payload_mb": 0}}, "batch.max_payload_mb"),
         ({"batch": {"max_concurrent_transforms": -1}}, "batch.max_concurrent_transforms"),
-        ({"batch": {"batch_strategy": "MultiRecord"}}, "batch.batch_strategy"),
+        ({"batch": {"batch_strategy": "AllAtOnce"}}, "batch.batch_strategy"),
+        ({"batch": {"max_payload_mb": 20, "max_concurrent_transforms": 6}}, "batch.max_concurrent_transforms"),
         ({"batch": "big"}, "batch"),
         ({"endpoint": {"capture_percent": 101}}, "endpoint.capture_percent"),
         ({"endpoint": {"capture_percent": 12.5}}, "endpoint.capture_percent"),
@@ -83,20 +87,35 @@ def test_transform_requests_are_valid_for_the_api_on_every_instance_kind() -> No
     class Key:
         key_arn = KEY_ARN
 
-    for instance, volume_key in (("ml.m5.2xlarge", True), ("ml.g4dn.xlarge", False)):
-        stage = parse_stage("dev", {**BASE, "batch": {"instance_type": instance, "max_concurrent_transforms": 4}})
+    names = {"TransformJobName": "imgclf-dev-batch-0123456789", "ModelName": "imgclf-dev-batch-0123456789"}
+    names.update(S3Uri="s3://b/batch-jobs/j/manifest.json", S3OutputPath="s3://b/batch-jobs/j/output/")
+
+    def resolved(value: Any, settings: Dict[str, str]) -> Any:
+        """The request as the state resolves it: the plan's names, locations and settings."""
+        if not isinstance(value, dict):
+            return value
+        found = {}
+        for key, item in value.items():
+            name = key.removesuffix(".$")
+            if key.endswith(".$"):
+                found[name] = settings[item.rsplit(".", 1)[-1]] if item.startswith(SETTINGS) else names[name]
+            else:
+                found[name] = resolved(item, settings)
+        return found
+
+    for instance, volume_key, strategy in (
+        ("ml.m5.2xlarge", True, "SingleRecord"),
+        ("ml.g4dn.xlarge", False, "MultiRecord"),
+    ):
+        batch = {"instance_type": instance, "max_concurrent_transforms": 4, "batch_strategy": strategy}
+        stage = parse_stage("dev", {**BASE, "batch": batch})
         request = transform_request(stage, Key())  # type: ignore[arg-type]
-        resolved = {k.removesuffix(".$"): v for k, v in request.items()}
-        resolved.update(TransformJobName="imgclf-dev-batch-0123456789", ModelName="imgclf-dev-batch-0123456789")
-        resolved["TransformInput"] = {**request["TransformInput"]}
-        resolved["TransformInput"]["DataSource"] = {
-            "S3DataSource": {"S3DataType": "ManifestFile", "S3Uri": "s3://b/batch-jobs/j/manifest.json"}
-        }
-        resolved["TransformOutput"] = {k: v for k, v in request["TransformOutput"].items() if not k.endswith(".$")}
-        resolved["TransformOutput"]["S3OutputPath"] = "s3://b/batch-jobs/j/output/"
-        assert validate_request("sagemaker", "CreateTransformJob", resolved) == []
-        assert ("VolumeKmsKeyId" in resolved["TransformResources"]) is volume_key
-        assert resolved["MaxConcurrentTransforms"] == 4
+        for kind in (IMAGES, RECORDIO):
+            found = resolved(request, transform_settings(kind, stage.batch.batch_strategy))
+            assert validate_request("sagemaker", "CreateTransformJob", found) == []
+            assert ("VolumeKmsKeyId" in found["TransformResources"]) is volume_key
+            assert found["MaxConcurrentTransforms"] == 4
+            assert found["BatchStrategy"] == (strategy if kind == RECORDIO else "SingleRecord")
 
 
 # -- data capture ---------------------------------------------------------------------------------

@@ -91,3 +91,28 @@ def test_render_every_format() -> None:
     verbose = json.loads(body)
     assert verbose["predicted_label"] == "dog" and verbose["labels"] == labels and verbose["probabilities"] == probs
     assert verbose["top_k"] == [{"label": "dog", "probability": 0.7}, {"label": "eel", "probability": 0.2}]
+
+
+# -- RecordIO bodies (batch transform of a .rec): more in tests/unit/test_serving_recordio.py ------
+
+
+def test_a_recordio_body_is_answered_record_by_record() -> None:
+    from image_dataset.recordio import frame, pack
+    from image_training.serving import RECORDIO, Records, is_recordio, per_record, record_images, record_lines
+
+    images = [png(8, 8), b"GIF89a", jpeg(8, 8)]
+    body = b"".join(frame(pack(float(i), image)) for i, image in enumerate(images))
+    assert is_recordio(RECORDIO) and record_images(body) == images
+    second, third = len(frame(pack(0.0, images[0]))), len(frame(pack(0.0, images[0])) + frame(pack(1.0, images[1])))
+    for broken, offset in ((body[:second] + b"JUNK" + body[second + 4 :], second), (body[:-7], third)):
+        with pytest.raises(RequestError) as err:
+            record_images(broken)
+        assert err.value.status == 400 and f"@byte {offset}:" in str(err.value)
+    answers = per_record(lambda image: decode(image).shape[:2], record_images(body))
+    assert isinstance(answers, Records) and answers[0] == (8, 8) and answers[1].status == 400
+    text, kind = record_lines(answers, lambda shape: json.dumps(list(shape)))
+    assert kind == JSONLINES and text.split("\n") == [
+        "[8, 8]",
+        '{"error": {"code": 400, "message": "the body is not a JPEG or PNG image"}}',
+        "[8, 8]",
+    ]

@@ -57,7 +57,7 @@ def test_a_stage_batch_writes_the_request_the_workflow_starts_from(s3: Any, caps
     [
         ("s3://another-bucket/batch/x/", "datasets bucket"),
         (f"s3://{BUCKET}/models/x/", "under batch/ or datasets/"),
-        (f"s3://{BUCKET}/batch/x/data.rec", ".rec"),
+        (f"s3://{BUCKET}/batch/x/data.idx", "nor a .rec"),
         (f"s3://{BUCKET}/batch/x/notes.txt", "neither a folder"),
     ],
 )

@@ -60,6 +60,20 @@ HOOKS = textwrap.dedent(
         output_handler(Response(400, b'{"error": "Invalid JPEG data"}'), Context())
     except ValueError as err:
         results["graph"] = str(err)
+    from image_dataset.recordio import frame, pack  # shipped in code/: RecordIO bodies need no numpy either
+
+    class Records(Context):
+        request_content_type = "application/x-recordio"
+
+    records = Records()
+    rec = frame(pack(0.0, jpeg)) + frame(pack(1.0, b"GIF89a" + bytes(10))) + frame(pack(2.0, jpeg))
+    results["records_sent"] = len(json.loads(input_handler(io.BytesIO(rec), records))["instances"])
+    answer, kind = output_handler(Response(200, json.dumps({"predictions": [[0.2, 0.8], [0.9, 0.1]]}).encode()), records)
+    results["records"] = [kind] + [sorted(json.loads(line)) for line in answer.split("\\n")]
+    try:
+        input_handler(io.BytesIO(rec[:-9]), Records())
+    except ValueError as err:
+        results["truncated"] = str(err)
     print(json.dumps(results))
     """
 )
@@ -81,6 +95,10 @@ def test_the_serving_hooks_need_only_the_standard_library(tmp_path: Path) -> Non
     assert results["bomb"].startswith("400 the image has 20000x20000 pixels")
     assert results["answer"] == ["dog", "application/json;verbose"]
     assert results["graph"].startswith("400 ") and "Invalid JPEG data" in results["graph"]
+    assert results["records_sent"] == 2  # the GIF record is refused before the model, in its place
+    assert results["records"] == ["application/jsonlines", ["labels", "predicted_label", "probabilities", "top_k"],
+                                  ["error"], ["labels", "predicted_label", "probabilities", "top_k"]]  # fmt: skip
+    assert results["truncated"].startswith("400 the RecordIO body is broken at request#record 2 @byte ")
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "progressive JPEG", "EXIF JPEG", "PNG", "grey PNG"])

@@ -6,6 +6,10 @@ On disk a record is ``magic (u32) | lrecord (u32) | data | zero padding to 4 byt
 2 = middle, 3 = last; 0 = whole record) and drops those 4 bytes, which the reader puts back.
 An image record's data is ``IRHeader (flag u32, label f32, id u64, id2 u64)``, then ``flag``
 float32 labels when ``flag > 0``, then the encoded image.
+
+The reading and writing need only the standard library (numpy is imported by the .idx fast path
+alone): the TensorFlow Serving container's request hooks, which run without numpy, read RecordIO
+request bodies with this module.
 """
 
 from __future__ import annotations
@@ -14,9 +18,7 @@ import io
 import os
 import struct
 import warnings
-from typing import IO, BinaryIO, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
-
-import numpy as np
+from typing import IO, TYPE_CHECKING, BinaryIO, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from .issues import DatasetError, IssueSink
 
@@ -29,6 +31,9 @@ IR_HEADER = struct.Struct("<IfQQ")
 IR_HEADER_SIZE = IR_HEADER.size  # 24
 
 Label = Union[float, Tuple[float, ...]]
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class IRHeader(NamedTuple):
@@ -133,14 +138,18 @@ class RecordIOWriter:
 class RecordIOReader:
     """Sequential reader of logical records, with exact byte offsets in its errors.
 
-    It streams: memory is one record at a time, whatever the file size.
+    It streams: memory is one record at a time, whatever the file size. ``padded_end=False``
+    also accepts a stream whose last record lacks its padding (a batch transform request: with
+    ``BatchStrategy`` ``SingleRecord``, SageMaker removes a RecordIO record's padding); its data
+    must still be whole.
     """
 
-    def __init__(self, stream: BinaryIO, name: str = "<stream>", start: int = 0) -> None:
+    def __init__(self, stream: BinaryIO, name: str = "<stream>", start: int = 0, padded_end: bool = True) -> None:
         self._stream = stream
         self.name = name
         self.offset = start
         self.record = 0
+        self.padded_end = padded_end
 
     @classmethod
     def open(cls, path: str, name: Optional[str] = None) -> RecordIOReader:
@@ -185,7 +194,7 @@ class RecordIOReader:
                     self.offset,
                 )
             body = self._stream.read(padded(length))
-            if len(body) < padded(length):
+            if len(body) < padded(length) and (self.padded_end or len(body) < length):
                 raise self._fail(
                     "REC_TRUNCATED",
                     f"record of {length} bytes, file ends after {len(body)}",
@@ -220,6 +229,8 @@ class IndexEntry(NamedTuple):
 def parse_idx_fast(data: bytes) -> Optional[Tuple[np.ndarray, np.ndarray]]:
     """Keys and offsets of a well-formed .idx, parsed in bulk; None if any line is unusual
     (then :func:`parse_idx` finds and reports the problem with its line number)."""
+    import numpy as np  # noqa: PLC0415 - the module's reading and writing need no numpy
+
     lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
     # only digits, and the separators alternate: key TAB offset NEWLINE, no empty field
     if data.translate(None, b"0123456789\t\n") or b"\t\n" in data or b"\n\t" in data or data[:1] in (b"\t", b"\n"):

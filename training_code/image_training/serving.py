@@ -6,6 +6,10 @@ dropped, 16-bit to 8 by the high byte), then resizes as MXNet's ImageRecordIter 
 (shorter side, OpenCV's bilinear interpolation, centre crop, RGB, mean/std), so serving sees the
 same tensor as validation did, with OpenCV installed or not (within 1 grey level).
 
+A batch transform of a .rec (``SplitType: RecordIO``) sends ``application/x-recordio`` bodies:
+one or more image records, each answered as the image path answers its image, one JSON line per
+record (``record_images``, ``record_lines``).
+
 The module imports only the standard library: the AWS TensorFlow Serving container runs the
 TensorFlow backend's request hooks on a Python without numpy or Pillow (see ``check_encoded``).
 """
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 if TYPE_CHECKING:
     import numpy as np
@@ -22,6 +26,7 @@ if TYPE_CHECKING:
     from image_dataset.pixels import Decoded
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "application/x-image")
+RECORDIO = "application/x-recordio"  # a batch transform's RecordIO body: image records, not one image
 JSON, VERBOSE, JSONLINES = "application/json", "application/json;verbose", "application/jsonlines"
 MAX_REQUEST_BYTES = 6 * 1024 * 1024  # SageMaker's real-time invocation payload limit
 MAX_PIXELS = 89_478_485
@@ -37,6 +42,11 @@ class RequestError(Exception):
 
 def media_type(header: Optional[str]) -> str:
     return (header or "").split(";")[0].strip().lower()
+
+
+def is_recordio(content_type: Optional[str]) -> bool:
+    """Whether a request's body is RecordIO image records (a batch transform of a .rec)."""
+    return media_type(content_type) == RECORDIO
 
 
 def check_content_type(content_type: Optional[str]) -> None:
@@ -127,8 +137,9 @@ def response_type(accept: Optional[str]) -> str:
     return min(choices)[3]
 
 
-# the image_dataset modules that decode_image needs: model archives ship them in code/image_dataset/
-DATASET_MODULES = ("__init__.py", "images.py", "pixels.py")
+# the image_dataset modules that decode_image and record_images need: model archives ship them in
+# code/image_dataset/ (recordio.py and issues.py need only the standard library)
+DATASET_MODULES = ("__init__.py", "images.py", "pixels.py", "recordio.py", "issues.py")
 
 
 def copy_inference_code(code_dir: str, handlers: str) -> None:
@@ -266,3 +277,86 @@ def render(
     if multi_label:
         body["predicted_labels"] = [labels[i] for i, p in enumerate(probs) if p >= 0.5]
     return json.dumps(body), VERBOSE
+
+
+# -- RecordIO bodies (batch transform, SplitType RecordIO) ------------------------------------
+
+
+class Records(List[Any]):
+    """The records of one RecordIO request, in record order: what each record has become so far
+    (its image, the network's input, the prediction), or the RequestError that stands in its
+    place, so that every record keeps its answer's position."""
+
+
+def record_images(body: bytes) -> Records:
+    """The encoded image of each record of a RecordIO body (image_dataset.recordio, the product's
+    one reader), in record order; a record too short for its image-record header gets a
+    RequestError 400 in its place. A body whose framing is broken (bad magic, a truncated record)
+    is a RequestError 400 that names the record and its byte offset in the body: no answer could
+    be matched to its record. SageMaker sends whole records (``MultiRecord``) or one record
+    without its padding (``SingleRecord``); a body that does not start with the RecordIO magic is
+    read as one record's data without its frame, in case the split also drops the header."""
+    import io  # noqa: PLC0415
+
+    from image_dataset.issues import DatasetError  # noqa: PLC0415 - shipped next to this module
+    from image_dataset.recordio import MAGIC, MAGIC_BYTES, RecordIOReader, location, unpack  # noqa: PLC0415
+
+    data = bytes(body)
+    if not data:
+        raise RequestError(400, "the request body is empty")
+    if data.startswith(MAGIC_BYTES):
+        reader = RecordIOReader(io.BytesIO(data), "request", padded_end=False)
+        try:
+            payloads = [payload for _, payload in reader]
+        except DatasetError as err:
+            raise RequestError(
+                400, f"the RecordIO body is broken at {err.issue.location}: {err.issue.message}"
+            ) from None
+    else:
+        try:
+            unpack(data)
+        except DatasetError:
+            found = int.from_bytes(data[:4].ljust(4, b"\0"), "little")
+            raise RequestError(
+                400,
+                f"the RecordIO body is broken at {location('request', 0, 0)}: "
+                f"expected magic 0x{MAGIC:08x}, found 0x{found:08x}",
+            ) from None
+        payloads = [data]
+    images = Records()
+    for number, payload in enumerate(payloads):
+        try:
+            images.append(unpack(payload)[1])
+        except DatasetError as err:
+            images.append(RequestError(400, f"record {number} of the request is no image record: {err.issue.message}"))
+    return images
+
+
+def per_record(step: Callable[[Any], Any], records: Iterable[Any]) -> Records:
+    """``step`` applied to each record that has no RequestError yet, in order; a RequestError that
+    it raises takes that record's place, and the other records go on."""
+    done = Records()
+    for item in records:
+        if isinstance(item, RequestError):
+            done.append(item)
+            continue
+        try:
+            done.append(step(item))
+        except RequestError as err:
+            done.append(err)
+    return done
+
+
+def record_lines(predictions: Iterable[Any], render_one: Callable[[Any], str]) -> Tuple[str, str]:
+    """(body, content type) of the answer to a RecordIO request: one JSON line per record, in
+    record order, separated by newlines (none at the end: ``AssembleWith: Line`` ends each answer
+    with one). A record's line is ``render_one(prediction)``, the body the image path answers for
+    its image, on one line; a record without a prediction gets ``{"error": {"code": STATUS,
+    "message": ...}}`` with the status and message the image path answers for that image."""
+    lines = []
+    for item in predictions:
+        if isinstance(item, RequestError):
+            lines.append(json.dumps({"error": {"code": item.status, "message": str(item)}}))
+        else:
+            lines.append(render_one(item).rstrip("\n"))
+    return "\n".join(lines), JSONLINES

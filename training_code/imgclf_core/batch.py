@@ -1,5 +1,5 @@
-"""Batch classification's output rules, shared by ``imgclf batch`` and (later) the cloud step
-that joins a SageMaker batch transform's outputs: one JSON line per input, in input order.
+"""Batch classification's output rules, shared by ``imgclf batch`` and the cloud step that joins
+a SageMaker batch transform's outputs: one JSON line per input, in input order.
 
 A classified input::
 
@@ -79,6 +79,10 @@ def _error_message(status: int, body: bytes) -> str:
         parsed = None
     if isinstance(parsed, dict) and isinstance(parsed.get("error"), str):
         text = parsed["error"]
+    return _http_message(status, text)
+
+
+def _http_message(status: int, text: str) -> str:
     return f"HTTP {status}: {text[:300]}" if text else f"HTTP {status}"
 
 
@@ -91,6 +95,29 @@ def answer_line(source: str, status: int, body: bytes) -> Line:
     except ValueError as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         shown = body[:80].decode("utf-8", "replace")
         return error_line(source, MODEL_ERROR, f"HTTP 200 with something other than a prediction ({err}): {shown!r}")
+
+
+def record_source(number: int) -> str:
+    """The ``source`` of a .rec's record ``number`` (from 0, in file order)."""
+    return f"#record {number}"
+
+
+def record_answer_line(source: str, text: bytes) -> Line:
+    """The line for one record's line of the answer to a RecordIO request (image_training.serving's
+    ``record_lines``): its prediction, or, for ``{"error": {"code": STATUS, "message": ...}}``,
+    the line the image path's answer with that status and message gives (``answer_line``)."""
+    try:
+        parsed = json.loads(text.decode("utf-8"))
+    except ValueError:
+        parsed = None
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    if isinstance(error, dict):
+        status = error.get("code")
+        if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status < 600:
+            status = 500
+        message = error.get("message")
+        return error_line(source, status_code(status), _http_message(status, str(message) if message else ""))
+    return answer_line(source, 200, text)
 
 
 def dumps(line: Mapping[str, Any]) -> str:

@@ -3,11 +3,14 @@ cloud workflow's start function and ``imgclf batch --stage`` (which writes one).
 
 A request::
 
-    {"input": "images/" | "s3://<datasets bucket>/batch/x/images/" | ".../one.jpg",
+    {"input": "images/" | "s3://<datasets bucket>/batch/x/images/" | ".../one.jpg" | ".../data.rec",
      "model_package": 3 | "arn:...:model-package/<group>/3"}   (optional: the latest Approved)
 
 A relative ``input`` is below the request's folder (``batch/<name>/``); one that ends in ``/``
-is a prefix whose images are all classified.
+is a prefix whose images are all classified; a ``.rec`` has each of its records classified.
+
+Also here: the transform job's settings for each kind of input (``transform_settings``), which
+the plan function chooses and the state machine reads.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import re
 from typing import Any, Dict, NamedTuple, Optional, Union
 
 from image_dataset.layout import RECORDIO, format_of_file, is_image_file
+from image_training.serving import IMAGE_TYPES
+from image_training.serving import RECORDIO as RECORDIO_TYPE
 
 from . import s3_layout
 
@@ -25,6 +30,9 @@ MAX_REQUEST_BYTES = 64 * 1024
 MAX_EXECUTION_NAME = 80
 PackageChoice = Union[None, int, str]
 PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:model-package/([^/]+)/([0-9]+)$")
+IMAGES = "images"  # the kind of a folder's or one image's input; a .rec's is RECORDIO
+IMAGE_TYPE = IMAGE_TYPES[2]  # application/x-image: the serving contract's type for JPEG and PNG alike
+BATCH_STRATEGIES = ("MultiRecord", "SingleRecord")  # CreateTransformJob's BatchStrategy
 
 
 class Rejected(ValueError):
@@ -41,6 +49,12 @@ class BatchRequest(NamedTuple):
     @property
     def is_prefix(self) -> bool:
         return self.input_key.endswith("/")
+
+    @property
+    def kind(self) -> str:
+        """RECORDIO for a .rec (each record is an input), IMAGES otherwise."""
+        is_rec = not self.is_prefix and format_of_file(self.input_key.rsplit("/", 1)[-1]) == RECORDIO
+        return RECORDIO if is_rec else IMAGES
 
     def as_dict(self) -> Dict[str, Any]:
         return self._asdict()
@@ -71,14 +85,8 @@ def _input_key(bucket: str, name: str, value: Any) -> str:
     if not key.startswith(s3_layout.BATCH_INPUT_PREFIXES):
         allowed = " or ".join(s3_layout.BATCH_INPUT_PREFIXES)
         raise Rejected(f'"input" must be under {allowed} of the datasets bucket, not {key}')
-    if not key.endswith("/"):
-        if format_of_file(parts[-1]) == RECORDIO:
-            raise Rejected(
-                '"input" is a .rec: the serving container takes JPEG and PNG bodies, not RecordIO records; '
-                "classify the images (or run imgclf batch on the .rec)"
-            )
-        if not is_image_file(parts[-1]):
-            raise Rejected(f'"input" {value!r} is neither a folder (ending in "/") nor a JPEG or PNG image')
+    if not key.endswith("/") and format_of_file(parts[-1]) != RECORDIO and not is_image_file(parts[-1]):
+        raise Rejected(f'"input" {value!r} is neither a folder (ending in "/"), a JPEG or PNG image, nor a .rec')
     return key
 
 
@@ -125,3 +133,22 @@ def execution_name(name: str, etag: str) -> str:
     digest = hashlib.sha256(f"{name}\0{etag}".encode()).hexdigest()[:12]
     readable = re.sub(r"[^A-Za-z0-9-]+", "-", name).strip("-")[: MAX_EXECUTION_NAME - 20] or "batch"
     return f"{readable}-{digest}"
+
+
+def transform_settings(kind: str, batch_strategy: str) -> Dict[str, str]:
+    """The CreateTransformJob fields (by their API names) that depend on the input's ``kind``.
+    Images: one object per request, as it is (``SplitType`` None, ``SingleRecord``), each answer
+    its own ``.out``. A .rec: split on RecordIO record boundaries, ``batch_strategy``
+    (``SingleRecord``: one record per request; ``MultiRecord``: as many whole records as fit
+    ``MaxPayloadInMB``), each record answered with one line and the answers joined by lines into
+    one ``.out`` (``AssembleWith`` Line)."""
+    if batch_strategy not in BATCH_STRATEGIES:
+        raise ValueError(f"BatchStrategy {batch_strategy!r} is not one of {', '.join(BATCH_STRATEGIES)}")
+    if kind == RECORDIO:
+        return {
+            "ContentType": RECORDIO_TYPE,
+            "SplitType": "RecordIO",
+            "BatchStrategy": batch_strategy,
+            "AssembleWith": "Line",
+        }
+    return {"ContentType": IMAGE_TYPE, "SplitType": "None", "BatchStrategy": "SingleRecord", "AssembleWith": "None"}
