@@ -299,12 +299,19 @@ def record_images(body: bytes) -> Records:
     import io  # noqa: PLC0415
 
     from image_dataset.issues import DatasetError  # noqa: PLC0415 - shipped next to this module
-    from image_dataset.recordio import MAGIC, MAGIC_BYTES, RecordIOReader, location, unpack  # noqa: PLC0415
+    from image_dataset.recordio import MAGIC_BYTES, RecordIOReader, unpack  # noqa: PLC0415
 
     data = bytes(body)
     if not data:
         raise RequestError(400, "the request body is empty")
-    if data.startswith(MAGIC_BYTES):
+    payloads: Optional[List[bytes]] = None
+    if not data.startswith(MAGIC_BYTES):
+        try:
+            unpack(data)
+            payloads = [data]
+        except DatasetError:
+            pass  # nor is it a record's data: the reader names what it finds at byte 0
+    if payloads is None:
         reader = RecordIOReader(io.BytesIO(data), "request", padded_end=False)
         try:
             payloads = [payload for _, payload in reader]
@@ -312,17 +319,6 @@ def record_images(body: bytes) -> Records:
             raise RequestError(
                 400, f"the RecordIO body is broken at {err.issue.location}: {err.issue.message}"
             ) from None
-    else:
-        try:
-            unpack(data)
-        except DatasetError:
-            found = int.from_bytes(data[:4].ljust(4, b"\0"), "little")
-            raise RequestError(
-                400,
-                f"the RecordIO body is broken at {location('request', 0, 0)}: "
-                f"expected magic 0x{MAGIC:08x}, found 0x{found:08x}",
-            ) from None
-        payloads = [data]
     images = Records()
     for number, payload in enumerate(payloads):
         try:
