@@ -56,11 +56,16 @@ def training_request(stage: StageConfig, *, key: kms.IKey, role: iam.IRole) -> D
     return request
 
 
-def package_request(stage: StageConfig) -> Dict[str, Any]:
+def package_request(stage: StageConfig, *, baseline: bool) -> Dict[str, Any]:
     """CreateModelPackage: every CustomerMetadataProperties value must be 1-256 characters of
     letters, digits, spaces and _.:/=+-@, so the values from outside the workflow come from
-    the planner, which checks them before any job (lambdas/training/logic.py)."""
-    return {
+    the planner, which checks them before any job (lambdas/training/logic.py).
+
+    ``baseline``: the model's drift baseline (the gate's copy of baseline.json,
+    image_training.baseline) as DriftCheckBaselines.ModelDataQuality.Statistics, for a model
+    that has one; a JSONPath request cannot leave a member out, so the workflow registers a
+    model without one with the request this makes for ``baseline=False``."""
+    request: Dict[str, Any] = {
         "ModelPackageGroupName": stage.model_package_group,
         "ModelPackageDescription.$": "$.gate.reason",
         "ModelApprovalStatus.$": "$.gate.status",
@@ -87,3 +92,8 @@ def package_request(stage: StageConfig) -> Dict[str, Any]:
             "validation_report.$": "$.validation.report_uri",
         },
     }
+    if baseline:
+        request["DriftCheckBaselines"] = {
+            "ModelDataQuality": {"Statistics": {"ContentType": "application/json", "S3Uri.$": "$.gate.baseline_uri"}}
+        }
+    return request

@@ -39,7 +39,8 @@ class _Outcomes(NamedTuple):
     """The states after training, for the definition to wire."""
 
     evaluate: Any
-    register: Any
+    register: sfn.Choice  # BaselineRecorded: the registration with or without the drift baseline
+    registrations: List[Any]  # the two RegisterModel tasks
     deploy: Any
     deployed: tasks.SnsPublish
     pending: tasks.SnsPublish
@@ -152,7 +153,7 @@ class TrainingWorkflow(Construct):
         )
         acknowledge(gate.role, wildcard_arn(self, self._packages), "The versions of this stage's model package group.")
         acknowledge(gate.role, s3_objects(artifacts, objects(TRAINING_JOBS)), "It reads a job's output.tar.gz.")
-        acknowledge(gate.role, s3_objects(artifacts, objects(EVALUATIONS)), "It writes evaluation.json copies.")
+        acknowledge(gate.role, s3_objects(artifacts, objects(EVALUATIONS)), "It writes evaluation and baseline copies.")
         return gate
 
     # -- the states ---------------------------------------------------------------------------
@@ -337,10 +338,27 @@ class TrainingWorkflow(Construct):
         )
         return plan, train
 
+    def _register(self, id: str, *, baseline: bool) -> Any:
+        """A RegisterModel task (CreateModelPackage), with the model's drift baseline or without:
+        both requests come from package_request and differ only in DriftCheckBaselines."""
+        return self._guarded(
+            sdk_retry(
+                tasks.CallAwsService(
+                    self,
+                    id,
+                    service="sagemaker",
+                    action="createModelPackage",
+                    parameters=package_request(self._stage, baseline=baseline),
+                    iam_resources=[self._group, self._packages],
+                    result_path="$.registered",
+                )
+            )
+        )
+
     def _registration(self) -> _Outcomes:
-        """EvaluateAndGate, RegisterModel, Deploy, and the notification of each outcome: deploy
+        """EvaluateAndGate, BaselineRecorded -> RegisterModel (with the drift baseline) or
+        RegisterModelWithoutBaseline, Deploy, and the notification of each outcome: deploy
         and notify an approved model, notify one that waits for a person, reject the others."""
-        stage = self._stage
         evaluate = self._guarded(
             tasks.LambdaInvoke(
                 self,
@@ -351,18 +369,17 @@ class TrainingWorkflow(Construct):
                 result_path="$.gate",
             )
         )
-        register = self._guarded(
-            sdk_retry(
-                tasks.CallAwsService(
-                    self,
-                    "RegisterModel",
-                    service="sagemaker",
-                    action="createModelPackage",
-                    parameters=package_request(stage),
-                    iam_resources=[self._group, self._packages],
-                    result_path="$.registered",
-                )
-            )
+        # a JSONPath request cannot leave DriftCheckBaselines out for a model without a baseline:
+        # a Choice picks one of two requests made by one function (the gate's baseline_uri is
+        # always there, null where the job made no baseline.json)
+        registrations = [
+            self._register("RegisterModel", baseline=True),
+            self._register("RegisterModelWithoutBaseline", baseline=False),
+        ]
+        register = (
+            sfn.Choice(self, "BaselineRecorded")
+            .when(sfn.Condition.is_string("$.gate.baseline_uri"), registrations[0])
+            .otherwise(registrations[1])
         )
         deploy = self._guarded(
             tasks.StepFunctionsStartExecution(
@@ -379,7 +396,9 @@ class TrainingWorkflow(Construct):
         rejected.next(
             sfn.Fail(self, "ModelRejected", error="ModelRejected", cause="the quality gate rejected the model")
         )
-        return _Outcomes(evaluate, register, deploy, deployed, pending, rejected, sfn.Succeed(self, "Done"))
+        return _Outcomes(
+            evaluate, register, registrations, deploy, deployed, pending, rejected, sfn.Succeed(self, "Done")
+        )
 
     def _outcome_notifications(self) -> List[tasks.SnsPublish]:
         """The messages of a deployed, a pending and a rejected model (each guarded)."""
@@ -418,8 +437,8 @@ class TrainingWorkflow(Construct):
 
     def _definition(self) -> sfn.IChainable:
         """Validate -> DatasetValid -> PlanPacking -> PackingNeeded -> (Pack) -> FirstAttempt ->
-        PlanTraining -> Train -> EvaluateAndGate -> RegisterModel -> GateDecision. The states
-        are made in this order, which is the order of the definition's states."""
+        PlanTraining -> Train -> EvaluateAndGate -> BaselineRecorded -> RegisterModel (or
+        RegisterModelWithoutBaseline) -> GateDecision. The states are made in this order."""
         self._notify_failure = self._failure_notification()
         invalid = self._validation()
         plan_packing, pack = self._packing()
@@ -440,7 +459,7 @@ class TrainingWorkflow(Construct):
         plan.next(train)
         train.next(end.evaluate)
         end.evaluate.next(end.register)
-        end.register.next(
+        gate_decision = (
             sfn.Choice(self, "GateDecision")
             .when(
                 sfn.Condition.string_equals("$.gate.status", "Approved"), end.deploy.next(end.deployed).next(end.done)
@@ -448,6 +467,8 @@ class TrainingWorkflow(Construct):
             .when(sfn.Condition.string_equals("$.gate.status", "PendingManualApproval"), end.pending.next(end.done))
             .otherwise(end.rejected)
         )
+        for registration in end.registrations:
+            registration.next(gate_decision)
         return definition
 
     # -- the state machine's permissions ------------------------------------------------------

@@ -33,7 +33,7 @@ from imgclf_core.plan import (
 
 from .dataset_files import _records, dataset_version, spread
 from .endpoint import LocalEndpoint
-from .registry import ModelRegistry
+from .registry import ModelRegistry, job_baseline
 from .report import write_report
 from .watch import watch
 
@@ -302,8 +302,12 @@ class PipelineRun:
             "job": str(job_dir),
         }
         status = APPROVED if decision.approved else REJECTED
-        package = self.registry.register(result.model_tar, evaluation, status, plan.execution, lineage, decision.reason)
-        self._step("register", "ok", "model version {} {}".format(package["version"], package["status"]))
+        baseline = job_baseline(result.output_tar)
+        package = self.registry.register(
+            result.model_tar, evaluation, status, plan.execution, lineage, decision.reason, baseline
+        )
+        drift = "" if baseline is not None else ", without a drift baseline"
+        self._step("register", "ok", "model version {} {}{}".format(package["version"], package["status"], drift))
         return Model(package, evaluation, log_text)
 
     def _split(self, samples: int, plan: RunPlan) -> Optional[Set[int]]:

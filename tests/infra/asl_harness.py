@@ -60,12 +60,17 @@ def tar_gz(files: Dict[str, bytes]) -> bytes:
 class TrainingOutcome:
     """What a training job does: by default a fake one succeeds with an accuracy or fails with a
     reason; with ``script_mode`` the job runs for real from its request, as SageMaker starts the
-    MXNet framework container (``WorkflowHarness.run_script_mode_job``), and the others are unused."""
+    MXNet framework container (``WorkflowHarness.run_script_mode_job``), and the others are unused.
+    ``baseline``: the fake job leaves baseline.json in model.tar.gz and output.tar.gz, as training
+    does; False plays a job whose baseline could not be made (image_training.baseline.for_model)."""
 
-    def __init__(self, accuracy: float = 0.95, failure: Optional[str] = None, script_mode: bool = False) -> None:
+    def __init__(
+        self, accuracy: float = 0.95, failure: Optional[str] = None, script_mode: bool = False, baseline: bool = True
+    ) -> None:
         self.accuracy = accuracy
         self.failure = failure
         self.script_mode = script_mode
+        self.baseline = baseline
 
 
 class WorkflowHarness:
@@ -320,12 +325,12 @@ class WorkflowHarness:
         else:
             s3 = boto3.client("s3", region_name=REGION)
             evaluation = {"accuracy": outcome.accuracy, "top_k_accuracy": 1.0, "loss": 0.1}
-            s3.put_object(
-                Bucket=bucket,
-                Key=f"{base}/output.tar.gz",
-                Body=tar_gz({"evaluation.json": json.dumps(evaluation).encode()}),
-            )
-            s3.put_object(Bucket=bucket, Key=f"{base}/model.tar.gz", Body=tar_gz({"model-info.json": b"{}"}))
+            output = {"evaluation.json": json.dumps(evaluation).encode()}
+            model = {"model-info.json": b"{}"}
+            if outcome.baseline:  # the job's own, so a test can tell whose a copy is
+                output["baseline.json"] = model["baseline.json"] = json.dumps({"version": 1, "job": name}).encode()
+            s3.put_object(Bucket=bucket, Key=f"{base}/output.tar.gz", Body=tar_gz(output))
+            s3.put_object(Bucket=bucket, Key=f"{base}/model.tar.gz", Body=tar_gz(model))
             description.update(
                 TrainingJobStatus="Completed",
                 ModelArtifacts={"S3ModelArtifacts": f"s3://{bucket}/{base}/model.tar.gz"},
@@ -808,7 +813,8 @@ def main():
             stateMachineArn=self.state_machines[machine], input=json.dumps(payload), name=name or f"run-{uuid.uuid4()}"
         )["executionArn"]
 
-    def wait(self, execution_arn: str, timeout: float = 60) -> Dict[str, Any]:
+    def wait(self, execution_arn: str, timeout: float = 600) -> Dict[str, Any]:
+        """The finished execution; generous, since a loaded CI machine runs it several times slower."""
         sfn = boto3.client("stepfunctions", region_name=REGION)
         deadline = time.time() + timeout
         while time.time() < deadline:

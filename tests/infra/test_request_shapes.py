@@ -259,13 +259,16 @@ def test_every_pattern_of_the_services_we_call_translates(service: str) -> None:
 
 # -- the workflows --------------------------------------------------------------------------
 def _replace_in_definition(template: Dict[str, Any], old: str, new: str) -> None:
-    """Replace ``old`` by ``new`` in the state machine's definition (a string or an Fn::Join)."""
+    """Replace ``old`` by ``new`` everywhere in the state machine's definition (a string or an
+    Fn::Join): in each task that one request function made (RegisterModel and
+    RegisterModelWithoutBaseline share package_request)."""
     (machine,) = (r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine")
     definition = machine["Properties"]["DefinitionString"]
     parts: List[Any] = definition["Fn::Join"][1] if isinstance(definition, dict) else [definition]
     found = [i for i, part in enumerate(parts) if isinstance(part, str) and old in part]
-    assert len(found) == 1, f"{old!r} is not in the definition once"
-    parts[found[0]] = parts[found[0]].replace(old, new)
+    assert found, f"{old!r} is not in the definition"
+    for i in found:
+        parts[i] = parts[i].replace(old, new)
     if not isinstance(definition, dict):
         machine["Properties"]["DefinitionString"] = parts[0]
 

@@ -3,7 +3,9 @@ asl_harness.py): the success path and every failure branch."""
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 from typing import Any, Dict
 
 import boto3
@@ -35,6 +37,26 @@ def upload_dataset(
         },
         "hyperparameters": {"epochs": "2", "image_shape": "3,32,32", "resize": "32", "mini_batch_size": "4"},
     }
+
+
+def read_object(uri: str) -> bytes:
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    return boto3.client("s3", region_name=REGION).get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def model_file(model_data_url: str, name: str) -> bytes:
+    """One file of the model.tar.gz at ``model_data_url``."""
+    with tarfile.open(fileobj=io.BytesIO(read_object(model_data_url)), mode="r:gz") as tar:
+        stream = tar.extractfile(name)
+        assert stream is not None, name
+        return stream.read()
+
+
+def registered_package() -> Dict[str, Any]:
+    """The only version of the dev stage's model package group, described."""
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    (summary,) = sagemaker.list_model_packages(ModelPackageGroupName="imgclf-dev-models")["ModelPackageSummaryList"]
+    return sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
 
 
 @pytest.fixture()
@@ -90,6 +112,34 @@ def test_success_trains_registers_and_deploys(harness: WorkflowHarness) -> None:
     )
     assert json.loads(report["Body"].read())["valid"] is True
     assert any("new model deployed" in a.get("Subject", "") for a in harness.alerts())
+    # the registry records the model's drift baseline: the gate's copy, equal to the model's own
+    assert "RegisterModel" in entered and "RegisterModelWithoutBaseline" not in entered
+    package = registered_package()
+    statistics = package["DriftCheckBaselines"]["ModelDataQuality"]["Statistics"]
+    assert statistics["ContentType"] == "application/json"
+    job = harness.training_requests[0]["TrainingJobName"]
+    assert statistics["S3Uri"] == f"s3://{harness.artifacts_bucket}/evaluations/{job}/baseline.json"
+    model_data = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    assert read_object(statistics["S3Uri"]) == model_file(model_data, "baseline.json")
+    assert json.loads(read_object(statistics["S3Uri"]))["job"] == job
+    evaluation = package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+    assert evaluation.rsplit("/", 1)[0] == statistics["S3Uri"].rsplit("/", 1)[0]  # side by side
+
+
+def test_a_model_without_a_baseline_is_registered_without_drift_check_baselines(harness: WorkflowHarness) -> None:
+    """A job whose baseline could not be made (it never costs the model) is registered and
+    deployed all the same, by the request without DriftCheckBaselines."""
+    harness.training_outcomes = [TrainingOutcome(baseline=False)]
+    execution = harness.start("training", upload_dataset(harness))
+    assert harness.wait(execution)["status"] == "SUCCEEDED", harness.explain(execution)
+    entered = harness.states_entered(execution)
+    assert "RegisterModelWithoutBaseline" in entered and "RegisterModel" not in entered and "Deploy" in entered
+    package = registered_package()
+    assert package["ModelApprovalStatus"] == "Approved" and "DriftCheckBaselines" not in package
+    assert package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"].endswith("/evaluation.json")
+    job = harness.training_requests[0]["TrainingJobName"]
+    copies = harness.keys_under(f"s3://{harness.artifacts_bucket}/evaluations/{job}/")
+    assert copies == [f"evaluations/{job}/evaluation.json"]
 
 
 def test_invalid_dataset_alerts_and_fails_before_training(harness: WorkflowHarness) -> None:

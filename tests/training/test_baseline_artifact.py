@@ -1,5 +1,6 @@
-"""Every trained model carries baseline.json (image_training.baseline) for ``imgclf monitor``:
-one short real training run per backend through the local SageMaker runner."""
+"""Every trained model carries baseline.json (image_training.baseline) for ``imgclf monitor``,
+and leaves the same file in output/data for the Model Registry (the gate's copy): one short real
+training run per backend through the local SageMaker runner."""
 
 from __future__ import annotations
 
@@ -13,17 +14,23 @@ import pytest
 from app import monitor
 from app.local_sagemaker import LocalTrainingJob
 from image_training import baseline
+from lambdas.gate.logic import baseline_from_output
 from tests.training.conftest import hps
 
 pytestmark = [pytest.mark.slow]
 
 
+def archived(archive: str, name: str) -> bytes:
+    with tarfile.open(archive) as tar:
+        stream = tar.extractfile(name)
+        assert stream is not None, name
+        return stream.read()
+
+
 def stored_baseline(model_tar: str) -> Dict[str, Any]:
     with tarfile.open(model_tar) as tar:
         assert {"baseline.json", "model-info.json"} <= set(tar.getnames())
-        stream = tar.extractfile("baseline.json")
-        assert stream is not None
-        return json.loads(stream.read())
+    return json.loads(archived(model_tar, "baseline.json"))
 
 
 def check(result: Any, digits: Path) -> None:
@@ -44,6 +51,12 @@ def check(result: Any, digits: Path) -> None:
     assert sum(stored["validation"]["predicted_class_counts"].values()) == validation
     assert 0 < stored["validation"]["mean_confidence"] <= 1
     assert monitor.load_baseline(result.model_tar) == stored  # what the monitor reads
+    # output/data (SageMaker's output.tar.gz) holds the same file beside evaluation.json: the
+    # gate copies it from there for the Model Registry's DriftCheckBaselines
+    with tarfile.open(result.output_tar) as tar:
+        assert {"baseline.json", "evaluation.json"} <= set(tar.getnames())
+    assert archived(result.output_tar, "baseline.json") == archived(result.model_tar, "baseline.json")
+    assert baseline_from_output(Path(result.output_tar).read_bytes()) == archived(result.model_tar, "baseline.json")
 
 
 @pytest.mark.mxnet

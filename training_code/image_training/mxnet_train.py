@@ -349,6 +349,8 @@ def best_epoch_report(
     report = run.task.report(scores, labels, names, val_loss, run.top_k, best_epoch)
     base = train_baseline(data, names, scores, labels)
     export(net, job.model_dir, best_epoch, hp, names, report, base)
+    if base is not None:  # the chief's: also beside evaluation.json in output/data, for the registry
+        baseline.write(base, job.output_data_dir)
     return report
 
 

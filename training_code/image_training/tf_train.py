@@ -224,6 +224,8 @@ def train(
         counts = data.report["channels"]["train"]["class_counts"]
         base = baseline.for_model(data.train.rec, data.train.idx, data.train.samples, counts, names, scores, labels)
     save_model(model, job, cluster, hp, names, report, base)
+    if base is not None:  # worker 0's: also beside evaluation.json in output/data, for the registry
+        baseline.write(base, job.output_data_dir)
     return report
 
 

@@ -17,6 +17,7 @@ Artifacts bucket::
     packed/<pack job>/<channel>/                RecordIO written by the Pack step
     validation/<execution>/                     plans and shard results of a fanned-out validation
     evaluations/<job>/evaluation.json           the gate's copy of the job's evaluation
+    evaluations/<job>/baseline.json             the gate's copy of the job's drift baseline, when it made one
     batch-jobs/<job>/manifest.json              a batch's inputs, in order (the transform's ManifestFile)
     batch-jobs/<job>/output/<input>.out         the transform job's answer for each input
     batch-jobs/<job>/predictions.jsonl          the joined result, one line per input (imgclf_core.batch)
@@ -113,6 +114,12 @@ def validation_work(execution: str) -> str:
 
 def evaluation_key(job: str) -> str:
     return f"{EVALUATIONS}{job}/evaluation.json"
+
+
+def baseline_key(job: str) -> str:
+    """The gate's copy of the job's baseline.json (image_training.baseline), beside its
+    evaluation: the Model Registry's DriftCheckBaselines point at it."""
+    return f"{EVALUATIONS}{job}/baseline.json"
 
 
 # batch requests: ``batch/<name>/batch.json``, as an EventBridge wildcard and an IAM resource pattern
