@@ -14,7 +14,9 @@ from imgclf_core.backends import backend, metric_definitions
 from .config import StageConfig
 from .instances import instance_store_only
 
-INFERENCE_CONTENT_TYPES = ["image/jpeg", "image/png", "application/x-image"]
+# what the serving handlers read (image_training.serving: IMAGE_TYPES, and RECORDIO for a batch
+# transform of a .rec); tests/infra/test_registration.py keeps the two equal
+INFERENCE_CONTENT_TYPES = ["image/jpeg", "image/png", "application/x-image", "application/x-recordio"]
 INFERENCE_RESPONSE_TYPES = ["application/json", "application/json;verbose", "application/jsonlines"]
 
 

@@ -148,3 +148,10 @@ def test_the_gate_may_write_the_baseline_copy(model: PolicyModel, world: World) 
         calls = Calls(world).s3_write(gate, bucket, key, "t")
         assert model.check(calls) == [], key
     assert model.check(Calls(world).s3_write(gate, bucket, f"training-jobs/{JOB}/output/baseline.json", "t"))
+
+
+def test_the_package_lists_every_content_type_the_handlers_read() -> None:
+    from image_training.serving import IMAGE_TYPES, RECORDIO
+    from infra.sagemaker_requests import INFERENCE_CONTENT_TYPES
+
+    assert [*IMAGE_TYPES, RECORDIO] == INFERENCE_CONTENT_TYPES
