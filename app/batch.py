@@ -130,9 +130,9 @@ def _record_inputs(path: str) -> Inputs:
     reader = RecordIOReader.open(path)
     try:
         for number, (offset, data) in enumerate(reader):
-            items.append(Input(f"#record {number}", path, offset, identity=(offset, len(data))))
+            items.append(Input(rules.record_source(number), path, offset, identity=(offset, len(data))))
     except DatasetError as err:
-        items.append(Input(f"#record {reader.record}", error=(rules.IMAGE_UNREADABLE, str(err)), identity=(err.code,)))
+        items.append(Input(rules.record_source(reader.record), error=(rules.IMAGE_UNREADABLE, str(err)), identity=(err.code,)))
     finally:
         reader.close()
     return Inputs(RECORDIO, items, 0)
