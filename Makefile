@@ -68,9 +68,11 @@ lint: $(VENV)/.ready
 	$(VENV)/bin/mypy
 
 # Both cores (pytest-xdist): the suite is mostly TensorFlow and MXNet jobs in their own processes,
-# and this halves its time on a 2-core machine (about 14 minutes)
+# and this halves its time on a 2-core machine (about 14 minutes). Each file runs on one worker, in
+# order: a module's fixtures are built once, and tests that continue an earlier one's state (the
+# e2e demo's second run, then its gate) see it
 test: env lint
-	$(VENV)/bin/python -m pytest tests -n 2
+	$(VENV)/bin/python -m pytest tests -n 2 --dist loadfile
 
 # The quick tests in the main environment only: builds .venv alone, and skips a test that needs
 # another environment that is not built yet (tests/interop/conftest.py, missing_environment)
