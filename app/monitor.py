@@ -5,24 +5,21 @@ endpoint's, as synced from S3) of a time window, decodes a sample of the capture
 the one decoder and computes their statistics with image_training.baseline (the functions the
 training job ran on train), reads the predicted class and confidence from the captured answers,
 matches ground-truth labels by inference id, and applies imgclf_core.drift. Writes monitor.json
-and monitor.html (with PNG charts beside it). A line that is not a capture record is counted
-and reported, never raised."""
+and monitor.html (image_training.monitor_page's, the page the scheduled monitor writes in S3)
+with PNG charts beside it. A line that is not a capture record is counted and reported, never
+raised."""
 
 from __future__ import annotations
 
-import base64
 import datetime
-import html
-import io
 import json
 import os
 import tarfile
-from typing import Any, Dict, Iterator, List, Optional, Sequence
-
-from PIL import Image, ImageDraw
+from typing import Any, Dict, Iterator, Optional, Sequence
 
 from app.capture import capture_files
 from image_training import baseline as stats
+from image_training import monitor_page
 from imgclf_core import drift
 from imgclf_core import traffic as shared
 
@@ -121,123 +118,19 @@ def run(baseline_path: str, capture_dir: str, labels: Optional[str], window: Win
     return report
 
 
-# ----- the HTML page and its charts (as app/pipeline/report.py draws them: Pillow, no matplotlib)
-
-BASE_COLOUR, WINDOW_COLOUR = (31, 119, 180), (214, 39, 40)
-
-
-def bar_chart(title: str, labels: Sequence[str], baseline: Sequence[float], window: Sequence[float]) -> Image.Image:
-    """Baseline and window shares per bin, side by side."""
-    width, height, left, bottom, top = 640, 260, 50, 40, 28
-    image = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(image)
-    base, seen = drift.shares(baseline), drift.shares(window)
-    peak = max(base + seen + [1e-9])
-    step = (width - left - 10) / max(1, len(labels))
-    draw.line([(left, top), (left, height - bottom), (width - 10, height - bottom)], fill="black")
-    draw.text((left, 6), title, fill="black")
-    draw.text((width - 200, 6), "baseline", fill=BASE_COLOUR)
-    draw.text((width - 120, 6), "window", fill=WINDOW_COLOUR)
-    draw.text((4, top), f"{peak:.2f}", fill="black")
-    for i, label in enumerate(labels):
-        x = left + i * step
-        for j, (share, colour) in enumerate(((base[i], BASE_COLOUR), (seen[i], WINDOW_COLOUR))):
-            bar = share / peak * (height - top - bottom)
-            x0 = x + 2 + j * (step - 4) / 2
-            draw.rectangle([x0, height - bottom - bar, x0 + (step - 4) / 2 - 1, height - bottom], fill=colour)
-        if len(labels) <= 20 or i % 2 == 0:
-            draw.text((x + 2, height - bottom + 4 + 12 * (i % 2)), str(label)[:6], fill="black")
-    return image
-
-
-def bin_labels(edges: Sequence[float]) -> List[str]:
-    """``<e0``, ``e0``, ``e1``, ..., the lower edge of each bin."""
-    return [f"<{edges[0]:g}"] + [f"{e:g}" for e in edges]
-
-
-def _png(image: Image.Image) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
-
-
-def _charts(report: Dict[str, Any]) -> Dict[str, bytes]:
-    charts = {}
-
-    def title(name: str, check: str) -> str:
-        found = report["checks"][check]
-        return f"{name}: PSI {_number(found['value'])}, {found['verdict']}"
-
-    for name, pair in report["histograms"].items():
-        labels = bin_labels(pair["baseline"]["edges"])
-        chart = bar_chart(title(name, "image." + name), labels, pair["baseline"]["counts"], pair["window"]["counts"])
-        charts[f"{name}.png"] = _png(chart)
-    classes = report["predicted_class_counts"]
-    names = list(classes["baseline"])
-    charts["predicted_class.png"] = _png(
-        bar_chart(
-            title("predicted class", "predicted_class"),
-            names,
-            [classes["baseline"][n] for n in names],
-            [classes["window"].get(n, 0) for n in names],
-        )
-    )
-    return charts
-
-
-def _number(value: Any) -> str:
-    return "n/a" if value is None else f"{value:.4g}" if isinstance(value, float) else html.escape(str(value))
-
-
 def write_report(folder: str, report: Dict[str, Any]) -> str:
-    """monitor.json, monitor.html and the charts (PNG) in ``folder``; returns the page's path."""
+    """monitor.json, monitor.html and the charts (PNG) in ``folder``; returns the page's path.
+    The page is image_training.monitor_page's, the one the scheduled monitor writes in S3."""
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, "monitor.json"), "w", encoding="utf-8") as f:
         json.dump(report, f, indent=1)
-    charts = _charts(report)
+    charts = monitor_page.charts(report)
     for name, data in charts.items():
         with open(os.path.join(folder, name), "wb") as f:
             f.write(data)
-    esc = html.escape
-    rows = "".join(
-        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class='{}'>{}</td><td>{}</td></tr>".format(
-            esc(name),
-            esc(c["kind"]),
-            _number(c["value"]),
-            _number(c["threshold"]),
-            c["verdict"],
-            c["verdict"],
-            c["samples"],
-        )
-        for name, c in report["checks"].items()
-    )
-    problems = "".join(
-        f"<li><code>{esc(p['where'])}</code>: {esc(p['message'])}</li>" for p in report["problems"]["first"]
-    )
-    images = "".join(
-        f"<img src='data:image/png;base64,{base64.b64encode(data).decode()}' alt='{esc(name)}'>"
-        for name, data in charts.items()
-    )
-    window = report["window"]
-    verdict = "drift detected" if report["drift_detected"] else "no drift detected"
-    page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>imgclf monitor: {verdict}</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:1100px}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}} .ok{{color:#080}} .moderate{{color:#b70}}
-.significant{{color:#b00;font-weight:bold}} .insufficient,.unavailable{{color:#777}} img{{margin:4px}}</style>
-</head><body><h1>imgclf monitor: {verdict}</h1>
-<p>Window {esc(str(window["since"] or "start"))} to {esc(str(window["until"] or "end"))}: {window["records"]}
-records in {window["files"]} files, {window["images_decoded"]} images decoded ({window["images_failed"]} not),
-{window["predictions"]} predictions, {window["labels_matched"]} labelled.</p>
-<h2>Checks</h2><table><tr><th>check</th><th>measure</th><th>value</th><th>threshold</th><th>verdict</th>
-<th>samples</th></tr>{rows}</table>
-<h2>Baseline against window</h2>{images}
-<h2>Problems ({report["problems"]["count"]})</h2><ul>{problems or "<li>none</li>"}</ul>
-</body></html>
-"""
-    path = os.path.join(folder, "monitor.html")
+    path = os.path.join(folder, monitor_page.PAGE_NAME)
     with open(path, "w", encoding="utf-8") as f:
-        f.write(page)
+        f.write(monitor_page.page(report, charts))
     return path
 
 
@@ -246,7 +139,7 @@ def summary(report: Dict[str, Any]) -> Iterator[str]:
     yield ("DRIFT DETECTED: " + ", ".join(report["significant"])) if report["drift_detected"] else "no drift detected"
     for name, check in report["checks"].items():
         if check["verdict"] != drift.OK:
-            yield f"  {name}: {check['verdict']} ({check['kind']} {_number(check['value'])}, threshold {check['threshold']:g})"
+            yield f"  {name}: {check['verdict']} ({check['kind']} {monitor_page.number(check['value'])}, threshold {check['threshold']:g})"
 
 
 def window_from(since: Optional[str], until: Optional[str], last: Optional[float], now: datetime.datetime) -> Window:

@@ -1,9 +1,13 @@
-"""A KMS-encrypted, SSL-only queue that keeps the events an EventBridge target could not take."""
+"""A KMS-encrypted, SSL-only queue that keeps the events an EventBridge target (a rule's or a
+schedule's) could not take, and an alarm on the messages waiting in one."""
 
 from __future__ import annotations
 
 from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -21,3 +25,29 @@ def dead_letter_queue(scope: Construct, id: str, key: kms.IKey) -> sqs.Queue:
     )
     acknowledge(queue, "AwsSolutions-SQS3", "This queue is itself a dead-letter queue.")
     return queue
+
+
+def dead_letter_alarm(
+    scope: Construct, id: str, queue: sqs.IQueue, *, alarm_name: str, description: str, topic: sns.ITopic
+) -> cloudwatch.Alarm:
+    """ALARM while ``queue`` holds a visible message (ApproximateNumberOfMessagesVisible >= 1 in
+    5 minutes), OK once it is emptied, both to ``topic``. SQS reports a queue's metrics only while
+    the queue is active (sqs-available-cloudwatch-metrics.html): missing data keeps the state, so
+    a raised alarm stays raised until someone reads or purges the queue. ``alarm_name`` must be
+    one the topic lets CloudWatch publish for (infra/alerts.py: ``<prefix>-*``)."""
+    alarm = cloudwatch.Alarm(
+        scope,
+        id,
+        alarm_name=alarm_name,
+        alarm_description=description,
+        metric=queue.metric_approximate_number_of_messages_visible(
+            period=Duration.minutes(5), statistic=cloudwatch.Stats.MAXIMUM
+        ),
+        threshold=1,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluation_periods=1,
+        treat_missing_data=cloudwatch.TreatMissingData.IGNORE,
+    )
+    alarm.add_alarm_action(actions.SnsAction(topic))
+    alarm.add_ok_action(actions.SnsAction(topic))
+    return alarm

@@ -39,6 +39,7 @@ SOURCES = [
             "tf_hyperparameters.py",
             "serving.py",
             "baseline.py",  # the scheduled monitor's image statistics (numpy, image_dataset)
+            "monitor_page.py",  # the scheduled monitor's monitor.html (Pillow, imgclf_core)
         )
     ),
 ]

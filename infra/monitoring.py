@@ -1,10 +1,12 @@
 """The scheduled monitor of the endpoint's captured traffic (only with data capture on):
 EventBridge Scheduler invokes the monitor function every ``monitoring.every_hours`` (its own
-role, lambda:InvokeFunction on that function only); the function compares the window's captures
-with the live model's baseline.json, writes ``monitoring/<endpoint>/<until>/monitor.json`` and
-publishes metrics in the stage's namespace. A CloudWatch alarm on DriftDetected alerts the
-stage's topic; a dashboard shows the endpoint's traffic, latency and errors beside drift and
-live accuracy."""
+role, lambda:InvokeFunction on that function only), retrying an invocation that fails and
+putting one it gives up on into a dead-letter queue (SSE-KMS with the stage key; the schedule's
+role sends it); the function compares the window's captures with the live model's baseline.json,
+writes ``monitoring/<endpoint>/<until>/monitor.json`` and its page ``monitor.html`` and
+publishes metrics in the stage's namespace. CloudWatch alarms on DriftDetected and on the
+dead-letter queue alert the stage's topic; a dashboard shows the endpoint's traffic, latency and
+errors beside drift and live accuracy."""
 
 from __future__ import annotations
 
@@ -27,10 +29,14 @@ from imgclf_core.s3_layout import CAPTURES, MONITORING, TRAINING_JOBS, feedback_
 
 from . import arns
 from .config import StageConfig
+from .dead_letters import dead_letter_alarm, dead_letter_queue
 from .function import PipelineFunction
 from .nag import acknowledge, s3_objects, wildcard_arn
 
 SAGEMAKER = "AWS/SageMaker"
+# the schedule's retry policy: an invocation that fails (throttled, the function unavailable) is
+# retried this often within this age, then put into the dead-letter queue
+RETRY_ATTEMPTS, MAX_EVENT_AGE_SECONDS = 3, 3600
 # the monitor's metrics (lambdas/monitor/logic.py)
 DRIFT_DETECTED, RECORDS, MEAN_CONFIDENCE, LIVE_ACCURACY = "DriftDetected", "Records", "MeanConfidence", "LiveAccuracy"
 
@@ -41,7 +47,8 @@ def rate(hours: int) -> str:
 
 
 class EndpointMonitor(Construct):
-    """``self.function`` monitors ``stage.endpoint_name``, ``self.schedule`` runs it,
+    """``self.function`` monitors ``stage.endpoint_name``, ``self.schedule`` runs it (what it
+    could not deliver goes to ``self.dead_letters``, and ``self.dead_letter_alarm`` says so),
     ``self.alarm`` alerts on drift and ``self.dashboard`` shows it."""
 
     def __init__(
@@ -61,8 +68,18 @@ class EndpointMonitor(Construct):
         self.endpoint_name = stage.endpoint_name
         self.monitor = self._function(key, datasets, artifacts)
         self.function = self.monitor.function
-        self.schedule = self._schedule()
+        self.dead_letters = dead_letter_queue(self, "DeadLetters", key)
+        self.schedule = self._schedule(key)
         self.alarm = self._alarm(topic)
+        self.dead_letter_alarm = dead_letter_alarm(
+            self,
+            "DeadLetterAlarm",
+            self.dead_letters,
+            alarm_name=f"{stage.prefix}-monitor-dead-letters",
+            description=f"{stage.prefix}-monitor: EventBridge Scheduler could not invoke the monitor "
+            "(the dead-letter queue holds the failed invocations)",
+            topic=topic,
+        )
         self.dashboard_name = f"{stage.prefix}-endpoint"
         self.dashboard = cloudwatch.Dashboard(
             self,
@@ -102,7 +119,7 @@ class EndpointMonitor(Construct):
         acknowledge(role, s3_objects(datasets, feedback), "It reads the endpoint's ground-truth label files.")
         reports = objects(f"{MONITORING}{stage.endpoint_name}/")
         artifacts.grant_put(function, reports)
-        acknowledge(role, s3_objects(artifacts, reports), "It writes one report per run.")
+        acknowledge(role, s3_objects(artifacts, reports), "It writes one report and its page per run.")
         models = arns.sagemaker(self, "model", f"{stage.prefix}-*")
         configs = arns.sagemaker(self, "endpoint-config", f"{stage.prefix}-*")
         packages = arns.sagemaker(self, "model-package", f"{stage.model_package_group}/*")
@@ -126,8 +143,16 @@ class EndpointMonitor(Construct):
         )
         return monitor
 
-    def _schedule(self) -> scheduler.CfnSchedule:
-        """Every ``every_hours`` hours, with the scheduled time as the run's clock."""
+    def _schedule(self, key: kms.IKey) -> scheduler.CfnSchedule:
+        """Every ``every_hours`` hours, with the scheduled time as the run's clock. The schedule's
+        role invokes the function and, once the retries are spent, sends the failed invocation
+        to the dead-letter queue: EventBridge Scheduler delivers dead letters with the execution
+        role (https://docs.aws.amazon.com/scheduler/latest/UserGuide/configuring-schedule-dlq.html),
+        so the role needs sqs:SendMessage on the queue and, the queue being SSE-KMS, what a
+        producer needs of its key, through SQS only: kms:GenerateDataKey and kms:Decrypt
+        (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-key-management.html).
+        The stage key's policy lets the account's IAM policies grant it; no service principal
+        needs the key."""
         stage = self._stage
         self.scheduler_role = iam.Role(
             self,
@@ -139,6 +164,16 @@ class EndpointMonitor(Construct):
         )
         self.scheduler_role.add_to_policy(
             iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.function.function_arn])
+        )
+        self.scheduler_role.add_to_policy(
+            iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.dead_letters.queue_arn])
+        )
+        self.scheduler_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                resources=[key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": f"sqs.{Stack.of(self).region}.amazonaws.com"}},
+            )
         )
         return scheduler.CfnSchedule(
             self,
@@ -154,8 +189,9 @@ class EndpointMonitor(Construct):
                 role_arn=self.scheduler_role.role_arn,
                 input=json.dumps({"time": "<aws.scheduler.scheduled-time>"}),
                 retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
-                    maximum_event_age_in_seconds=3600, maximum_retry_attempts=3
+                    maximum_event_age_in_seconds=MAX_EVENT_AGE_SECONDS, maximum_retry_attempts=RETRY_ATTEMPTS
                 ),
+                dead_letter_config=scheduler.CfnSchedule.DeadLetterConfigProperty(arn=self.dead_letters.queue_arn),
             ),
         )
 

@@ -1,8 +1,10 @@
 """The scheduled monitor (EventBridge Scheduler, every ``monitoring.every_hours``): the window of
 the endpoint's captured traffic that ended at the last whole hour, against the baseline.json of
-the model the endpoint serves; writes monitor.json under ``monitoring/<endpoint>/<until>/`` and
-publishes the CloudWatch metrics the drift alarm and the dashboard read. A window without
-captures (or without an endpoint) publishes Records=0 and succeeds."""
+the model the endpoint serves; writes monitor.json and its page monitor.html (the page of
+``imgclf monitor``, image_training.monitor_page, its charts inline) under
+``monitoring/<endpoint>/<until>/`` and publishes the CloudWatch metrics the drift alarm and the
+dashboard read. A window without captures (or without an endpoint) publishes Records=0 and
+succeeds."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
+from image_training import monitor_page
 from imgclf_core import capture as rules
 from imgclf_core import s3_layout
 from imgclf_core import traffic as shared
@@ -107,13 +110,17 @@ def handler(event: Dict[str, Any], context: LambdaContext) -> Dict[str, Any]:
         return {"records": 0, "problems": traffic.problem_count}
     report = logic.compare(base, traffic, _read_labels(s3, env, traffic, window), window)
     report["model_data"] = model_data
-    report_key = s3_layout.monitoring_key(env.endpoint_name, logic.report_folder_time(window.until))
+    folder = logic.report_folder_time(window.until)
+    report_key = s3_layout.monitoring_key(env.endpoint_name, folder)
+    page_key = s3_layout.monitoring_key(env.endpoint_name, folder, monitor_page.PAGE_NAME)
+    page = monitor_page.render(report).encode("utf-8")  # rendered before any write: an error writes neither
     s3.put_object(
         Bucket=env.artifact_bucket,
         Key=report_key,
         Body=json.dumps(report, indent=1).encode("utf-8"),
         ContentType="application/json",
     )
+    s3.put_object(Bucket=env.artifact_bucket, Key=page_key, Body=page, ContentType=monitor_page.CONTENT_TYPE)
     _publish(env, report, window.until)
     logger.info("monitored", extra={"drift": report["drift_detected"], "significant": report["significant"]})
     return {
@@ -121,4 +128,5 @@ def handler(event: Dict[str, Any], context: LambdaContext) -> Dict[str, Any]:
         "drift_detected": report["drift_detected"],
         "significant": report["significant"],
         "report": s3_layout.s3_uri(env.artifact_bucket, report_key),
+        "page": s3_layout.s3_uri(env.artifact_bucket, page_key),
     }

@@ -573,7 +573,9 @@ def deliveries(world: World) -> List[Call]:
 def _scheduled_and_alarmed(world: World) -> List[Call]:
     """EventBridge Scheduler invoking each schedule's Lambda target with the schedule's
     execution role (https://docs.aws.amazon.com/scheduler/latest/UserGuide/setting-up.html#setting-up-execution-role),
-    and CloudWatch publishing each alarm's state changes to its SNS actions as the service
+    and sending what it could not deliver to the target's dead-letter queue with that role too
+    (https://docs.aws.amazon.com/scheduler/latest/UserGuide/configuring-schedule-dlq.html), using
+    the queue's key through SQS for an SSE-KMS queue as any producer does; and CloudWatch publishing each alarm's state changes to its SNS actions as the service
     principal, with the alarm as the source, and using the topic's key for an SSE-KMS topic
     (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services)."""
     calls: List[Call] = []
@@ -582,6 +584,14 @@ def _scheduled_and_alarmed(world: World) -> List[Call]:
         if ":lambda:" not in target["Arn"]:
             raise NotImplementedError(f"schedule {logical}: no rule for a target {target['Arn']}")
         calls.append(Call(target["RoleArn"], "lambda:InvokeFunction", target["Arn"], f"schedule {logical}"))
+        queue = target.get("DeadLetterConfig", {}).get("Arn")
+        if queue:
+            why = f"schedule {logical} dead letters"
+            calls.append(Call(target["RoleArn"], "sqs:SendMessage", queue, why, SECURE))
+            key = world.queue_keys.get(queue)
+            if key:
+                via = {"kms:ViaService": f"sqs.{REGION}.amazonaws.com"}
+                calls += [Call(target["RoleArn"], a, key, why, via) for a in ("kms:GenerateDataKey", "kms:Decrypt")]
     for stack, logical, resource in world.resources_of_type("AWS::CloudWatch::Alarm"):
         props = world.resolve(stack, resource["Properties"])
         alarm = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{props.get('AlarmName', logical)}"

@@ -1,28 +1,35 @@
 """The scheduled monitor (infra/monitoring.py) with data capture on: its schedule and the
-schedule's role, the drift alarm to the KMS-encrypted alert topic, the dashboard, the config
-keys; and the function run in the harness, every call it makes authorized against the
-synthesized IAM and key policies (a stage without capture has no monitor)."""
+schedule's role, its retry policy and dead-letter queue (the schedule's role sends to it with the
+stage key) with an alarm, the drift alarm to the KMS-encrypted alert topic, the dashboard, the
+config keys; and the function run in the harness, every call it makes authorized against the
+synthesized IAM and key policies, monitor.json and monitor.html written (a stage without capture
+has no monitor)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
+import sysconfig
 from pathlib import Path
 from typing import Any, Dict, Iterator
 
+import boto3
 import pytest
 from aws_cdk.assertions import Match, Template
 
 from infra.app import synthesize
 from infra.config import ConfigError, parse_stage
-from infra.monitoring import rate
+from infra.lambda_code import SOURCES
+from infra.monitoring import MAX_EVENT_AGE_SECONDS, RETRY_ATTEMPTS, rate
 from tests.lambdas.monitor_site import at, deploy, metric_values, upload_site
 from tests.unit.test_monitor import site  # noqa: F401 - the module's fixture
 
 from .asl_harness import WorkflowHarness
 from .aws_calls import deliveries
 from .conftest import stage_context
-from .iam_model import PolicyModel, World
+from .iam_model import KEY_ARN, REGION, PolicyModel, World
 
 Templates = Dict[str, Dict[str, Any]]
 BASE: Dict[str, Any] = {"account": "123456789012", "region": "eu-west-1"}
@@ -77,6 +84,10 @@ def test_bad_monitoring_values_name_their_key(monitoring: Dict[str, Any], key: s
 def test_without_capture_there_is_no_monitor(templates: Templates) -> None:
     for kind in ("AWS::Scheduler::Schedule", "AWS::CloudWatch::Dashboard"):
         assert not serving(templates).find_resources(kind)
+    names = [
+        a["Properties"].get("AlarmName") for a in serving(templates).find_resources("AWS::CloudWatch::Alarm").values()
+    ]
+    assert "imgclf-dev-monitor-dead-letters" not in names
 
 
 # -- the template -------------------------------------------------------------------------------
@@ -102,6 +113,78 @@ def test_the_schedule_invokes_the_monitor_with_its_own_role(monitored: Templates
     variables = template.to_json()["Resources"][function]["Properties"]["Environment"]["Variables"]
     assert variables["WINDOW_HOURS"] == "1" and variables["METRIC_NAMESPACE"] == "Imgclf"
     assert variables["ENDPOINT_NAME"] == ENDPOINT and variables["FEEDBACK_BUCKET"].startswith("imgclf-dev-datasets-")
+
+
+def test_the_schedule_retries_then_keeps_what_it_could_not_deliver(monitored: Templates) -> None:
+    """RetryPolicy, then DeadLetterConfig: an SSE-KMS queue (the stage key) of the project's
+    dead-letter helper, kept 14 days, SSL only."""
+    template = serving(monitored)
+    resources = template.to_json()["Resources"]
+    (schedule,) = template.find_resources("AWS::Scheduler::Schedule").values()
+    target = schedule["Properties"]["Target"]
+    assert target["RetryPolicy"] == {
+        "MaximumRetryAttempts": RETRY_ATTEMPTS,
+        "MaximumEventAgeInSeconds": MAX_EVENT_AGE_SECONDS,
+    }
+    assert (RETRY_ATTEMPTS, MAX_EVENT_AGE_SECONDS) == (3, 3600)
+    queue, attribute = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"]
+    assert attribute == "Arn" and "MonitorDeadLetters" in queue
+    props = resources[queue]["Properties"]
+    assert props["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert "ImportValue" in json.dumps(props["KmsMasterKeyId"])  # the stage key, from the data stack
+    policies = [r for r in resources.values() if r["Type"] == "AWS::SQS::QueuePolicy"]
+    (policy,) = [p for p in policies if {"Ref": queue} in p["Properties"]["Queues"]]
+    (deny,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_the_schedule_role_may_send_dead_letters_and_nothing_more(monitored: Templates) -> None:
+    """The schedule's role sends to its queue (sqs:SendMessage) with the stage key through SQS
+    (kms:GenerateDataKey, kms:Decrypt with kms:ViaService): the fidelity layer allows exactly
+    these; the same calls by another role, to another queue, or outside SQS are denied."""
+    world = World(monitored)
+    model = PolicyModel(world)
+    dead = [c for c in deliveries(world) if c.why.startswith("schedule") and c.why.endswith("dead letters")]
+    assert sorted(c.action for c in dead) == ["kms:Decrypt", "kms:GenerateDataKey", "sqs:SendMessage"]
+    assert {c.resource for c in dead if c.action.startswith("kms:")} == {KEY_ARN}
+    assert model.check(dead) == []
+    (send,) = [c for c in dead if c.action == "sqs:SendMessage"]
+    role = send.principal
+    statements = model.identity[role]
+    assert sorted(a for s in statements for a in s.actions) == sorted(
+        ["lambda:InvokeFunction", "sqs:SendMessage", "kms:GenerateDataKey", "kms:Decrypt"]
+    )
+    other_queue = dataclasses.replace(send, resource=send.resource.rsplit(":", 1)[0] + ":SomeOtherQueue")
+    kms = [c for c in dead if c.action.startswith("kms:")]
+    not_through_sqs = [dataclasses.replace(c, context={}) for c in kms]
+    function_role = next(r for r in model.identity if "MonitorEndpoint" in r)
+    someone_else = [dataclasses.replace(c, principal=function_role) for c in dead if c.action == "sqs:SendMessage"]
+    wrong = [other_queue, *not_through_sqs, *someone_else]
+    assert len(model.check(wrong)) == len(wrong)
+
+
+def test_the_dead_letter_alarm_alerts_the_topic(monitored: Templates) -> None:
+    template = serving(monitored)
+    (schedule,) = template.find_resources("AWS::Scheduler::Schedule").values()
+    queue = schedule["Properties"]["Target"]["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "AlarmName": "imgclf-dev-monitor-dead-letters",
+            "Namespace": "AWS/SQS",
+            "MetricName": "ApproximateNumberOfMessagesVisible",
+            "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}],
+            "Statistic": "Maximum",
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "Threshold": 1,
+            "AlarmActions": [Match.any_value()],
+            "OKActions": [Match.any_value()],
+        },
+    )
+    world = World(monitored)
+    alarmed = [c for c in deliveries(world) if "DeadLetterAlarm" in c.why]
+    assert {c.action for c in alarmed} == {"sns:Publish", "kms:GenerateDataKey", "kms:Decrypt"}
+    assert PolicyModel(world).check(alarmed) == []  # named <prefix>-*: the topic and key let CloudWatch
 
 
 def test_the_drift_alarm_alerts_the_topic(monitored: Templates) -> None:
@@ -154,6 +237,11 @@ def test_the_monitor_runs_with_its_own_permissions(harness: WorkflowHarness, sit
     deploy(ENDPOINT, harness.artifacts_bucket, role, package_group="imgclf-dev-models")
     shifted = harness.invoke(HANDLER, {"time": at(2)})
     assert shifted["drift_detected"] is True
+    written = {c.resource.rsplit("/", 1)[1] for c in harness.calls if c.action == "s3:PutObject"}
+    assert written == {"monitor.json", "monitor.html"}  # both under monitoring/<endpoint>/, with the key
+    page = shifted["page"].split("/", 3)
+    html = boto3.client("s3", region_name=REGION).get_object(Bucket=page[2], Key=page[3])
+    assert html["ContentType"].startswith("text/html") and b"image.brightness" in html["Body"].read()
     assert harness.invoke(HANDLER, {"time": at(30)}) == {"records": 0, "problems": 0}
     actions = {c.action for c in harness.calls}
     assert {"sagemaker:DescribeModel", "sagemaker:DescribeModelPackage", "cloudwatch:PutMetricData"} <= actions
@@ -170,3 +258,21 @@ def test_a_report_outside_the_monitor_prefix_is_denied(harness: WorkflowHarness,
     assert harness.authorize(write) is not None
     harness.denied.clear()
     assert Path(__file__).name == "test_monitoring.py"
+
+
+def test_the_handler_imports_from_the_bundled_sources_alone(tmp_path: Path) -> None:
+    """infra/lambda_code.py bundles image_training file by file: the page module is among them
+    (the repository is not on the path; the installed packages stand in for the requirements)."""
+    for source, name in SOURCES:
+        target = tmp_path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.symlink_to(source)
+    packages = sysconfig.get_paths()["purelib"]
+    script = (
+        f"import sys; sys.path[:0] = [{str(tmp_path)!r}, {packages!r}]\n"
+        "import lambdas.monitor.handler, image_training.monitor_page as page\n"
+        f"assert page.__file__.startswith({str(tmp_path)!r}), page.__file__\n"
+    )
+    env = {"AWS_DEFAULT_REGION": REGION, "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-S", "-c", script], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr

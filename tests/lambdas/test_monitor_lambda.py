@@ -1,7 +1,8 @@
 """The scheduled monitor's function in moto (S3, SageMaker, CloudWatch): the live model's
 baseline from its model.tar.gz, the window's captures by hour folder, labels by inference id,
-monitor.json and the metrics; an unshifted window has no drift, an inverted one has, an empty
-one publishes Records=0."""
+monitor.json, its page monitor.html (the very page ``imgclf monitor`` writes for the same window)
+and the metrics; an unshifted window has no drift, an inverted one has, an empty one publishes
+Records=0."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import datetime
 import io
 import json
 import os
+import re
 import tarfile
-from typing import Any, Dict, Iterator
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, Tuple
 from unittest import mock
 
 import boto3
@@ -19,7 +22,7 @@ import pytest
 from imgclf_core import traffic as shared
 from imgclf_core.environment import MonitorEnvironment
 from lambdas.monitor import logic
-from tests.unit.test_monitor import HOUR, site  # noqa: F401 - the module's fixture
+from tests.unit.test_monitor import HOUR, hour_args, site  # noqa: F401 - the module's fixture
 
 from .conftest import Context
 from .monitor_site import REGION, at, deploy, metric_values, upload_site
@@ -53,6 +56,13 @@ def report(result: Dict[str, Any]) -> Dict[str, Any]:
     return dict(json.loads(body))
 
 
+def page(result: Dict[str, Any]) -> Tuple[str, str]:
+    """The run's monitor.html and its ContentType."""
+    key = result["page"].split("/", 3)[3]
+    found = boto3.client("s3", region_name=REGION).get_object(Bucket=ARTIFACTS, Key=key)
+    return found["Body"].read().decode("utf-8"), found["ContentType"]
+
+
 def test_an_unshifted_window_has_no_drift_and_live_accuracy(live: Dict[str, Any]) -> None:
     result = run(at(1))
     assert result["drift_detected"] is False and result["records"] == live["count"]
@@ -72,6 +82,31 @@ def test_an_inverted_window_is_drift(live: Dict[str, Any]) -> None:
     values = metric_values("Imgclf", ENDPOINT)
     assert values["DriftDetected"] == 1 and values["CheckValue/image.brightness"] >= 0.25
     assert values["LiveAccuracy"] < 0.5  # the inverted images were all predicted 0
+
+
+def test_the_page_lies_beside_the_report_and_names_the_drifted_statistics(live: Dict[str, Any]) -> None:
+    result = run(at(2))
+    assert result["page"] == result["report"].replace("/monitor.json", "/monitor.html")
+    html, content_type = page(result)
+    assert content_type.startswith("text/html") and html.startswith("<!doctype html>")
+    assert "<title>imgclf monitor: drift detected</title>" in html
+    significant = re.findall(r"<tr><td>([^<]+)</td>(?:<td>[^<]*</td>){3}<td class='significant'>", html)
+    assert "image.brightness" in significant and set(significant) == set(report(result)["significant"])
+    assert html.count("<img src='data:image/png;base64,") == len(report(result)["histograms"]) + 1
+    calm, _ = page(run(at(1)))
+    assert "<title>imgclf monitor: no drift detected</title>" in calm and "class='significant'" not in calm
+
+
+def test_the_page_is_the_one_imgclf_monitor_writes(
+    live: Dict[str, Any], cli: Callable[..., Tuple[int, str, str]], tmp_path: Path
+) -> None:
+    """The same window (HOUR + 1 to HOUR + 2), model and labels: the same page, byte for byte
+    (the cloud report's extra model_data is not on the page)."""
+    code, _, err = cli(*hour_args(live, 1, tmp_path), "--labels", str(live["labels"]))
+    assert code == 0, err
+    local = (tmp_path / "monitor.html").read_text(encoding="utf-8")
+    cloud, _ = page(run(at(2)))
+    assert cloud == local
 
 
 def test_a_window_without_captures_publishes_no_records(live: Dict[str, Any]) -> None:

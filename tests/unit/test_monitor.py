@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import re
 import tarfile
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Tuple
@@ -17,7 +18,7 @@ from PIL import Image, ImageOps
 
 from app import monitor
 from app.sample_data import write_digits
-from image_training import baseline
+from image_training import baseline, monitor_page
 from imgclf_core import capture as rules
 from tests.builders import png
 
@@ -253,3 +254,37 @@ def test_the_image_sample_is_a_capped_reservoir() -> None:
     assert all(row is not None and 8 <= row["width"] <= 17 for row in traffic.images)
     assert traffic.no_prediction == 5 and traffic.predictions()["predicted_class_counts"] == {"a": 0, "b": 5}
     assert traffic.by_id == {f"id{i}": 1 for i in range(1, 10, 2)}
+
+
+def test_the_page_is_the_shared_page_module_s(site: Dict[str, Any], tmp_path: Path) -> None:
+    """app/monitor.py writes image_training.monitor_page's page (the scheduled monitor's too),
+    with each chart inline and beside it as PNG; a problem's text is escaped."""
+    report = monitor.run(str(site["model"]), str(site["capture"]), None, monitor.Window(None, None), str(tmp_path))
+    charts = monitor_page.charts(report)
+    assert list(charts)[-1] == "predicted_class.png" and len(charts) == len(baseline.STATISTICS) + 1
+    assert (tmp_path / "monitor.html").read_text(encoding="utf-8") == monitor_page.page(report, charts)
+    for name, data in charts.items():
+        assert (tmp_path / name).read_bytes() == data
+    report["problems"] = {"count": 1, "first": [{"where": "<f>:line 1", "message": "a & b"}]}
+    html = monitor_page.render(report)
+    assert "<code>&lt;f&gt;:line 1</code>: a &amp; b" in html and "<h2>Problems (1)</h2>" in html
+
+
+RENDER_ON_THE_CONTAINER_STACK = """
+import json, sys
+from image_training import monitor_page
+sys.stdout.write(monitor_page.render(json.load(open(sys.argv[1]))))
+"""
+
+
+def _without_images(html: str) -> str:
+    return re.sub(r"base64,[A-Za-z0-9+/=]+'", "base64,...'", html)
+
+
+def test_the_page_renders_on_python_3_8(site: Dict[str, Any], tmp_path: Path, in_container: Callable[..., str]) -> None:
+    """The page module lies with the training code (Python 3.8, Pillow 9.5 there): the page it
+    renders there is this one, but for the pixels of the charts (Pillow's default font differs)."""
+    report = monitor.run(str(site["model"]), str(site["capture"]), None, monitor.Window(None, None), str(tmp_path))
+    there = in_container(RENDER_ON_THE_CONTAINER_STACK, str(tmp_path / "monitor.json"))
+    assert _without_images(there) == _without_images(monitor_page.render(report))
+    assert there.count("<img src='data:image/png;base64,iVBOR") == len(baseline.STATISTICS) + 1
