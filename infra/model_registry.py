@@ -7,14 +7,17 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from .dead_letters import dead_letter_queue
+from .dead_letters import dead_letter_alarm, dead_letter_queue
 
 
 class ModelRegistry(Construct):
-    """The group ``group_name``; approving one of its manually gated packages starts ``deployment``."""
+    """The group ``group_name``; approving one of its manually gated packages starts ``deployment``
+    (an approval that EventBridge could not deliver raises ``<prefix>-approval-dead-letters`` to
+    ``topic``)."""
 
     def __init__(
         self,
@@ -25,6 +28,8 @@ class ModelRegistry(Construct):
         description: str,
         deployment: sfn.IStateMachine,
         key: kms.IKey,
+        topic: sns.ITopic,
+        prefix: str,
     ) -> None:
         super().__init__(scope, id)
         self.group = sagemaker.CfnModelPackageGroup(
@@ -44,12 +49,22 @@ class ModelRegistry(Construct):
                 },
             ),
         )
+        self.dead_letters = dead_letter_queue(self, "DeadLetters", key)
         self.approval_rule.add_target(
             targets.SfnStateMachine(
                 deployment,
                 input=events.RuleTargetInput.from_object(
                     {"model_package_arn": events.EventField.from_path("$.detail.ModelPackageArn")}
                 ),
-                dead_letter_queue=dead_letter_queue(self, "DeadLetters", key),
+                dead_letter_queue=self.dead_letters,
             )
+        )
+        self.dead_letter_alarm = dead_letter_alarm(
+            self,
+            "DeadLetterAlarm",
+            self.dead_letters,
+            alarm_name=f"{prefix}-approval-dead-letters",
+            description=f"{prefix}: EventBridge could not start the deployment of an approved model package "
+            "(the dead-letter queue holds the approval event)",
+            topic=topic,
         )

@@ -79,6 +79,8 @@ class ServingStack(Stack):
             description=f"imgclf {stage.name}: {stage.backend} image classifiers",
             deployment=self.deployment.state_machine,
             key=key,
+            topic=data.alerts.topic,
+            prefix=stage.prefix,
         )
         self.api = ClassifyApi(
             self,
@@ -141,6 +143,7 @@ class TrainingStack(Stack):
             datasets=datasets,
             workflow=self.workflow.state_machine,
             topic=data.alerts.topic,
+            prefix=stage.prefix,
             backend=stage.backend,
             default_hyperparameters=stage.hyperparameters,
             stage_config_hash=stage_config_hash(stage),

@@ -18,7 +18,7 @@ from constructs import Construct
 from imgclf_core.environment import TriggerEnvironment
 from imgclf_core.s3_layout import DESCRIPTOR_EVENT_PATTERN, DESCRIPTOR_OBJECTS
 
-from .dead_letters import dead_letter_queue
+from .dead_letters import dead_letter_alarm, dead_letter_queue
 from .function import PipelineFunction
 from .nag import acknowledge, s3_objects
 
@@ -26,7 +26,8 @@ from .nag import acknowledge, s3_objects
 class UploadTrigger(Construct):
     """Starts ``workflow`` for each dataset version uploaded to ``datasets``, with the stage's
     ``backend``, its ``default_hyperparameters`` and ``stage_config_hash``
-    (infra.config.stage_config_hash); failures to start go to ``topic``."""
+    (infra.config.stage_config_hash); failures to start go to ``topic``, and so does an alarm
+    (``<prefix>-upload-dead-letters``) when EventBridge could not invoke the trigger at all."""
 
     def __init__(
         self,
@@ -37,6 +38,7 @@ class UploadTrigger(Construct):
         datasets: s3.IBucket,
         workflow: sfn.IStateMachine,
         topic: sns.ITopic,
+        prefix: str,
         backend: str,
         default_hyperparameters: Mapping[str, str],
         stage_config_hash: str,
@@ -78,8 +80,14 @@ class UploadTrigger(Construct):
                 },
             ),
         )
-        self.rule.add_target(
-            targets.LambdaFunction(
-                function, dead_letter_queue=dead_letter_queue(self, "DeadLetters", key), retry_attempts=4
-            )
+        self.dead_letters = dead_letter_queue(self, "DeadLetters", key)
+        self.rule.add_target(targets.LambdaFunction(function, dead_letter_queue=self.dead_letters, retry_attempts=4))
+        self.dead_letter_alarm = dead_letter_alarm(
+            self,
+            "DeadLetterAlarm",
+            self.dead_letters,
+            alarm_name=f"{prefix}-upload-dead-letters",
+            description=f"{prefix}: EventBridge could not invoke the upload trigger: an upload started no run "
+            "(the dead-letter queue holds its S3 event)",
+            topic=topic,
         )
