@@ -6,6 +6,7 @@ import io
 import json
 import os
 import struct
+import tarfile
 import zlib
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -112,3 +113,15 @@ def lst_dataset(
 
 def manifest_lines(rows: Iterable[Dict[str, object]]) -> str:
     return "".join(json.dumps(r) + "\n" for r in rows)
+
+
+def tar_gz(files: Dict[str, bytes]) -> bytes:
+    """A gzip tarball of ``files`` (member name -> bytes), in order: a model.tar.gz or a
+    training job's output.tar.gz."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return raw.getvalue()

@@ -40,21 +40,14 @@ from unittest import mock
 
 import boto3
 
+from tests.builders import tar_gz
+
 from .aws_calls import Calls
 from .iam_model import ACCOUNT, KEY_ARN, REGION, Call, PolicyModel, World
 from .request_shapes import operation_model, validate_request
 
 FAKE_KEY = KEY_ARN
 
-
-def tar_gz(files: Dict[str, bytes]) -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return raw.getvalue()
 
 
 class TrainingOutcome:

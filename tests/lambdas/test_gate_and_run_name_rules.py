@@ -13,6 +13,7 @@ from imgclf_core.gate import GateDecision, approval_status, decide
 from imgclf_core.plan import execution_name
 from lambdas.gate.logic import evaluation_from_output
 from lambdas.trigger.logic import Rejected, parse_upload, workflow_input
+from tests.builders import tar_gz
 
 
 # -- the gate ---------------------------------------------------------------------------------
@@ -56,25 +57,16 @@ def test_approval_status(approved: bool, mode: str, status: str) -> None:
     assert approval_status(GateDecision(approved, "why"), mode) == status
 
 
-def output_tar(members: dict) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
 
 @pytest.mark.parametrize("name", ["evaluation.json", "./evaluation.json"])
 def test_evaluation_is_read_from_the_job_output(name: str) -> None:
-    data = output_tar({"model/other.json": b"{}", name: json.dumps({"accuracy": 0.93}).encode()})
+    data = tar_gz({"model/other.json": b"{}", name: json.dumps({"accuracy": 0.93}).encode()})
     assert evaluation_from_output(data) == {"accuracy": 0.93}
 
 
 def test_evaluation_in_a_subfolder_does_not_count() -> None:
     with pytest.raises(ValueError, match=r"^the training job left no evaluation.json in output.tar.gz$"):
-        evaluation_from_output(output_tar({"data/evaluation.json": b"{}", "evaluation.json.bak": b"{}"}))
+        evaluation_from_output(tar_gz({"data/evaluation.json": b"{}", "evaluation.json.bak": b"{}"}))
 
 
 def test_an_output_that_is_not_a_gzip_tar_is_refused() -> None:

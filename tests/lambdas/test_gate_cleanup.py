@@ -16,7 +16,7 @@ from imgclf_core.gate import approval_status, decide
 from lambdas.cleanup.logic import remove_deployments
 from lambdas.deploy.logic import deployment_plan, version_of
 from lambdas.gate.logic import BASELINE_FILE, UnreadableBaseline, baseline_from_output, evaluation_from_output
-from tests.infra.asl_harness import tar_gz
+from tests.builders import tar_gz
 
 from .conftest import REGION, Context
 

@@ -11,7 +11,6 @@ import io
 import json
 import os
 import re
-import tarfile
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, Tuple
 from unittest import mock
@@ -22,6 +21,7 @@ import pytest
 from imgclf_core import traffic as shared
 from imgclf_core.environment import MonitorEnvironment
 from lambdas.monitor import logic
+from tests.builders import tar_gz
 from tests.unit.test_monitor import HOUR, hour_args, site  # noqa: F401 - the module's fixture
 
 from .conftest import Context
@@ -127,27 +127,17 @@ def test_the_window_reads_only_its_hour_folders() -> None:
     assert window == shared.Window(HOUR - datetime.timedelta(hours=1), HOUR + datetime.timedelta(hours=2))
 
 
-def _tar(files: Dict[str, bytes]) -> io.BytesIO:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    raw.seek(0)
-    return raw
-
 
 def test_the_baseline_is_streamed_from_the_archive() -> None:
     baseline = {"version": 1, "labels": ["a"]}
     found = logic.read_baseline(
-        _tar({"model.params": b"x" * 1000, "./baseline.json": json.dumps(baseline).encode()}), "m"
+        io.BytesIO(tar_gz({"model.params": b"x" * 1000, "./baseline.json": json.dumps(baseline).encode()})), "m"
     )
     assert found == baseline
     with pytest.raises(logic.MonitorError, match="trained before baselines"):
-        logic.read_baseline(_tar({"model.params": b"x"}), "m")
+        logic.read_baseline(io.BytesIO(tar_gz({"model.params": b"x"})), "m")
     with pytest.raises(logic.MonitorError, match="version 7"):
-        logic.read_baseline(_tar({"baseline.json": b'{"version": 7}'}), "m")
+        logic.read_baseline(io.BytesIO(tar_gz({"baseline.json": b'{"version": 7}'})), "m")
     with pytest.raises(logic.MonitorError, match="cannot be read"):
         logic.read_baseline(io.BytesIO(b"not a tar"), "m")
 

@@ -4,10 +4,8 @@ reads it, so that a local version and a cloud model package carry the same basel
 
 from __future__ import annotations
 
-import io
 import json
 import logging
-import tarfile
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -15,19 +13,11 @@ import pytest
 
 from app.pipeline.registry import ModelRegistry, job_baseline
 from lambdas.gate.logic import UnreadableBaseline, baseline_from_output
+from tests.builders import tar_gz
 
 BASELINE = json.dumps({"version": 1, "labels": ["cat", "dog"], "train": {"samples": 12}}, indent=1).encode()
 EVALUATION = {"accuracy": 0.9, "top_k_accuracy": 1.0, "loss": 0.2}
 
-
-def tar_gz(files: Dict[str, bytes]) -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return raw.getvalue()
 
 
 def output_tar(tmp_path: Path, files: Dict[str, bytes], name: str = "output.tar.gz") -> Path:
