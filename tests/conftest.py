@@ -16,16 +16,6 @@ import pytest
 from app.cli.main import main
 
 
-def pytest_collection_modifyitems(items: List[pytest.Item]) -> None:
-    """Files with the most ``slow`` tests run first, each file's tests in their own order: with
-    ``make test``'s ``-n 2 --dist loadfile`` the long TensorFlow and MXNet files start at once
-    instead of last, and the two workers finish together."""
-    slow: Dict[str, int] = {}
-    for item in items:
-        slow[item.nodeid.split("::")[0]] = slow.get(item.nodeid.split("::")[0], 0) + bool(item.get_closest_marker("slow"))
-    items.sort(key=lambda item: -slow[item.nodeid.split("::")[0]])  # stable: a file's order is kept
-
-
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Tuple[int, str, str]]:
     """Run ``imgclf ARGS``; returns (exit code, stdout, stderr). Usage errors exit via SystemExit."""
