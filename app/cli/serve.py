@@ -133,13 +133,14 @@ def run_serve(args: argparse.Namespace) -> int:
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # so that the server process is stopped with us
 
-    signal.signal(signal.SIGTERM, stop)
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
         code = server.wait()
     except KeyboardInterrupt:
         return EXIT_OK
     finally:
         server.stop()
+        signal.signal(signal.SIGTERM, previous)
     return _failed("serve", f"the model server stopped with exit code {code}") if code else EXIT_OK
 
 

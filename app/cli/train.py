@@ -111,13 +111,15 @@ def run_train(args: argparse.Namespace) -> int:
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # the job's containers are stopped with us
 
-    signal.signal(signal.SIGTERM, stop)
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
         result = job.run()
         collect(result, args.output)
     except OSError as err:  # the job's folders: an output that cannot be written, a channel that cannot be read
         sys.stderr.write(f"imgclf train: error: the job could not be set up or collected: {os_error_text(err)}\n")
         return EXIT_FAILED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if result.exit_code != 0:
         sys.stderr.write(f"training failed: {result.failure}\n")
         return EXIT_FAILED

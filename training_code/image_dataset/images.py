@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import struct
 import warnings
 from collections import deque
@@ -196,9 +197,18 @@ def check_blobs(job: Tuple[Sequence[Tuple[str, bytes]], Limits]) -> DecodeSummar
     return _summarise(results, lambda i: blobs[i][0], limits)
 
 
+def default_signals() -> None:
+    """A pool worker's initializer: SIGTERM and SIGINT as the operating system handles them.
+    A worker forked from a process that set its own SIGTERM handler (``imgclf train`` does)
+    would otherwise run that handler when the pool terminates it, live on, and the pool's
+    terminate would wait for it forever."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _make_executor(workers: int) -> Executor:
     try:
-        return ProcessPoolExecutor(max_workers=workers)
+        return ProcessPoolExecutor(max_workers=workers, initializer=default_signals)
     except (OSError, ImportError, NotImplementedError):
         return ThreadPoolExecutor(max_workers=workers)
 

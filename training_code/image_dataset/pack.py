@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, NamedTuple, Op
 
 from PIL import Image
 
-from .images import DEFAULT_MAX_PIXELS
+from .images import DEFAULT_MAX_PIXELS, default_signals
 from .issues import DatasetError
 from .layout import LABELS_FILE
 from .lst import format_lst_line
@@ -186,7 +186,7 @@ def _encoded(jobs: list, workers: Optional[int]) -> Iterator[Tuple[int, Optional
         for job in jobs:
             yield _encode_job(job)
         return
-    with Pool(workers) as pool:
+    with Pool(workers, initializer=default_signals) as pool:
         yield from pool.imap(_encode_job, jobs, chunksize=16)
 
 
