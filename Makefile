@@ -68,7 +68,7 @@ lint: $(VENV)/.ready
 	$(VENV)/bin/mypy
 
 # Both cores (pytest-xdist): the suite is mostly TensorFlow and MXNet jobs in their own processes,
-# and this halves its time on a 2-core machine (about 14 minutes). Each file runs on one worker, in
+# about 20 minutes on a 2-core machine. Each file runs on one worker, in
 # order: a module's fixtures are built once, and tests that continue an earlier one's state (the
 # e2e demo's second run, then its gate) see it
 test: env lint
