@@ -16,7 +16,7 @@ from constructs import Construct
 
 from image_training.serving import IMAGE_TYPES
 from imgclf_core.environment import ClassifyEnvironment
-from lambdas.classify.logic import MAX_BODY_BYTES
+from imgclf_core.payload_limits import MAX_BODY_BYTES
 
 from . import arns
 from .config import API_AUTH

@@ -12,8 +12,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 from imgclf_core.environment import ClassifyEnvironment
+from imgclf_core.payload_limits import INVOKE_ENDPOINT_PAYLOAD
 
-from .logic import INVOKE_ENDPOINT_PAYLOAD, ApiError, endpoint_error, image_request, response
+from .logic import ApiError, endpoint_error, image_request, response
 
 logger = Logger()
 

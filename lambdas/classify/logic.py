@@ -16,14 +16,7 @@ import re
 from typing import Any, Dict, Mapping, Optional
 
 from image_training.serving import IMAGE_TYPES, VERBOSE, media_type
-
-# The limits a request meets on its way, in bytes
-API_GATEWAY_PAYLOAD = 10 * 1024 * 1024  # a REST API's request payload quota
-LAMBDA_SYNC_PAYLOAD = 6 * 1024 * 1024  # a synchronous invocation's event (the JSON, body base64-encoded)
-INVOKE_ENDPOINT_PAYLOAD = 6 * 1024 * 1024  # InvokeEndpoint's Body on a real-time endpoint
-# The API's promise: its base64 form and the event around it fit Lambda's limit with room to
-# spare, so a body just over it still reaches this function and gets the 413 below
-MAX_BODY_BYTES = 4 * 1024 * 1024
+from imgclf_core.payload_limits import MAX_BODY_BYTES
 
 
 class ApiError(Exception):

@@ -17,9 +17,9 @@ from unittest import mock
 import boto3
 import pytest
 
+from imgclf_core.payload_limits import API_GATEWAY_PAYLOAD, INVOKE_ENDPOINT_PAYLOAD, LAMBDA_SYNC_PAYLOAD, MAX_BODY_BYTES
 from infra.app import synthesize
 from infra.deployment_workflow import BAKING_SECONDS, traffic_routing
-from lambdas.classify.logic import API_GATEWAY_PAYLOAD, INVOKE_ENDPOINT_PAYLOAD, LAMBDA_SYNC_PAYLOAD, MAX_BODY_BYTES
 
 from .asl_harness import ACCOUNT, REGION, WorkflowHarness
 from .conftest import stage_context

@@ -14,7 +14,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from imgclf_core.environment import ClassifyEnvironment
-from lambdas.classify.logic import MAX_BODY_BYTES, ApiError, endpoint_error, image_request
+from imgclf_core.payload_limits import MAX_BODY_BYTES
+from lambdas.classify.logic import ApiError, endpoint_error, image_request
 from tests.builders import jpeg
 
 from .conftest import Context
@@ -114,8 +115,8 @@ MIB = 1024 * 1024
 def test_no_body_size_gets_a_5xx(configured: Any) -> None:
     """At, below and above the promised limit and InvokeEndpoint's 6 MiB, whatever MAX_BODY_BYTES
     says: the proxy answers 200 or a JSON 413, and never sends SageMaker more than it takes."""
+    from imgclf_core.payload_limits import INVOKE_ENDPOINT_PAYLOAD
     from lambdas.classify import handler as module
-    from lambdas.classify.logic import INVOKE_ENDPOINT_PAYLOAD, MAX_BODY_BYTES
 
     endpoint = RealTimeEndpoint()
     environment = {"ENDPOINT_NAME": "ep", "MAX_BODY_BYTES": configured}

@@ -1,6 +1,6 @@
 """Imports point one way (docs/ARCHITECTURE.md, "Layout"): app and lambdas -> core; infra ->
-core; nothing imports app but app itself; no Lambda imports another; the core imports neither
-AWS SDKs nor CDK nor any adapter. And the sizes that keep modules readable: no file over about
+core; nothing imports app but app itself; infra imports no Lambda's code; no Lambda imports
+another; the core imports neither AWS SDKs nor CDK nor any adapter. And the sizes that keep modules readable: no file over about
 500 lines, no function over about 80."""
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ def violations(found_modules: Iterable[Tuple[str, Path]]) -> List[str]:
             top = target.split(".")[0]
             if top == "app" and package != "app":
                 found.append(f"{name} imports {target}: nothing outside app/ imports app")
+            if package == "infra" and top == "lambdas":
+                found.append(f"{name} imports {target}: infra takes shared facts from the core, not from a Lambda")
             if package == "lambdas" and top == "lambdas":
                 own, other = name.split(".")[:2], target.split(".")[:2]
                 if len(other) > 1 and other != own and (ROOT / "lambdas" / other[1]).is_dir():
@@ -69,6 +71,7 @@ def test_the_rule_sees_each_kind_of_violation(tmp_path: Path) -> None:
         "infra.stacks": "from app.config import StageConfig\n",
         "imgclf_core.plan": "import boto3\n",
         "image_dataset.pack": "from lambdas.validate.logic import summary\n",
+        "infra.classify_api": "from lambdas.classify.logic import MAX_BODY_BYTES\n",
     }
     written = []
     for name, code in cases.items():
@@ -76,7 +79,7 @@ def test_the_rule_sees_each_kind_of_violation(tmp_path: Path) -> None:
         path.write_text(code)
         written.append((name, path))
     found = violations(written)
-    assert len(found) == 4 and "lambdas.trigger" in found[0], found
+    assert len(found) == 5 and "lambdas.trigger" in found[0], found
     assert "imgclf_core.plan" in dict(modules()) and "lambdas.validate.s3_store" in dict(modules())
 
 
