@@ -1,12 +1,18 @@
 """A KMS-encrypted, SSL-only queue that keeps the events an EventBridge target (a rule's or a
-schedule's) could not take, and an alarm on the messages waiting in one."""
+schedule's) could not take, or a function's asynchronous invocations that failed; and an alarm on
+the messages waiting in one."""
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from typing import Any, Optional
+
+import jsii
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -51,3 +57,27 @@ def dead_letter_alarm(
     alarm.add_alarm_action(actions.SnsAction(topic))
     alarm.add_ok_action(actions.SnsAction(topic))
     return alarm
+
+
+@jsii.implements(lambda_.IDestination)
+class FailedInvocations:
+    """A function's on-failure destination: ``queue``, SSE-KMS with ``key``. Lambda sends the
+    record of a failed asynchronous invocation with the function's execution role
+    (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html), so the
+    role gets what a producer of an SSE-KMS queue needs and no more: sqs:SendMessage on the queue,
+    kms:GenerateDataKey and kms:Decrypt through SQS only (CDK's SqsDestination would also grant
+    kms:Encrypt, kms:ReEncrypt* and the queue's attributes)."""
+
+    def __init__(self, queue: sqs.IQueue, key: kms.IKey) -> None:
+        self.queue, self.key = queue, key
+
+    def bind(self, scope: Construct, fn: lambda_.IFunction, *, type: Optional[Any] = None) -> lambda_.DestinationConfig:
+        fn.add_to_role_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.queue.queue_arn]))
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                resources=[self.key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": f"sqs.{Stack.of(scope).region}.amazonaws.com"}},
+            )
+        )
+        return lambda_.DestinationConfig(destination=self.queue.queue_arn)

@@ -2,7 +2,7 @@
 EventBridge Scheduler invokes the monitor function every ``monitoring.every_hours`` (its own
 role, lambda:InvokeFunction on that function only), retrying an invocation that fails and
 putting one it gives up on into a dead-letter queue (SSE-KMS with the stage key; the schedule's
-role sends it); the function compares the window's captures with the live model's baseline.json,
+role sends it), where a run that raised is kept too (the function's on-failure destination); the function compares the window's captures with the live model's baseline.json,
 writes ``monitoring/<endpoint>/<until>/monitor.json`` and its page ``monitor.html`` and
 publishes metrics in the stage's namespace. CloudWatch alarms on DriftDetected and on the
 dead-letter queue alert the stage's topic; a dashboard shows the endpoint's traffic, latency and
@@ -29,7 +29,7 @@ from imgclf_core.s3_layout import CAPTURES, MONITORING, TRAINING_JOBS, feedback_
 
 from . import arns
 from .config import StageConfig
-from .dead_letters import dead_letter_alarm, dead_letter_queue
+from .dead_letters import FailedInvocations, dead_letter_alarm, dead_letter_queue
 from .function import PipelineFunction
 from .nag import acknowledge, s3_objects, wildcard_arn
 
@@ -37,6 +37,8 @@ SAGEMAKER = "AWS/SageMaker"
 # the schedule's retry policy: an invocation that fails (throttled, the function unavailable) is
 # retried this often within this age, then put into the dead-letter queue
 RETRY_ATTEMPTS, MAX_EVENT_AGE_SECONDS = 3, 3600
+# a run that raises is run once more (Lambda's asynchronous retry), then kept in the same queue
+ASYNC_RETRY_ATTEMPTS = 1
 # the monitor's metrics (lambdas/monitor/logic.py)
 DRIFT_DETECTED, RECORDS, MEAN_CONFIDENCE, LIVE_ACCURACY = "DriftDetected", "Records", "MeanConfidence", "LiveAccuracy"
 
@@ -69,6 +71,13 @@ class EndpointMonitor(Construct):
         self.monitor = self._function(key, datasets, artifacts)
         self.function = self.monitor.function
         self.dead_letters = dead_letter_queue(self, "DeadLetters", key)
+        # a run that fails (an error in the function, not a failed delivery) is retried once by
+        # Lambda's asynchronous invocation, then recorded in the same queue with its error
+        # (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html);
+        # the function's role sends it
+        self.function.configure_async_invoke(
+            retry_attempts=ASYNC_RETRY_ATTEMPTS, on_failure=FailedInvocations(self.dead_letters, key)
+        )
         self.schedule = self._schedule(key)
         self.alarm = self._alarm(topic)
         self.dead_letter_alarm = dead_letter_alarm(
@@ -76,8 +85,8 @@ class EndpointMonitor(Construct):
             "DeadLetterAlarm",
             self.dead_letters,
             alarm_name=f"{stage.prefix}-monitor-dead-letters",
-            description=f"{stage.prefix}-monitor: EventBridge Scheduler could not invoke the monitor "
-            "(the dead-letter queue holds the failed invocations)",
+            description=f"{stage.prefix}-monitor: a monitor run failed, or EventBridge Scheduler could not "
+            "invoke the monitor (the dead-letter queue holds each failed run with its error)",
             topic=topic,
         )
         self.dashboard_name = f"{stage.prefix}-endpoint"

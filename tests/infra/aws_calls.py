@@ -516,7 +516,8 @@ def deliveries(world: World) -> List[Call]:
     target's role) and sending failed events to the dead-letter queue (the queue policy, and the
     queue's key for an SSE-KMS queue:
     https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html); CloudWatch Logs
-    encrypting each log group with its key; API Gateway invoking the proxy function."""
+    encrypting each log group with its key; API Gateway invoking the proxy function; Lambda
+sending a failed asynchronous invocation to its on-failure destination."""
     calls: List[Call] = []
     events = "service:events.amazonaws.com"
     for stack, logical, resource in world.resources_of_type("AWS::Events::Rule"):
@@ -542,6 +543,7 @@ def deliveries(world: World) -> List[Call]:
                         for a in ("kms:GenerateDataKey", "kms:Decrypt")
                     ]
     calls += _scheduled_and_alarmed(world)
+    calls += _async_failures(world)
     for stack, logical, resource in world.resources_of_type("AWS::Logs::LogGroup"):
         props = resource["Properties"]
         if "KmsKeyId" not in props:
@@ -567,6 +569,28 @@ def deliveries(world: World) -> List[Call]:
                 Call("service:apigateway.amazonaws.com", "lambda:InvokeFunction", function, f"API {logical}",
                      {"aws:SourceArn": source_arn, "aws:SourceAccount": ACCOUNT})
             )
+    return calls
+
+
+def _async_failures(world: World) -> List[Call]:
+    """Lambda sending the record of an asynchronous invocation that failed (its retries spent) to
+    the function's on-failure destination, with the function's execution role
+    (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html), and,
+    for an SSE-KMS queue, using the queue's key through SQS as any producer does."""
+    calls: List[Call] = []
+    for stack, logical, resource in world.resources_of_type("AWS::Lambda::EventInvokeConfig"):
+        props = world.resolve(stack, resource["Properties"])
+        destination = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+        if destination is None:
+            continue
+        if ":sqs:" not in destination:
+            raise NotImplementedError(f"{logical}: no rule for an on-failure destination {destination}")
+        role, why = world.function_role(props["FunctionName"]), f"function {props['FunctionName']} on failure"
+        calls.append(Call(role, "sqs:SendMessage", destination, why, SECURE))
+        key = world.queue_keys.get(destination)
+        if key:
+            via = {"kms:ViaService": f"sqs.{REGION}.amazonaws.com"}
+            calls += [Call(role, a, key, why, via) for a in ("kms:GenerateDataKey", "kms:Decrypt")]
     return calls
 
 

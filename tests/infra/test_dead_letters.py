@@ -13,10 +13,16 @@ Templates = Dict[str, Dict[str, Any]]
 
 
 def dead_letter_queues(templates: Templates) -> Iterator[Tuple[str, str]]:
-    """(stack, logical id) of each queue that an EventBridge rule's or a schedule's target names."""
+    """(stack, logical id) of each queue that an EventBridge rule's or a schedule's target names,
+    or that a function's asynchronous invocations fail to."""
     for stack, template in templates.items():
         for resource in template["Resources"].values():
             props = resource.get("Properties", {})
+            if resource["Type"] == "AWS::Lambda::EventInvokeConfig":
+                failed = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+                if failed is not None:
+                    yield stack, failed["Fn::GetAtt"][0]
+                continue
             if resource["Type"] == "AWS::Events::Rule":
                 targets = props.get("Targets", [])
             elif resource["Type"] == "AWS::Scheduler::Schedule":
@@ -40,7 +46,7 @@ def alarms_on(template: Dict[str, Any], queue: str) -> list:
 
 
 def test_every_dead_letter_queue_has_an_alarm_to_the_alert_topic(templates: Templates) -> None:
-    queues = list(dead_letter_queues(templates))
+    queues = sorted(set(dead_letter_queues(templates)))
     assert len(queues) >= 3  # the upload trigger, the manual approval and the batch trigger
     for stack, queue in queues:
         (alarm,) = alarms_on(templates[stack], queue)

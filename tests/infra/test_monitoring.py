@@ -22,7 +22,7 @@ from aws_cdk.assertions import Match, Template
 from infra.app import synthesize
 from infra.config import ConfigError, parse_stage
 from infra.lambda_code import SOURCES
-from infra.monitoring import MAX_EVENT_AGE_SECONDS, RETRY_ATTEMPTS, rate
+from infra.monitoring import ASYNC_RETRY_ATTEMPTS, MAX_EVENT_AGE_SECONDS, RETRY_ATTEMPTS, rate
 from tests.lambdas.monitor_site import at, deploy, metric_values, upload_site
 from tests.unit.test_monitor import site  # noqa: F401 - the module's fixture
 
@@ -157,10 +157,33 @@ def test_the_schedule_role_may_send_dead_letters_and_nothing_more(monitored: Tem
     other_queue = dataclasses.replace(send, resource=send.resource.rsplit(":", 1)[0] + ":SomeOtherQueue")
     kms = [c for c in dead if c.action.startswith("kms:")]
     not_through_sqs = [dataclasses.replace(c, context={}) for c in kms]
-    function_role = next(r for r in model.identity if "MonitorEndpoint" in r)
-    someone_else = [dataclasses.replace(c, principal=function_role) for c in dead if c.action == "sqs:SendMessage"]
+    proxy_role = next(r for r in model.identity if "Classify" in r)
+    someone_else = [dataclasses.replace(c, principal=proxy_role) for c in dead if c.action == "sqs:SendMessage"]
     wrong = [other_queue, *not_through_sqs, *someone_else]
     assert len(model.check(wrong)) == len(wrong)
+
+
+def test_a_failed_run_is_kept_in_the_same_queue(monitored: Templates) -> None:
+    """A run that raises is retried once by Lambda's asynchronous invocation, then its record
+    (with the error) goes to the schedule's dead-letter queue, which the alarm watches: the
+    function's role may send it there with the stage key through SQS, and to no other queue."""
+    template = serving(monitored)
+    (schedule,) = template.find_resources("AWS::Scheduler::Schedule").values()
+    queue = schedule["Properties"]["Target"]["DeadLetterConfig"]["Arn"]
+    (config,) = template.find_resources("AWS::Lambda::EventInvokeConfig").values()
+    props = config["Properties"]
+    assert props["MaximumRetryAttempts"] == ASYNC_RETRY_ATTEMPTS == 1
+    assert props["DestinationConfig"] == {"OnFailure": {"Destination": queue}}
+    assert "MonitorEndpoint" in props["FunctionName"]["Ref"] and props["Qualifier"] == "$LATEST"
+    world = World(monitored)
+    model = PolicyModel(world)
+    failed = [c for c in deliveries(world) if c.why.endswith("on failure")]
+    assert sorted(c.action for c in failed) == ["kms:Decrypt", "kms:GenerateDataKey", "sqs:SendMessage"]
+    assert all("MonitorEndpoint" in c.principal for c in failed)
+    assert model.check(failed) == []
+    (send,) = [c for c in failed if c.action == "sqs:SendMessage"]
+    other_queue = dataclasses.replace(send, resource=send.resource.rsplit(":", 1)[0] + ":SomeOtherQueue")
+    assert len(model.check([other_queue])) == 1
 
 
 def test_the_dead_letter_alarm_alerts_the_topic(monitored: Templates) -> None:
