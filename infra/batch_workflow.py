@@ -28,7 +28,7 @@ from imgclf_core.s3_layout import BATCH_EVENT_PATTERN, BATCH_INPUT_PREFIXES, BAT
 
 from . import arns
 from .config import StageConfig
-from .dead_letters import dead_letter_alarm, dead_letter_queue
+from .dead_letters import TRIGGER_RETRY_ATTEMPTS, FailedInvocations, dead_letter_alarm, dead_letter_queue
 from .function import PipelineFunction
 from .instances import instance_store_only
 from .nag import acknowledge, lambda_versions, s3_objects, wildcard, wildcard_arn
@@ -199,14 +199,17 @@ class BatchWorkflow(Construct):
         )
         self.dead_letters = dead_letter_queue(self, "DeadLetters", self._key)
         self.rule.add_target(targets.LambdaFunction(function, dead_letter_queue=self.dead_letters, retry_attempts=4))
+        function.configure_async_invoke(
+            retry_attempts=TRIGGER_RETRY_ATTEMPTS, on_failure=FailedInvocations(self.dead_letters, self._key)
+        )
         prefix = self._stage.prefix
         self.dead_letter_alarm = dead_letter_alarm(
             self,
             "DeadLetterAlarm",
             self.dead_letters,
             alarm_name=f"{prefix}-batch-dead-letters",
-            description=f"{prefix}: EventBridge could not invoke the batch start function: a batch.json started "
-            "no batch (the dead-letter queue holds its S3 event)",
+            description=f"{prefix}: a batch.json started no batch: EventBridge could not invoke the batch start "
+            "function, or the function failed on it (the dead-letter queue holds the S3 event)",
             topic=self._topic,
         )
 

@@ -19,6 +19,10 @@ from constructs import Construct
 
 from .nag import acknowledge
 
+# Lambda's asynchronous retries of a trigger function that failed on an event (its default, 2),
+# before the event goes to the function's on-failure destination
+TRIGGER_RETRY_ATTEMPTS = 2
+
 
 def dead_letter_queue(scope: Construct, id: str, key: kms.IKey) -> sqs.Queue:
     queue = sqs.Queue(

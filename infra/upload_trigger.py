@@ -18,7 +18,7 @@ from constructs import Construct
 from imgclf_core.environment import TriggerEnvironment
 from imgclf_core.s3_layout import DESCRIPTOR_EVENT_PATTERN, DESCRIPTOR_OBJECTS
 
-from .dead_letters import dead_letter_alarm, dead_letter_queue
+from .dead_letters import TRIGGER_RETRY_ATTEMPTS, FailedInvocations, dead_letter_alarm, dead_letter_queue
 from .function import PipelineFunction
 from .nag import acknowledge, s3_objects
 
@@ -82,12 +82,17 @@ class UploadTrigger(Construct):
         )
         self.dead_letters = dead_letter_queue(self, "DeadLetters", key)
         self.rule.add_target(targets.LambdaFunction(function, dead_letter_queue=self.dead_letters, retry_attempts=4))
+        # an event the function failed on (S3 or Step Functions refused, throttled) after Lambda's
+        # two retries: kept in the same queue with its error, instead of dropped
+        function.configure_async_invoke(
+            retry_attempts=TRIGGER_RETRY_ATTEMPTS, on_failure=FailedInvocations(self.dead_letters, key)
+        )
         self.dead_letter_alarm = dead_letter_alarm(
             self,
             "DeadLetterAlarm",
             self.dead_letters,
             alarm_name=f"{prefix}-upload-dead-letters",
-            description=f"{prefix}: EventBridge could not invoke the upload trigger: an upload started no run "
-            "(the dead-letter queue holds its S3 event)",
+            description=f"{prefix}: an upload started no run: EventBridge could not invoke the upload trigger, "
+            "or the trigger failed on it (the dead-letter queue holds the S3 event)",
             topic=topic,
         )
