@@ -10,6 +10,10 @@ from .images import DecodeSummary
 from .issues import IssueSink
 from .layout import Channel
 
+# a channel's label shape: multi-label or not (None before the first label), and the length of
+# its multi-hot vectors (None before the first vector)
+LabelShape = Tuple[Optional[bool], Optional[int]]
+
 
 class ChannelStats:
     """What one channel holds: counts, class histogram, image size range."""
@@ -74,6 +78,17 @@ class ChannelStats:
         stats.max_size = (state["max_size"][0], state["max_size"][1]) if state["max_size"] else None
         stats.images_checked = int(state["images_checked"])
         return stats
+
+    @property
+    def shape(self) -> LabelShape:
+        return self.multi_label, self.vector_length
+
+    def refuses(self, shape: LabelShape) -> bool:
+        """Whether labels of ``shape`` (another part's) differ from the shape this channel has set."""
+        multi, length = shape
+        if multi is not None and self.multi_label is not None and multi != self.multi_label:
+            return True
+        return bool(length and self.vector_length and length != self.vector_length)
 
     def merge(self, part: ChannelStats, sink: IssueSink, where: str) -> None:
         """Add the stats of another part of this channel (a shard); label shapes that differ

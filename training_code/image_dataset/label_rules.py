@@ -122,12 +122,11 @@ class LabelRules:
             values[rows] = vals[:, 0]
             single = single | one
         is_multi = ~single
-        for mask, multi in ((single, False), (is_multi, True)):
-            if mask.any():
-                first = int(np.argmax(mask))
-                where = record_location(name, int(batch.ordinals[first]), int(batch.offsets[first]))
-                if not self._multi(multi, where):
-                    good &= ~mask
+        shapes = [(int(np.argmax(mask)), mask, multi) for mask, multi in ((single, False), (is_multi, True)) if mask.any()]
+        for first, mask, multi in sorted(shapes, key=lambda shape: shape[0]):  # the earlier record sets the shape
+            where = record_location(name, int(batch.ordinals[first]), int(batch.offsets[first]))
+            if not self._multi(multi, where):
+                good &= ~mask
         if (single & good).any():
             self._class_id_rows(batch, name, values, np.flatnonzero(single & good), good)
         self._vector_rows(batch, name, good)

@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Opt
 
 import numpy as np
 
+from .channel_stats import LabelShape
 from .layout import Channel
 from .recordio_scan import REPEATED, find_record_start
 from .store import Store
@@ -118,14 +119,16 @@ def run_shard(
     shard: Mapping[str, Any],
     images: Optional[List[Tuple[str, str]]] = None,
     start: Optional[int] = None,
+    shape: Optional[LabelShape] = None,
 ) -> ShardResult:
-    """Step 2: check one shard (``start`` overrides a records shard's first byte)."""
+    """Step 2: check one shard (``start`` overrides a records shard's first byte; ``shape`` is
+    the label shape the records before it set, for a shard checked again at the merge)."""
     validator = Validator(store, options)
     channel = Channel(shard["channel"], shard["kind"], "", ())  # all a shard knows of its channel
     if shard["kind"] == IMAGES:
         return ShardResult(validator.check_images(channel, images or []), None)
     begin = shard["start"] if start is None else start
-    partial, records = validator.check_records(channel, shard["file"], begin, shard["end"])
+    partial, records = validator.check_records(channel, shard["file"], begin, shard["end"], shape)
     return ShardResult(partial, records)
 
 
@@ -179,6 +182,13 @@ def _merge_file(
         result = results(shard["index"])
         if result.partial["start"] != expected:  # the cut fell inside a record: scan from its end
             result = run_shard(store, options, shard, start=expected)
+        stats = validator.stats[shard["channel"]]
+        part = result.partial["stats"]
+        if stats.refuses((part["multi_label"], part["vector_length"])):
+            # its labels differ in shape from the records before it: checked again knowing that
+            # shape, its records of the other shape are refused (and not counted) where one scan
+            # refuses them, each with its record's location
+            result = run_shard(store, options, shard, start=expected, shape=stats.shape)
         partial = result.partial
         skip = [code for code, seen in zip(REPEATED, repeated) if seen]  # each file reports its first case once
         validator.merge(shard["channel"], partial, rec, _renumber(rec, base), skip)

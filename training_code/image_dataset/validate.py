@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
-from .channel_stats import ChannelStats
+from .channel_stats import ChannelStats, LabelShape
 from .context import Context, Progress, ValidationOptions
 from .decode_queue import DECODE_BATCH, DecodeQueue
 from .findings import REPORT_VERSION, Findings
@@ -191,12 +191,21 @@ class Validator:
         return {"stats": stats.to_state(), "issues": self.issues.to_state()}
 
     def check_records(
-        self, channel: Channel, rec: str, start: int = 0, end: Optional[int] = None
+        self,
+        channel: Channel,
+        rec: str,
+        start: int = 0,
+        end: Optional[int] = None,
+        shape: Optional[LabelShape] = None,
     ) -> Tuple[Dict[str, Any], Records]:
         """Check the records of ``rec`` that start in ``[start, end)``: the part's result,
         JSON-ready (for :meth:`merge`: ``start``, ``count`` of records seen, ``stopped_at``,
-        ``repeated`` warning counts), and its good records (for :meth:`merge_file`)."""
+        ``repeated`` warning counts), and its good records (for :meth:`merge_file`).
+        ``shape`` is the label shape the channel's earlier records set: records of another shape
+        are then refused as one scan of the whole channel refuses them."""
         stats = ChannelStats(channel)
+        if shape is not None:
+            stats.multi_label, stats.vector_length = shape
         with self._decodes.running():
             scan = self._records.scan(rec, self.store.size(rec), stats, start, end)
         partial = {
