@@ -29,6 +29,7 @@ MAX_RECORD_LENGTH = LENGTH_MASK
 FRAME = struct.Struct("<II")
 IR_HEADER = struct.Struct("<IfQQ")
 IR_HEADER_SIZE = IR_HEADER.size  # 24
+INT64_MAX = (1 << 63) - 1  # a .idx key or offset beyond it cannot be a record's
 
 Label = Union[float, Tuple[float, ...]]
 
@@ -244,7 +245,7 @@ def parse_idx_fast(data: bytes) -> Optional[Tuple[np.ndarray, np.ndarray]]:
             values = np.fromstring(data.replace(b"\t", b"\n"), dtype=np.int64, sep="\n")  # type: ignore[call-overload]
         except (ValueError, DeprecationWarning):
             return None
-    if len(values) != 2 * lines:
+    if len(values) != 2 * lines or (values == INT64_MAX).any():  # numpy clamps a larger number to it
         return None
     keys, offsets = values[0::2], values[1::2]
     ordered = np.sort(keys)
@@ -272,6 +273,15 @@ def parse_idx(data: bytes, name: str, sink: IssueSink) -> List[IndexEntry]:
             sink.report(
                 "IDX_SYNTAX",
                 "expected 'key<TAB>offset', got {!r}".format(line[:80].decode("utf-8", "replace")),
+                f"{name}:line {number}",
+            )
+            continue
+        if not -INT64_MAX - 1 <= key <= INT64_MAX or offset > INT64_MAX:
+            sink.report(
+                "IDX_SYNTAX",
+                "a key or offset beyond 64 bits (at most {}): {!r}".format(
+                    INT64_MAX, line[:80].decode("utf-8", "replace")
+                ),
                 f"{name}:line {number}",
             )
             continue
