@@ -1,7 +1,10 @@
 """record_checks: the checks over a whole .rec (its .idx, the record ids) with their exact
 findings and the 50 written out per code, the ranges a scan reports when it cannot read on, and
 the documented types of :class:`Records`. The whole-file checks take :class:`Records` built
-here, as a merge of shards hands them over.
+here, as a merge of shards hands them over. Also a channel's files (bytes summed over them, a
+file that cannot be read reported once at its path) and the images inside records (no image
+bytes, a signature too short or unknown, decodes through a remote store and of multi-part
+records, counted in the channel's stats).
 
 Survivors judged EQUIVALENT (no test can tell them apart):
 
@@ -20,6 +23,16 @@ Survivors judged EQUIVALENT (no test can tell them apart):
   the kind case-insensitively).
 - ``_duplicate_ids``: ``ids == ids[1]`` and ``int(ids[1])`` when every id is the same (the
   same test and value); ``kind="STABLE"`` (as above).
+- ``_images``: ``image_offsets < 1``/``<= 0`` in ``known``, ``>= 1``/``> 0`` in the ``elif`` and
+  in the rows queued for range decodes (a contiguous image starts after the 8-byte frame and
+  the 24-byte header, so its offset is never 0; a multi-part image's is -1); ``min(17, ...)``
+  in the head read, ``check_image(..., None)`` and ``result.code or "XXIMG_CORRUPTXX"``/
+  ``"img_corrupt"`` (a row gets there only when its first 4 bytes are no JPEG/PNG signature —
+  the scanner reads them whenever the image has 4 bytes — or the image is shorter than 4 bytes:
+  ``check_image`` then only sniffs ``data[:16]``, shows ``data[:8]`` and fails to open 3 bytes
+  before the pixel cap, so it always returns a code); ``check_image(None | 1, ...)`` (the token
+  is only echoed in the result, never read here); ``local or "XXXX"`` (the job's path is read
+  only by ``check_ranges``, queued only when ``local`` is set).
 """
 
 from __future__ import annotations
@@ -40,7 +53,7 @@ from image_dataset.record_checks import RecordChecks, Records
 from image_dataset.recordio import RecordIOReader
 from image_dataset.store import LocalStore
 from image_dataset.validate import Validator
-from tests.builders import jpeg, write_file, write_rec
+from tests.builders import jpeg, magic_payload, write_file, write_rec
 
 DTYPES = ["int64", "int64", "uint64"]
 
@@ -253,3 +266,141 @@ def test_an_idx_read_error_without_a_file_name_is_reported_at_the_idx(tmp_path, 
     checks = _checks(str(tmp_path))
     checks.check_file("d.rec", _records([0]))
     assert _issues(checks) == [Issue("FILE_UNREADABLE", "cannot read the file: Input/output error", "d.idx")]
+
+
+# -- the channel's files ----------------------------------------------------------------------
+
+
+def _channel(*files: str) -> Tuple[Channel, ChannelStats]:
+    channel = Channel("train", RECORDIO, "", tuple(files))
+    return channel, ChannelStats(channel)
+
+
+def test_the_bytes_of_a_channel_are_summed_over_its_files(tmp_path) -> None:
+    first = write_rec(os.path.join(tmp_path, "a.rec"), [(0, jpeg())], with_idx=False)
+    second = write_rec(os.path.join(tmp_path, "b.rec"), [(1, jpeg(16, 16)), (0, jpeg())], with_idx=False)
+    write_file(os.path.join(tmp_path, "c.rec"), b"")
+    channel, stats = _channel("a.rec", "b.rec", "c.rec")
+    checks = _checks(str(tmp_path))
+    checks.check_channel(channel, stats)
+    assert stats.bytes == os.path.getsize(first) + os.path.getsize(second) and stats.samples == 3
+    assert _issues(checks) == [Issue("REC_EMPTY_FILE", "the file is empty", "c.rec")]
+
+
+def test_a_missing_file_of_a_channel_is_reported_once(tmp_path) -> None:
+    path = write_rec(os.path.join(tmp_path, "b.rec"), [(0, jpeg())], with_idx=False)
+    channel, stats = _channel("a.rec", "b.rec")
+    checks = _checks(str(tmp_path))
+    checks.check_channel(channel, stats)
+    assert [(i.code, i.location) for i in _issues(checks)] == [("FILE_MISSING", "a.rec")]
+    assert stats.bytes == os.path.getsize(path) and stats.samples == 1
+
+
+def test_a_file_whose_size_cannot_be_read_is_reported_at_its_path(tmp_path, monkeypatch) -> None:
+    write_rec(os.path.join(tmp_path, "d.rec"), [(0, jpeg())], with_idx=False)
+
+    def size(self: LocalStore, path: str) -> int:
+        raise OSError(errno.EIO, "Input/output error")  # as a remote store raises it: no file name
+
+    monkeypatch.setattr(LocalStore, "size", size)
+    channel, stats = _channel("d.rec")
+    checks = _checks(str(tmp_path))
+    checks.check_channel(channel, stats)
+    assert _issues(checks) == [Issue("FILE_UNREADABLE", "cannot read the file: Input/output error", "d.rec")]
+    assert stats.bytes == 0 and stats.samples == 0
+
+
+# -- images inside records --------------------------------------------------------------------
+
+
+class RemoteStore(LocalStore):
+    """A store without local paths: records and images are read through ``read_at``."""
+
+    def local_path(self, path: str) -> None:  # type: ignore[override]
+        return None
+
+
+def _decoding(store: LocalStore) -> Tuple[RecordChecks, DecodeQueue]:
+    context = Context(store, ValidationOptions(workers=1))
+    context.issues = CollectingSink(limit_per_code=1000)
+    context.sink = context.issues
+    decodes = DecodeQueue(context)
+    return RecordChecks(context, decodes), decodes
+
+
+def _offsets(path: str) -> List[int]:
+    with open(path, "rb") as f:
+        return [off for off, _ in RecordIOReader(f)]
+
+
+def test_a_record_without_image_bytes_and_one_too_short_for_a_signature(tmp_path) -> None:
+    path = write_rec(
+        os.path.join(tmp_path, "d.rec"), [(0, b""), (0, b"a"), (0, b"ab"), (0, jpeg())], with_idx=False
+    )
+    offsets = _offsets(path)
+    checks = _checks(str(tmp_path))
+    _, stats = _channel("d.rec")
+    checks.scan("d.rec", os.path.getsize(path), stats)
+    assert _issues(checks) == [
+        Issue("IMG_EMPTY", "the record holds no image bytes", f"d.rec#record 0 @byte {offsets[0]}"),
+        Issue("IMG_UNKNOWN_FORMAT", "first bytes 61 are no image signature", f"d.rec#record 1 @byte {offsets[1]}"),
+        Issue("IMG_UNKNOWN_FORMAT", "first bytes 6162 are no image signature", f"d.rec#record 2 @byte {offsets[2]}"),
+    ]
+    assert stats.samples == 1
+
+
+def test_fifty_images_of_unknown_format_are_written_out_per_batch(tmp_path) -> None:
+    path = write_rec(os.path.join(tmp_path, "d.rec"), [(0, b"GIF89a%02d" % n) for n in range(52)], with_idx=False)
+    offsets = _offsets(path)
+    checks = _checks(str(tmp_path))
+    _, stats = _channel("d.rec")
+    checks.scan("d.rec", os.path.getsize(path), stats)
+    issues = _issues(checks)
+    assert len(issues) == 50 and stats.samples == 0
+    assert issues[0] == Issue(
+        "IMG_UNSUPPORTED_FORMAT", "GIF image; JPEG or PNG is required", f"d.rec#record 0 @byte {offsets[0]}"
+    )
+    assert issues[-1].location == f"d.rec#record 49 @byte {offsets[49]}"
+
+
+def test_the_image_of_a_record_with_a_bad_label_is_not_decoded(tmp_path) -> None:
+    broken = jpeg()[:40]  # a JPEG signature, then the file ends
+    path = write_rec(os.path.join(tmp_path, "d.rec"), [(-1, broken), (0, jpeg()), (0.5, jpeg())], with_idx=False)
+    checks, decodes = _decoding(LocalStore(str(tmp_path)))
+    _, stats = _channel("d.rec")
+    with decodes.running():
+        checks.scan("d.rec", os.path.getsize(path), stats)
+    assert [i.code for i in _issues(checks)] == ["LABEL_INVALID", "LABEL_INVALID"]
+    assert stats.images_checked == 1 and stats.samples == 1
+
+
+def test_images_read_through_a_remote_store_are_decoded_and_located(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(record_checks, "DECODE_BATCH", 1)  # one job per image: results come back while queuing
+    broken = jpeg()[:40]
+    images = [jpeg(8 + n, 8) for n in range(5)]
+    records = [(0, image) for image in images[:2] + [broken] + images[2:]]
+    path = write_rec(os.path.join(tmp_path, "d.rec"), records, with_idx=False)
+    offsets = _offsets(path)
+    checks, decodes = _decoding(RemoteStore(str(tmp_path)))
+    _, stats = _channel("d.rec")
+    with decodes.running():
+        checks.scan("d.rec", os.path.getsize(path), stats)
+    assert _issues(checks) == [
+        Issue("IMG_CORRUPT", "cannot decode the JPEG: Truncated File Read", f"d.rec#record 2 @byte {offsets[2]}")
+    ]
+    assert stats.images_checked == 5 and stats.samples == 5  # a broken image stops counting as a sample
+    assert stats.min_size == (8, 8) and stats.max_size == (12, 8)
+
+
+def test_an_image_split_over_record_parts_is_decoded_and_counted(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(record_checks, "DECODE_BATCH", 1)
+    records = [(0, jpeg(8 + n, 8)) for n in range(4)] + [(0, magic_payload(jpeg(20, 8)))]
+    path = write_rec(os.path.join(tmp_path, "d.rec"), records, with_idx=False)
+    for store in (LocalStore(str(tmp_path)), RemoteStore(str(tmp_path))):
+        checks, decodes = _decoding(store)
+        _, stats = _channel("d.rec")
+        with decodes.running():
+            checks.scan("d.rec", os.path.getsize(path), stats)
+        assert _issues(checks) == []
+        assert stats.images_checked == 5 and stats.samples == 5
+        assert stats.min_size == (8, 8) and stats.max_size == (20, 8)
