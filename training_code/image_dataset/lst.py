@@ -32,7 +32,7 @@ def parse_lst(data: bytes, name: str, image_root: str, sink: IssueSink) -> Itera
             continue
         if not line.strip():
             continue
-        fields = [f.strip() for f in line.strip("\r\n").split("\t")]
+        fields = [f.strip() for f in line.strip().split("\t")]  # as im2rec's read_list: tabs at the ends go too
         if len(fields) < 3:
             sink.report(
                 "LST_SYNTAX",
