@@ -34,6 +34,18 @@ def _is_hidden(name: str) -> bool:
     return name.startswith(".") or name.startswith("_")
 
 
+def _skipped(store: Store, path: str, sink: IssueSink) -> bool:
+    """Whether a channel's entry is left out: names starting with '.' (``.DS_Store``, ``._x.lst``,
+    ``.cache/``) quietly, names starting with '_' (``_tmp/``, ``__MACOSX/``) too, but a folder
+    or a dataset file among them with a warning, since it may be a class or a list the user meant."""
+    name = posixpath.basename(path)
+    if not _is_hidden(name):
+        return False
+    if name.startswith("_") and name != "__MACOSX" and (store.is_dir(path) or format_of_file(name)):
+        sink.report("FILE_EXTRA", "a name starting with '_' is not read (rename it to use it)", printable(path))
+    return True
+
+
 def format_of_file(name: str) -> Optional[str]:
     lower = name.lower()
     if lower.endswith(".rec"):
@@ -80,9 +92,9 @@ def _describe_channel(
     files = {fmt: [] for fmt in FORMATS}  # type: dict
     class_dirs = []
     for entry in entries:
-        if _is_hidden(entry):
-            continue
         path = join(root, entry)
+        if _skipped(store, path, sink):
+            continue
         if store.is_dir(path):
             class_dirs.append(entry)
             continue
@@ -95,7 +107,9 @@ def _describe_channel(
         lst_entries = list_folder(store, lst_dir, sink)
         if lst_entries is None:
             return None
-        files[LST] = [join(lst_dir, e) for e in lst_entries if e.lower().endswith(".lst")]
+        files[LST] = [
+            join(lst_dir, e) for e in lst_entries if e.lower().endswith(".lst") and not _skipped(store, join(lst_dir, e), sink)
+        ]
     if forced:
         chosen = forced
     elif files[RECORDIO]:
