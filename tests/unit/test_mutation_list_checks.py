@@ -362,3 +362,14 @@ def test_annotations_label_names_that_differ_across_channels_are_reported_at_the
             "validation/annotations.json",
         )
     ]
+
+
+def test_hidden_files_at_a_class_folder_channels_root_are_not_reported(tmp_path) -> None:
+    """As in the class folders themselves, `._stray.jpg` (macOS) at the channel's root is left
+    out quietly; a visible stray image is reported."""
+    folder_dataset(str(tmp_path), {"cat": 2, "dog": 2}, channels=("train",))
+    write_file(str(tmp_path / "train" / "._stray.jpg"), b"\0\5\26\7")
+    write_file(str(tmp_path / "train" / "stray.jpg"), jpeg())
+    report = validate_path(str(tmp_path), ValidationOptions(workers=1))
+    extra = [(i["code"], i["location"]) for i in report["warnings"] if i["code"] == "FILE_EXTRA"]
+    assert extra == [("FILE_EXTRA", "train/stray.jpg")]

@@ -186,7 +186,7 @@ class ListChecks:
             if channel.format == FOLDERS:
                 for name in list_folder(store, channel.root, sink) or []:
                     path = posixpath.join(channel.root, name) if channel.root else name
-                    if not store.is_dir(path) and is_image_file(path):
+                    if not name.startswith(".") and not store.is_dir(path) and is_image_file(path):  # ._x.jpg: macOS
                         sink.report("FILE_EXTRA", "image outside any class folder; ignored", printable(path))
             return
         try:
