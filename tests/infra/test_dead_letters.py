@@ -15,6 +15,16 @@ from .iam_model import PolicyModel, World
 Templates = Dict[str, Dict[str, Any]]
 
 
+def event_targets(resource: Dict[str, Any]) -> list:
+    """The targets of an EventBridge rule or a schedule (none for another resource)."""
+    props = resource.get("Properties", {})
+    if resource["Type"] == "AWS::Events::Rule":
+        return props.get("Targets", [])
+    if resource["Type"] == "AWS::Scheduler::Schedule":
+        return [props["Target"]]
+    return []
+
+
 def dead_letter_queues(templates: Templates) -> Iterator[Tuple[str, str]]:
     """(stack, logical id) of each queue that an EventBridge rule's or a schedule's target names,
     or that a function's asynchronous invocations fail to."""
@@ -26,13 +36,7 @@ def dead_letter_queues(templates: Templates) -> Iterator[Tuple[str, str]]:
                 if failed is not None:
                     yield stack, failed["Fn::GetAtt"][0]
                 continue
-            if resource["Type"] == "AWS::Events::Rule":
-                targets = props.get("Targets", [])
-            elif resource["Type"] == "AWS::Scheduler::Schedule":
-                targets = [props["Target"]]
-            else:
-                continue
-            for target in targets:
+            for target in event_targets(resource):
                 arn = target.get("DeadLetterConfig", {}).get("Arn")
                 if arn is not None:
                     yield stack, arn["Fn::GetAtt"][0]
@@ -70,14 +74,7 @@ def lambda_targets(templates: Templates) -> Iterator[Tuple[str, str, Any]]:
     EventBridge rule or a schedule invokes (asynchronously)."""
     for stack, template in templates.items():
         for resource in template["Resources"].values():
-            props = resource.get("Properties", {})
-            if resource["Type"] == "AWS::Events::Rule":
-                targets = props.get("Targets", [])
-            elif resource["Type"] == "AWS::Scheduler::Schedule":
-                targets = [props["Target"]]
-            else:
-                continue
-            for target in targets:
+            for target in event_targets(resource):
                 arn = target["Arn"]
                 if isinstance(arn, dict) and "Fn::GetAtt" in arn:
                     function = arn["Fn::GetAtt"][0]
