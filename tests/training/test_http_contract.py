@@ -655,11 +655,15 @@ def test_predict_of_a_model_that_is_not_one_fails_in_one_line(cli, tmp_path) -> 
     assert code == 1 and str(archive) in one_line(err)
 
 
-def test_the_server_and_the_contract_share_the_size_limit() -> None:
+def test_the_server_and_the_contract_share_the_size_limit_and_the_inference_id_header() -> None:
+    """app/model_server.py imports only the standard library before the model's code, so it keeps
+    its own copies of these two; they must not drift from their homes."""
     from app import model_server
     from image_training.serving import MAX_REQUEST_BYTES
+    from imgclf_core.capture import INFERENCE_ID_HEADER
 
     assert model_server.MAX_BODY == MAX_REQUEST_BYTES
+    assert model_server.INFERENCE_ID_HEADER == INFERENCE_ID_HEADER
 
 
 LOUD_HANDLERS = """
