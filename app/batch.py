@@ -27,7 +27,7 @@ from image_dataset.lst import parse_lst
 from image_dataset.manifest import ManifestReader
 from image_dataset.recordio import RecordIOReader, unpack
 from image_dataset.samples import printable
-from image_dataset.store import LocalStore
+from image_dataset.store import LocalStore, open_file
 from imgclf_core import batch as rules
 
 VERBOSE = "application/json;verbose"  # image_training.serving.VERBOSE: what batch transform asks for
@@ -196,9 +196,9 @@ def read_input(item: Input) -> Tuple[bytes, str]:
     assert item.path is not None
     try:
         if item.offset is None:
-            with open(item.path, "rb") as f:
+            with open_file(item.path) as f:
                 return f.read(), content_type_of(item.path)
-        with open(item.path, "rb") as f:
+        with open_file(item.path) as f:
             f.seek(item.offset)
             found = RecordIOReader(f, os.path.basename(item.path), item.offset).read()
         if found is None:

@@ -492,7 +492,7 @@ def test_copy_inference_code_writes_the_handlers_serving_and_the_decoder(
     code = tmp_path / "code"
     copy_inference_code(str(code), "mxnet_inference.py")
     expected = ["image_dataset/__init__.py", "image_dataset/images.py", "image_dataset/issues.py",
-                "image_dataset/pixels.py", "image_dataset/recordio.py",
+                "image_dataset/pixels.py", "image_dataset/recordio.py", "image_dataset/store.py",
                 "image_training/__init__.py", "image_training/mxnet_inference.py", "image_training/serving.py"]  # fmt: skip
     assert files_under(code) == expected
     here = Path(serving.__file__).resolve().parent
@@ -500,7 +500,7 @@ def test_copy_inference_code_writes_the_handlers_serving_and_the_decoder(
     for name in expected:
         package, module = name.split("/")
         assert (code / name).read_bytes() == (sources[package] / module).read_bytes(), name
-    assert set(DATASET_MODULES) == {"__init__.py", "images.py", "pixels.py", "recordio.py", "issues.py"}
+    assert set(DATASET_MODULES) == {"__init__.py", "images.py", "pixels.py", "recordio.py", "issues.py", "store.py"}
 
     copy_inference_code(str(code), "tf_inference.py")  # again, into the same folder
     assert files_under(code) == sorted([*expected, "image_training/tf_inference.py"])

@@ -20,6 +20,8 @@ from typing import Callable, Deque, Iterable, Iterator, List, NamedTuple, Option
 import numpy as np
 from PIL import Image
 
+from .store import open_fd, open_file
+
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb threshold
 # our own cap replaces Pillow's warning; its hard limit (twice its threshold) still raises
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
@@ -159,7 +161,7 @@ def check_ranges(job: RangeJob) -> DecodeSummary:
     if not offsets:
         return _summarise([], locate, job.limits)
     first = offsets[0]
-    fd = os.open(job.path, os.O_RDONLY)
+    fd = open_fd(job.path)
     try:
         span = os.pread(fd, max(o + n for o, n in zip(offsets, lengths)) - first, first)
     finally:
@@ -179,7 +181,7 @@ def check_files(job: Tuple[Sequence[Tuple[str, str]], Limits]) -> DecodeSummary:
     def results() -> Iterator[Tuple[int, ImageResult]]:
         for i, (_, path) in enumerate(files):
             try:
-                with open(path, "rb") as f:
+                with open_file(path) as f:
                     data = f.read()
             except OSError as err:
                 yield i, ImageResult(0, 0, 0, "FILE_UNREADABLE", err.strerror or "cannot be read")

@@ -18,7 +18,7 @@ from .layout import ANNOTATIONS, FOLDERS, LST, MANIFEST, Channel, is_image_file,
 from .lst import parse_lst
 from .manifest import ManifestReader
 from .samples import CLASS_ID, Sample, printable, utf8_name
-from .store import access_problem
+from .store import access_problem, open_fd
 
 
 class ListChecks:
@@ -149,7 +149,7 @@ class ListChecks:
         if local is None:
             return True
         try:
-            os.close(os.open(local, os.O_RDONLY))
+            os.close(open_fd(local))
         except OSError as err:
             code, message = access_problem(err)
             self.context.sink.report(code, f"image {sample.path}: {message}", sample.location)

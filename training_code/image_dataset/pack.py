@@ -25,7 +25,7 @@ from .pixels import PixelError, open_image, portable, resize_linear
 from .pixels import decode as decode_pixels
 from .recordio import RecordIOWriter, pack
 from .samples import CLASS_ID, Sample, record_labels
-from .store import access_problem
+from .store import access_problem, open_file
 
 if TYPE_CHECKING:
     from .validate import DatasetIndex
@@ -94,7 +94,7 @@ def _encode_job(args: Tuple[PackJob, PackOptions]) -> Tuple[int, Optional[bytes]
     """(key, the record or None, issue code, message) for one image."""
     job, options = args
     try:
-        with open(job.path, "rb") as f:
+        with open_file(job.path) as f:
             data = f.read()
     except OSError as err:  # gone or unreadable since validation read it
         code, message = access_problem(err, "image")

@@ -19,7 +19,7 @@ from .layout import Channel
 from .recordio import location as record_location
 from .recordio import parse_idx, parse_idx_fast
 from .recordio_scan import ChunkReader, RecordBatch, RecordIOScanner, report_repeats
-from .store import Store
+from .store import Store, open_fd
 
 
 class Records(NamedTuple):
@@ -108,7 +108,7 @@ class RecordChecks:
         table = RecordTable()
         stop = size if end is None else end
         try:
-            fd = os.open(local, os.O_RDONLY) if local else None
+            fd = open_fd(local) if local else None
         except OSError as err:
             context.unreadable(err, rec)
             return RecordScan(table.arrays(), 0, stop, 0, 0, failed=True)

@@ -21,6 +21,7 @@ import warnings
 from typing import IO, TYPE_CHECKING, BinaryIO, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from .issues import DatasetError, IssueSink
+from .store import open_file
 
 MAGIC = 0xCED7230A
 MAGIC_BYTES = struct.pack("<I", MAGIC)
@@ -154,7 +155,7 @@ class RecordIOReader:
 
     @classmethod
     def open(cls, path: str, name: Optional[str] = None) -> RecordIOReader:
-        return cls(open(path, "rb"), name or os.path.basename(path))
+        return cls(open_file(path), name or os.path.basename(path))
 
     def _fail(self, code: str, message: str, offset: int) -> DatasetError:
         return DatasetError(code, message, location(self.name, self.record, offset))
@@ -297,12 +298,12 @@ class IndexedRecordIO:
     """Random access to a .rec through its .idx, like ``MXIndexedRecordIO`` in read mode."""
 
     def __init__(self, rec_path: str, idx_path: str) -> None:
-        with open(idx_path, "rb") as f:
+        with open_file(idx_path) as f:
             entries = parse_idx(f.read(), os.path.basename(idx_path), IssueSink())
         self.name = os.path.basename(rec_path)
         self.keys = [e.key for e in entries]
         self._offsets = {e.key: e.offset for e in entries}
-        self._file = open(rec_path, "rb")
+        self._file = open_file(rec_path)
 
     def read_idx(self, key: int) -> bytes:
         offset = self._offsets[key]

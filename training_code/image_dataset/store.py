@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import Iterator, List, Optional, Set, Tuple
+import stat
+from typing import BinaryIO, Iterator, List, Optional, Set, Tuple
+
+_SPECIAL_FILES = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
 
 
 class Store:
@@ -68,6 +76,33 @@ def access_problem(err: OSError, what: str = "file") -> Tuple[str, str]:
     return "FILE_UNREADABLE", f"cannot {verb} the {what}: {reason}"
 
 
+def _refuse_special(mode: int, path: str) -> None:
+    for test, kind in _SPECIAL_FILES:
+        if test(mode):
+            raise OSError(errno.EINVAL, f"it is {kind}, not a file", path)
+
+
+def open_fd(path: str) -> int:
+    """``os.open(path, O_RDONLY)`` for a file of a dataset, refusing (OSError, with what it is)
+    anything but a regular file: a named pipe would wait for a writer forever, a device would
+    never end. The non-blocking open only makes a named pipe's open return at once."""
+    _refuse_special(os.stat(path).st_mode, path)  # a socket cannot even be opened
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:  # again: it may have been replaced since
+        _refuse_special(os.fstat(fd).st_mode, path)
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_file(path: str) -> BinaryIO:
+    """``open(path, "rb")`` for a file of a dataset, refusing what ``open_fd`` refuses."""
+    return os.fdopen(open_fd(path), "rb")
+
+
 def join(*parts: str) -> str:
     """Join store paths, ignoring empty parts."""
     return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
@@ -81,10 +116,13 @@ class LocalStore(Store):
         return os.path.join(self.root, *path.split("/")) if path else self.root
 
     def size(self, path: str) -> int:
-        return os.path.getsize(self._abs(path))
+        """The size of a file; OSError for what ``open_fd`` refuses (a named pipe has size 0)."""
+        found = os.stat(self._abs(path))
+        _refuse_special(found.st_mode, self._abs(path))
+        return found.st_size
 
     def read_at(self, path: str, offset: int, length: int) -> bytes:
-        with open(self._abs(path), "rb") as f:
+        with open_file(self._abs(path)) as f:
             f.seek(offset)
             return f.read(length)
 

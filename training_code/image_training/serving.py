@@ -138,8 +138,8 @@ def response_type(accept: Optional[str]) -> str:
 
 
 # the image_dataset modules that decode_image and record_images need: model archives ship them in
-# code/image_dataset/ (recordio.py and issues.py need only the standard library)
-DATASET_MODULES = ("__init__.py", "images.py", "pixels.py", "recordio.py", "issues.py")
+# code/image_dataset/ (recordio.py, issues.py and store.py need only the standard library)
+DATASET_MODULES = ("__init__.py", "images.py", "pixels.py", "recordio.py", "issues.py", "store.py")
 
 
 def copy_inference_code(code_dir: str, handlers: str) -> None:
