@@ -23,7 +23,7 @@ from image_dataset.pack import (
     write_label_names,
     write_pack,
 )
-from image_dataset.samples import AUTO, LABEL_FORMATS
+from image_dataset.samples import AUTO, LABEL_FORMATS, printable
 from image_dataset.store import LocalStore
 from image_dataset.validate import ValidationOptions, load_index, validate_path
 
@@ -193,14 +193,17 @@ def print_report(report: Dict[str, Any], out: Optional[TextIO] = None) -> None:
     out.write(
         "  classes: {}{}\n".format(
             report["num_classes"],
-            " ({})".format(", ".join(names[:10]) + (", ..." if len(names) > 10 else "")) if names else "",
+            " ({})".format(", ".join(map(printable, names[:10])) + (", ..." if len(names) > 10 else ""))
+            if names
+            else "",
         )
     )
     counts: Dict[str, int] = report["counts"]  # type: ignore[assignment]
     for kind in ("errors", "warnings"):
         issues: List[Dict[str, str]] = report[kind]  # type: ignore[assignment]
         for issue in issues:
-            out.write("  {} {} {}: {}\n".format(kind[:-1], issue["code"], issue["location"], issue["message"]))
+            where, message = printable(issue["location"]), printable(issue["message"])  # one line each
+            out.write("  {} {} {}: {}\n".format(kind[:-1], issue["code"], where, message))
     shown = len(report["errors"]) + len(report["warnings"])  # type: ignore[arg-type]
     total = sum(counts.values())
     if total > shown:

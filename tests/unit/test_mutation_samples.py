@@ -63,6 +63,8 @@ def test_a_key_in_another_bucket_names_the_allowed_ones() -> None:
 def test_printable_shows_undecodable_bytes_of_a_file_name() -> None:
     assert printable(b"cat\xff.jpg".decode("utf-8", "surrogateescape")) == "cat\\xff.jpg"
     assert printable("chat-été.jpg") == "chat-été.jpg"
+    assert printable("a\tb\nc\rd\x00e\x1bf\x7fg.jpg") == "a\\tb\\nc\\rd\\x00e\\x1bf\\x7fg.jpg"
+    assert printable(" ~\x80.jpg") == " ~\x80.jpg"  # printable ASCII and a C1 character stay
 
 
 def _sample(labels, kind=LABEL_LIST) -> Sample:
@@ -108,7 +110,7 @@ def test_a_file_name_that_cannot_be_a_key_or_a_lst_path_is_refused() -> None:
     assert not utf8_name("cat\t1.jpg", sink)
     assert [tuple(i)[:1] + tuple(i)[2:] for i in sink.errors] == [
         ("TEXT_ENCODING", "cat\\xff.jpg"),
-        ("PATH_UNSAFE", "cat\t1.jpg"),
+        ("PATH_UNSAFE", "cat\\t1.jpg"),  # escaped: a location is one line
     ]
     assert sink.errors[0].message == "the file name is not valid UTF-8, so it cannot become an S3 key"
     assert sink.errors[1].message.startswith("the file name ")

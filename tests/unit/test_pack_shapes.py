@@ -133,6 +133,19 @@ def test_file_names_with_tabs_or_line_breaks_are_refused(tmp_path, cli, validate
     assert code == 1 and "PATH_UNSAFE" in err and no_output(tmp_path)
 
 
+def test_the_text_report_keeps_each_problem_on_its_line(tmp_path, cli) -> None:
+    """A name with a line feed or tab (a file's, a class folder's) is shown escaped, so that
+    every error, warning and the class list stay one line each."""
+    root = folder_dataset(str(tmp_path / "d"), {"cat": 2, "c\nd": 1}, channels=("train",))
+    write_file(os.path.join(root, "train", "cat", "a\tb.jpg"), jpeg())
+    code, out, _ = cli("validate", root, "--workers", "1")
+    lines = out.splitlines()
+    assert code == 1 and "  classes: 2 (c\\nd, cat)" in lines, out
+    assert any(line.startswith("  error PATH_UNSAFE train/cat/a\\tb.jpg: the file name holds a tab") for line in lines)
+    assert any(line.startswith("  error PATH_UNSAFE train/c\\nd/") for line in lines), out
+    assert all(line.startswith(("  ", root)) for line in lines), out
+
+
 def test_a_class_folder_with_a_leading_space_is_refused(tmp_path, validate_json) -> None:
     root = folder_dataset(str(tmp_path / "d"), {"cat": 2, " dog": 2}, channels=("train",))
     code, report = validate_json(root)

@@ -145,9 +145,15 @@ def lst_path_problem(path: str) -> Optional[str]:
     return None
 
 
+# control characters as escapes, so that a location stays on its line (a name may hold a line feed)
+_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)}
+_CONTROLS.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"})
+
+
 def printable(path: str) -> str:
-    """A file name from the disk with undecodable bytes shown as ``\\xNN``."""
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    """A file name from the disk with undecodable bytes shown as ``\\xNN``, and tabs, line
+    feeds and other control characters as ``\\t``, ``\\n``, ``\\xNN``."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").translate(_CONTROLS)
 
 
 def utf8_name(path: str, sink: IssueSink) -> bool:
