@@ -544,15 +544,19 @@ def test_non_zero_padding_is_reported_once_then_counted() -> None:
 
 
 def _batches(data: bytes, chunk: int, batch_records: int, end: int = -1) -> Tuple[List[int], int]:
-    """(records in each batch, chunks read)."""
+    """(records in each batch, chunks read). Reads of a record's part beyond a chunk (read_at)
+    are not chunks."""
     reads = [0]
 
     def read(offset: int, length: int) -> bytes:
         assert offset >= 0 and offset + length <= len(data), "a read past the end of the file"
-        reads[0] += 1
         return data[offset : offset + length]
 
-    scanner = RecordIOScanner(read, len(data), "x.rec", CollectingSink(), chunk)
+    def read_chunk(offset: int, length: int) -> bytes:
+        reads[0] += 1
+        return read(offset, length)
+
+    scanner = RecordIOScanner(read, len(data), "x.rec", CollectingSink(), chunk, read_chunk)
     sizes = [len(batch) for batch in scanner.scan(0, None if end < 0 else end, batch_records)]
     return sizes, reads[0]
 

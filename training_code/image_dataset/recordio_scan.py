@@ -49,6 +49,7 @@ class RecordIOScanner:
         self.unescaped_magic = 0
         self.nonzero_padding = 0
         self.stopped_at = 0
+        self._hits = np.empty(0, bool)
 
     # -- problems -------------------------------------------------------------------------
     def _report(self, code: str, message: str, record: int, offset: int) -> None:
@@ -144,6 +145,7 @@ class RecordIOScanner:
             if damage is None and self.walk and pos < end:
                 walked = self._walk(data, words, pos, end)
                 if walked:
+                    self._magic_in_payloads(words, walked[0], walked[2], pos)  # before the rows number them
                     rows.add(self._plain_rows(words, walked[0], walked[1], pos))
                     pos += walked[2]
                     if sum(len(p) for p in rows.parts) >= batch_records or pos >= end:
@@ -217,6 +219,27 @@ class RecordIOScanner:
             return None
         cand = np.frombuffer(starts, np.int64) >> 2
         return cand, (words[cand + 1] & LENGTH_MASK).astype(np.int64), at
+
+    def _magic_in_payloads(self, words: np.ndarray, starts: np.ndarray, consumed: int, pos: int) -> None:
+        """The walked records (``starts``, in words, over the chunk's first ``consumed`` bytes)
+        whose payload holds an aligned magic number: the walk reads none of their payload."""
+        n = consumed >> 2
+        if len(self._hits) < n:
+            self._hits = np.empty(n, bool)
+        hits = np.equal(words[:n], MAGIC, out=self._hits[:n])  # a reused buffer: no page faults per chunk
+        if np.count_nonzero(hits) == len(starts):  # the walk's record starts only (nonzero costs 4x more)
+            return
+        inside = np.setdiff1d(np.flatnonzero(hits), starts, assume_unique=True)
+        owners, first = np.unique(np.searchsorted(starts, inside, side="right") - 1, return_index=True)
+        if not self.unescaped_magic:
+            r = int(owners[0])
+            self._report(
+                "REC_UNESCAPED_MAGIC",
+                f"payload holds the magic number at byte {pos + int(inside[first[0]]) * 4}",
+                self.records + r,
+                pos + int(starts[r]) * 4,
+            )
+        self.unescaped_magic += len(owners)
 
     def _resync(
         self, pos: int, n_bytes: int, words: np.ndarray, cand: np.ndarray, damage: Damage

@@ -112,20 +112,51 @@ def _single_part(
         bool(len(later)) and int(later[min(int(np.searchsorted(later, next_word)), len(later) - 1)]) == next_word
     )
     if crosses_chunk or lands_on_record:
-        if len(later) and int(later[0]) < next_word:
+        magic_at = pos + int(later[0]) * 4 if len(later) and int(later[0]) < next_word else None
+        chunk_end = pos + len(words) * 4
+        dirty = False
+        if record_end >= chunk_end:  # the chunk's last word is no candidate: it is read again
+            magic_at, dirty = _beyond_the_chunk(scanner, chunk_end, s_off, length, magic_at)
+        if magic_at is not None:
             scanner.unescaped_magic += 1
             if scanner.unescaped_magic == 1:
                 scanner._report(
-                    "REC_UNESCAPED_MAGIC",
-                    f"payload holds the magic number at byte {pos + int(later[0]) * 4}",
-                    scanner.records,
-                    s_off,
+                    "REC_UNESCAPED_MAGIC", f"payload holds the magic number at byte {magic_at}", scanner.records, s_off
                 )
+        if dirty:  # the padding beyond the chunk, which the vector path does not see
+            scanner.nonzero_padding += 1
+            if scanner.nonzero_padding == 1:
+                message = f"padding after the {length} data bytes is not zero"
+                scanner._report("REC_PADDING_NONZERO", message, scanner.records, s_off)
         rows.add(scanner._plain_rows(words, cand[s : s + 1], np.array([length], np.int64), pos))
         return record_end, None
     # the record is followed by something that is not a record
     rows.add(scanner._plain_rows(words, cand[s : s + 1], np.array([length], np.int64), pos))
     return record_end, _not_a_record_after(scanner, length, s_off, record_end)
+
+
+def _beyond_the_chunk(
+    scanner: RecordIOScanner, chunk_end: int, s_off: int, length: int, magic_at: Optional[int]
+) -> Tuple[Optional[int], bool]:
+    """Read the part of the record at ``s_off`` that the chunk's candidates do not cover (its
+    last word on), a chunk at a time, for what the vector path checks inside a chunk. Returns
+    (where the payload's first aligned magic number is, given ``magic_at`` found before; whether
+    the padding beyond the chunk is not zero)."""
+    record_end = s_off + 8 + padded(length)
+    last_word = s_off + 8 + (length & ~3)  # the data's last bytes and their padding
+    dirty = False
+    at = max(chunk_end - 4, s_off + 8)
+    while at < record_end and (magic_at is None or (length & 3 and last_word >= max(at, chunk_end))):
+        data = scanner.read_at(at, min(scanner.chunk_size, record_end - at))
+        if not data:
+            break
+        if magic_at is None:
+            hits = np.flatnonzero(np.frombuffer(data, "<u4", len(data) // 4) == MAGIC)
+            magic_at = at + int(hits[0]) * 4 if len(hits) else None
+        if length & 3 and max(at, chunk_end) <= last_word < at + len(data):
+            dirty = any(data[last_word - at + (length & 3) : last_word - at + 4])
+        at += len(data)
+    return magic_at, dirty
 
 
 def _not_a_record_after(scanner: RecordIOScanner, length: int, s_off: int, record_end: int) -> Damage:
