@@ -114,3 +114,12 @@ def test_no_magic_number_by_chance_in_the_generated_images() -> None:
     for label in range(30):
         words = np.frombuffer(encode(label, 20_000, False, False)[8:], "<u4")
         assert not (words == MAGIC).any()
+
+
+def test_every_record_without_room_for_its_header_is_counted() -> None:
+    """The report's count of REC_BAD_HEADER is the file's, whatever the chunk size."""
+    data = b"".join(frame(pack(i, b"x")) if i % 3 else frame(b"tiny") for i in range(600))
+    for chunk in (64, 4096, len(data) + 64):
+        sink = CollectingSink()
+        list(RecordIOScanner(lambda o, n: data[o : o + n], len(data), "x.rec", sink, chunk).scan())
+        assert sink.counts == {"REC_BAD_HEADER": 200} and len(sink.errors) == 50, chunk
