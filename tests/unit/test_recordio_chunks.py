@@ -123,3 +123,32 @@ def test_every_record_without_room_for_its_header_is_counted() -> None:
         sink = CollectingSink()
         list(RecordIOScanner(lambda o, n: data[o : o + n], len(data), "x.rec", sink, chunk).scan())
         assert sink.counts == {"REC_BAD_HEADER": 200} and len(sink.errors) == 50, chunk
+
+
+def _damaged(rows: List[Record], kind: str, at: int) -> bytes:
+    out = []
+    for i, row in enumerate(rows):
+        record = encode(i, *row)
+        if i == at and kind == "unpadded":
+            record = record[: 8 + struct.unpack_from("<I", record, 4)[0] & 0x1FFFFFFF]
+        out.append(record)
+        if i == at and kind == "garbage":
+            out.append(b"\x01\x02\x03\x04" * 3)
+    if kind == "stray":  # bytes after the last record, too few for a header
+        out.append(b"\x09" * (at % 7 + 1))
+    return b"".join(out)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    records,
+    st.sampled_from(["unpadded", "garbage", "stray"]),
+    st.integers(0, 30),
+    st.sampled_from([64, 256, 4096, 16384, 65536]),
+)
+def test_damage_is_found_alike_at_every_chunk_size(rows: List[Record], kind: str, at: int, chunk: int) -> None:
+    at = at % len(rows)
+    if kind == "unpadded" and (rows[at][0] + 24) % 4 == 0:
+        return  # nothing to leave out
+    data = _damaged(rows, kind, at)
+    assert scan(data, chunk) == scan(data, len(data) + 64)

@@ -208,6 +208,9 @@ class RecordIOScanner:
         at = 0
         while at <= limit:
             magic, lrec = unpack(data, at)
+            if magic != MAGIC and starts:  # damage: the word scan reports it after the last record
+                at = starts.pop()
+                break
             if magic != MAGIC or not IR_HEADER_SIZE <= lrec <= LENGTH_MASK:  # flag 0, room for the header
                 break
             nxt = at + 8 + ((lrec + 3) & ~3)

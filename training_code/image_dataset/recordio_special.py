@@ -111,27 +111,27 @@ def _single_part(
     lands_on_record = (
         bool(len(later)) and int(later[min(int(np.searchsorted(later, next_word)), len(later) - 1)]) == next_word
     )
-    if crosses_chunk or lands_on_record:
-        magic_at = pos + int(later[0]) * 4 if len(later) and int(later[0]) < next_word else None
-        chunk_end = pos + len(words) * 4
-        dirty = False
-        if record_end >= chunk_end:  # the chunk's last word is no candidate: it is read again
-            magic_at, dirty = _beyond_the_chunk(scanner, chunk_end, s_off, length, magic_at)
-        if magic_at is not None:
-            scanner.unescaped_magic += 1
-            if scanner.unescaped_magic == 1:
-                scanner._report(
-                    "REC_UNESCAPED_MAGIC", f"payload holds the magic number at byte {magic_at}", scanner.records, s_off
-                )
-        if dirty:  # the padding beyond the chunk, which the vector path does not see
-            scanner.nonzero_padding += 1
-            if scanner.nonzero_padding == 1:
-                message = f"padding after the {length} data bytes is not zero"
-                scanner._report("REC_PADDING_NONZERO", message, scanner.records, s_off)
-        rows.add(scanner._plain_rows(words, cand[s : s + 1], np.array([length], np.int64), pos))
-        return record_end, None
-    # the record is followed by something that is not a record
+    magic_at = pos + int(later[0]) * 4 if len(later) and int(later[0]) < next_word else None
+    chunk_end = pos + len(words) * 4
+    dirty = False
+    if record_end >= chunk_end:  # the chunk's last word is no candidate: it is read again
+        magic_at, dirty = _beyond_the_chunk(scanner, chunk_end, s_off, length, magic_at)
+    if magic_at is not None:
+        scanner.unescaped_magic += 1
+        if scanner.unescaped_magic == 1:
+            scanner._report(
+                "REC_UNESCAPED_MAGIC", f"payload holds the magic number at byte {magic_at}", scanner.records, s_off
+            )
+    if dirty:  # the padding beyond the chunk, which the vector path does not see
+        scanner.nonzero_padding += 1
+        if scanner.nonzero_padding == 1:
+            message = f"padding after the {length} data bytes is not zero"
+            scanner._report("REC_PADDING_NONZERO", message, scanner.records, s_off)
     rows.add(scanner._plain_rows(words, cand[s : s + 1], np.array([length], np.int64), pos))
+    if lands_on_record or record_end + 8 > scanner.size:  # too few bytes left for a header: the scan's stray tail
+        return record_end, None
+    if crosses_chunk and scanner.read_at(record_end, 4) == MAGIC_BYTES:  # what follows is beyond the chunk
+        return record_end, None
     return record_end, _not_a_record_after(scanner, length, s_off, record_end)
 
 
