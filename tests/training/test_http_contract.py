@@ -12,9 +12,8 @@ import io
 import json
 import socket
 import tarfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
 
@@ -25,6 +24,7 @@ from PIL import Image
 from app.local_serving import ModelServer, invoke
 from image_dataset.images import DEFAULT_MAX_PIXELS, check_image
 from tests.builders import jpeg, noisy_jpeg, png, png_bomb
+from tests.http_stub import http_stub
 
 LABELS = ["red", "green", "blue", "gray"]
 CONFIGURED_TOP_K = {"mxnet": 2, "tensorflow": 3}  # neither 5 (the fallback) nor len(LABELS)
@@ -626,15 +626,10 @@ def test_predict_reports_an_answer_that_is_not_a_prediction(cli, tmp_path) -> No
             self.end_headers()
             self.wfile.write(body)
 
-    other = ThreadingHTTPServer(("127.0.0.1", 0), NotAModel)
-    threading.Thread(target=other.serve_forever, daemon=True).start()
     image = tmp_path / "a.png"
     image.write_bytes(png())
-    try:
-        code, _, err = cli("predict", "--url", f"http://127.0.0.1:{other.server_address[1]}", str(image))
-    finally:
-        other.shutdown()
-        other.server_close()
+    with http_stub(NotAModel) as url:
+        code, _, err = cli("predict", "--url", url, str(image))
     assert code == 1 and "other than a prediction" in one_line(err)
 
 

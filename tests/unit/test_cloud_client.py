@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 from unittest import mock
@@ -15,6 +14,7 @@ import pytest
 
 from app.cli.main import main
 from tests.builders import folder_dataset, write_file
+from tests.http_stub import http_stub
 
 REGION = "us-east-1"
 
@@ -112,15 +112,10 @@ class _Recorder(BaseHTTPRequestHandler):
 
 
 def test_predict_api_signs_with_sigv4(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    server = HTTPServer(("127.0.0.1", 0), _Recorder)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     image = write_file(str(tmp_path / "a.jpg"), b"\xff\xd8\xff" + b"0" * 100)
     env = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_DEFAULT_REGION": "eu-west-1"}
-    try:
-        with mock.patch.dict(os.environ, env):
-            code = main(["predict", "--api", f"http://127.0.0.1:{server.server_port}/v1/classify", image])
-    finally:
-        server.shutdown()
+    with http_stub(_Recorder) as url, mock.patch.dict(os.environ, env):
+        code = main(["predict", "--api", f"{url}/v1/classify", image])
     assert code == 0 and "cat 0.800" in capsys.readouterr().out
     auth = _Recorder.seen["Authorization"]
     assert auth.startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/") and "/eu-west-1/execute-api/aws4_request" in auth
@@ -128,14 +123,9 @@ def test_predict_api_signs_with_sigv4(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_predict_api_with_a_cognito_token(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    server = HTTPServer(("127.0.0.1", 0), _Recorder)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     image = write_file(str(tmp_path / "a.jpg"), b"\xff\xd8\xff" + b"0" * 100)
-    url = f"http://127.0.0.1:{server.server_port}/v1/classify"
-    try:
-        with mock.patch.dict(os.environ, {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}):
-            code = main(["predict", "--api", url, "--token", "eyJraWQ.header.signature", image])
-    finally:
-        server.shutdown()
+    no_keys = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}
+    with http_stub(_Recorder) as url, mock.patch.dict(os.environ, no_keys):
+        code = main(["predict", "--api", f"{url}/v1/classify", "--token", "eyJraWQ.header.signature", image])
     assert code == 0 and "cat 0.800" in capsys.readouterr().out
     assert _Recorder.seen["Authorization"] == "eyJraWQ.header.signature" and "X-Amz-Date" not in _Recorder.seen

@@ -8,8 +8,7 @@ import datetime
 import json
 import os
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 from unittest import mock
@@ -33,6 +32,7 @@ from app.doctor import (
     stage_images,
 )
 from infra.config import StageConfig, parse_stage
+from tests.http_stub import http_stub
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
@@ -127,12 +127,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def api_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1/"
-    server.shutdown()
-    server.server_close()
+    with http_stub(_Handler) as url:
+        yield f"{url}/v1/"
 
 
 def closed_port_url() -> str:

@@ -27,7 +27,6 @@ import http.server
 import json
 import os
 import sys
-import threading
 import types
 import urllib.request
 from typing import Any, Dict, Iterator, List
@@ -39,6 +38,7 @@ from image_training import tf_inference
 from image_training.serving import JSON, JSONLINES, VERBOSE, Records, RequestError
 from lambdas.gate.logic import baseline_from_output, evaluation_from_output
 from tests.builders import png, tar_gz
+from tests.http_stub import http_stub
 
 # -- a stand-in for the tensorflow module -----------------------------------------------------
 
@@ -274,15 +274,8 @@ def tf_serving() -> Iterator[types.SimpleNamespace]:
             self.end_headers()
             self.wfile.write(data)
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        uri = f"http://127.0.0.1:{server.server_address[1]}/v1/models/model:predict"
-        yield types.SimpleNamespace(uri=uri, seen=seen)
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_stub(Handler) as url:
+        yield types.SimpleNamespace(uri=f"{url}/v1/models/model:predict", seen=seen)
 
 
 def test_a_record_asked_alone_is_a_json_post_of_its_image(tf_serving: types.SimpleNamespace) -> None:

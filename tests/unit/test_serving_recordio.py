@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import http.server
 import json
-import threading
 from types import SimpleNamespace
 from typing import Any, Dict, Iterator, List
 
@@ -33,6 +32,7 @@ from image_training.serving import (
     render,
 )
 from tests.builders import jpeg, png
+from tests.http_stub import http_stub
 
 IMAGES = [png(12, 10, (200, 20, 20)), jpeg(9, 14, (20, 200, 20)), png(16, 16, (20, 20, 200))]
 BROKEN = b"\x89PNG\r\n\x1a\n but broken"
@@ -282,14 +282,8 @@ def tf_serving() -> Iterator[str]:
             self.end_headers()
             self.wfile.write(data)
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1/models/model:predict"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_stub(Handler) as url:
+        yield f"{url}/v1/models/model:predict"
 
 
 def test_when_the_graph_refuses_one_image_of_several_each_record_is_asked_alone(
