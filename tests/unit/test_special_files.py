@@ -1,7 +1,10 @@
 """Named pipes, sockets and devices in a dataset are errors with a code and a location, never a
 hang: opening a named pipe waits for a writer that never comes, and a device (a link to
 /dev/zero) never ends. The commands run in a subprocess with a timeout, so that a hang fails
-the test instead of stopping the run."""
+the test instead of stopping the run.
+
+Survivors judged EQUIVALENT (mutation testing): ``getattr(os, "O_NONBLOCK", <default>)`` with
+another default or none (every POSIX ``os`` has ``O_NONBLOCK``; the default is never used)."""
 
 from __future__ import annotations
 
@@ -139,3 +142,41 @@ def test_batch_reads_no_named_pipe(tmp_path: Path) -> None:
     assert read_input(Input("a.jpg", str(tmp_path / "a.jpg")))[0] == jpeg()
     with pytest.raises(_Unreadable, match="named pipe"):
         read_input(Input("pipe.jpg", str(tmp_path / "pipe.jpg")))
+
+
+def test_a_file_replaced_by_a_named_pipe_after_its_stat_is_refused_too(tmp_path: Path, monkeypatch) -> None:
+    """The stat before the open can be outdated: the open itself must not wait for a writer,
+    and the descriptor is checked again (and closed)."""
+    import errno
+    import stat as stat_module
+    import threading
+
+    import image_dataset.store as store
+
+    pipe = tmp_path / "late.jpg"
+    os.mkfifo(pipe)
+    regular = os.stat(__file__)
+    real_stat = os.stat
+    monkeypatch.setattr(store.os, "stat", lambda p, *a, **k: regular if str(p) == str(pipe) else real_stat(p, *a, **k))
+    assert stat_module.S_ISREG(store.os.stat(str(pipe)).st_mode)
+    outcome: List[BaseException] = []
+    open_before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+
+    def attempt() -> None:
+        try:
+            os.close(open_fd(str(pipe)))
+        except BaseException as err:  # noqa: BLE001 - the test looks at what it was
+            outcome.append(err)
+
+    opener = threading.Thread(target=attempt, daemon=True)
+    opener.start()
+    opener.join(10)
+    if opener.is_alive():  # blocked in open(): a writer lets it go, then fail
+        os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+        opener.join(10)
+        pytest.fail("open_fd waited for a writer on a named pipe")
+    assert len(outcome) == 1 and isinstance(outcome[0], OSError), outcome
+    err = outcome[0]
+    assert err.errno == errno.EINVAL and err.filename == str(pipe) and "named pipe" in str(err)
+    if open_before is not None:  # the refused descriptor was closed
+        assert len(os.listdir("/proc/self/fd")) == open_before
