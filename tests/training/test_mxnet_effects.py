@@ -69,6 +69,18 @@ def depth(n):
     net(mx.nd.zeros((1, 3, 32, 32)))
     return len([k for k, p in net.collect_params().items() if len(p.shape) == 4 and k.endswith("weight")])
 out["convs"] = {n: depth(n) for n in (18, 20, 32, 50)}
+# a training step moves every BatchNorm's running statistics, the input one (no scale, no shift) too
+from image_training.mxnet_task import Task
+from image_training.mxnet_train import train_step
+h = hp(mini_batch_size=4, image_shape="3,24,24", num_layers=20)
+net = resnet(20, 3)
+net.initialize()
+net.hybridize(static_alloc=True, static_shape=True)
+trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.01})
+train_step(net, trainer, Task(h, {}, 64), record_iter(rec, idx, h, True, 1).next(), [mx.cpu()], "float32", None)
+means = {k: p.data().asnumpy() for k, p in net.collect_params().items() if k.endswith("running_mean")}
+out["bn_stuck"] = [k for k, m in means.items() if not m.any()]
+out["bn_count"] = len(means)
 print(json.dumps(out))
 """
 
@@ -118,3 +130,10 @@ def test_input_shape_batch_resize_and_augmentation(probe) -> None:
 def test_num_layers_builds_that_depth(probe) -> None:
     # main-path convolutions + the dense output = depth; plus one 1x1 projection per downsampling stage
     assert probe["convs"] == {"18": 17 + 3, "20": 19 + 2, "32": 31 + 2, "50": 49 + 4}
+
+
+def test_a_training_step_updates_every_batchnorm_running_statistic(probe) -> None:
+    """The input BatchNorm has neither scale nor shift: MXNet skips its backward pass, where the
+    running statistics are updated, unless the data asks for a gradient; left at 0 and 1 they
+    made evaluation see unnormalised inputs (validation accuracy at chance on some CPUs)."""
+    assert probe["bn_count"] == 20 and probe["bn_stuck"] == []

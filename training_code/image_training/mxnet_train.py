@@ -218,6 +218,8 @@ def train_step(
     predictions, top-k hits and size, for the epoch's training accuracy. Gradients summed over
     ``workers`` are averaged over all their samples."""
     xs, ys = forward_batches(net, batch, contexts, dtype)
+    for x in xs:  # MXNet's BatchNorm updates its running statistics in the backward pass, which
+        x.attach_grad()  # skips the input BatchNorm (no scale, no shift) unless the data needs a gradient
     with autograd.record():
         outs = [net(x).astype("float32") for x in xs]
         losses = [task.batch_loss(o, y) for o, y in zip(outs, ys)]
