@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Dict, Iterator, List, Optional, Tuple
 
+from . import json_text
 from .issues import IssueSink
 from .samples import CLASS_ID, CLASS_IDS, Sample, is_class_id, number, resolve_path
 
@@ -69,10 +70,10 @@ class AnnotationsFile:
             sink.report("TEXT_ENCODING", f"byte {err.start} is not UTF-8", name)
             return
         try:
-            doc = json.loads(text)
-        except (ValueError, RecursionError) as err:
-            where = "{}:line {}".format(name, getattr(err, "lineno", 1))
-            sink.report("JSON_SYNTAX", str(getattr(err, "msg", err)), where)
+            doc = json_text.loads(text)
+        except json_text.JSONTextError as err:
+            syntax = err.code == "JSON_SYNTAX"
+            sink.report(err.code, err.msg, f"{name}:line {err.line or 1}" if syntax else name)
             return
         if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
             sink.report("ANNOTATIONS_SCHEMA", "expected an object with an 'images' list", name)

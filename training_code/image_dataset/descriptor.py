@@ -14,6 +14,7 @@ import json
 import re
 from typing import Any, Dict, List, NamedTuple, Optional
 
+from . import json_text
 from .layout import FORMATS
 
 FILE_NAME = "dataset.json"
@@ -54,7 +55,7 @@ def parse_descriptor(data: bytes) -> Descriptor:
     if len(data) > MAX_BYTES:
         raise DescriptorError(f"the descriptor has {len(data)} bytes, over the limit of {MAX_BYTES}")
     try:
-        raw = json.loads(data.decode("utf-8"))
+        raw = json_text.loads(data.decode("utf-8"))
     except UnicodeDecodeError as err:
         raise DescriptorError(f"not UTF-8 text (byte {err.start})") from None
     except ValueError as err:

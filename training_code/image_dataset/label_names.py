@@ -3,11 +3,11 @@ manifest's metadata or an annotations file, merged across channels."""
 
 from __future__ import annotations
 
-import json
 import posixpath
 from collections import Counter
 from typing import List, Optional, Set
 
+from . import json_text
 from .context import Context
 from .issues import IssueSink
 from .layout import FOLDERS, LABELS_FILE, RECORDIO, Channel
@@ -45,7 +45,7 @@ class LabelNames:
         """The class names of a RecordIO channel's labels.json (a JSON list, index = class id)."""
         sink = context.sink
         try:
-            names = json.loads(context.store.read(path).decode("utf-8"))
+            names = json_text.loads(context.store.read(path).decode("utf-8-sig"))
         except OSError as err:
             context.unreadable(err, path)
             return None

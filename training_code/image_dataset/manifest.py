@@ -15,6 +15,7 @@ import contextlib
 import json
 from typing import Dict, Iterator, List, Optional, Sequence
 
+from . import json_text
 from .issues import IssueSink
 from .samples import (
     AUTO,
@@ -104,12 +105,12 @@ class ManifestReader:
             if not raw.strip():
                 continue
             try:
-                record = json.loads(raw.decode("utf-8"))
+                record = json_text.loads(raw.decode("utf-8"))
             except UnicodeDecodeError as err:
                 self.sink.report("TEXT_ENCODING", f"byte {err.start} of the line is not UTF-8", where)
                 continue
-            except (ValueError, RecursionError) as err:
-                self.sink.report("JSON_SYNTAX", f"not a JSON object: {err}", where)
+            except json_text.JSONTextError as err:
+                self.sink.report(err.code, f"not a JSON object: {err}" if err.code == "JSON_SYNTAX" else str(err), where)
                 continue
             if not isinstance(record, dict):
                 self.sink.report("JSON_SYNTAX", "a manifest line must be a JSON object", where)
@@ -129,8 +130,8 @@ class ManifestReader:
                 continue
             value = record[attribute]
             if isinstance(value, str):  # Ground Truth sometimes writes lists as strings
-                with contextlib.suppress(ValueError, RecursionError):
-                    value = json.loads(value)
+                with contextlib.suppress(ValueError):
+                    value = json_text.loads(value)
             if isinstance(value, list):
                 values = [number(v) for v in value]
                 if None in values:

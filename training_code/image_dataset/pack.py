@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, NamedTuple, Op
 
 from PIL import Image
 
+from . import json_text
 from .images import DEFAULT_MAX_PIXELS, default_signals
 from .issues import DatasetError
 from .layout import LABELS_FILE
@@ -257,7 +258,7 @@ def check_label_names(folder: str, names: Sequence[str]) -> None:
         return
     try:
         with open(path, encoding="utf-8-sig") as f:
-            existing = json.load(f)
+            existing = json_text.loads(f.read())
     except (OSError, ValueError) as err:
         raise DatasetError(
             "LABEL_NAMES_INVALID", f"already exists and cannot be read as a list of names ({err}); not replaced", path
