@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import sys
-from functools import partial
 from pathlib import Path
 from typing import Any, Dict, List, Optional, TextIO, Tuple
 
@@ -21,7 +20,7 @@ from image_dataset.pack import (
     plan,
     split,
     write_label_names,
-    write_pack,
+    write_packs,
 )
 from image_dataset.samples import AUTO, LABEL_FORMATS, printable
 from image_dataset.store import LocalStore
@@ -352,12 +351,15 @@ def _pack_channel(src: str, index: Any, args: argparse.Namespace, out_dir: str, 
         root = channel.root
         return sample.path[len(root) + 1 :] if root and sample.path.startswith(root + "/") else sample.path
 
-    written = []
     with progress_bar() as progress:
-        for prefix, part in parts:
-            report_progress = partial(progress, os.path.basename(prefix) + ".rec")
-            local = lambda p: store.local_path(p) or p  # noqa: E731
-            written.append(write_pack(prefix, part, local, relative, options, args.workers, report_progress))
+        written = write_packs(
+            parts,
+            lambda p: store.local_path(p) or p,
+            relative,
+            options,
+            args.workers,
+            lambda prefix, done, total: progress(os.path.basename(prefix) + ".rec", done, total),
+        )
     for result in written:
         print(f"{result.prefix}.rec: {result.records} records (+ .idx, .lst)")
     if index.label_names:

@@ -8,6 +8,7 @@ and the header id are the sample's .lst index, as im2rec writes them.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -148,9 +149,90 @@ def split(
     return [(prefix + "_train", items[:sep]), (prefix + "_val", items[sep:])]
 
 
+Item = Tuple[int, Sample, Tuple[float, ...]]
+
+
+class Outputs:
+    """Files written under ``<final>.partial`` and moved onto their final names together: all or
+    nothing. A final name held by a folder is refused before anything is written; a stale
+    ``.partial`` (a crashed run's, or a named pipe that would block the open) is removed first;
+    a move that fails puts back every file already moved, and the files they replaced."""
+
+    def __init__(self) -> None:
+        self.pairs: List[Tuple[str, str]] = []
+
+    def temp(self, final: str) -> str:
+        """The name to write ``final`` under until :meth:`publish`."""
+        if os.path.isdir(final):
+            raise OSError(errno.EISDIR, "a folder has the name of a file to write; nothing was written", final)
+        temp = final + ".partial"
+        if os.path.lexists(temp):
+            os.remove(temp)
+        self.pairs.append((temp, final))
+        return temp
+
+    def publish(self) -> None:
+        moved: List[Tuple[str, str, Optional[str]]] = []  # (temp, final, where the old final went)
+        try:
+            for temp, final in self.pairs:
+                previous = None
+                if os.path.lexists(final):
+                    previous = final + ".previous"
+                    os.replace(final, previous)
+                moved.append((temp, final, previous))
+                os.replace(temp, final)
+        except OSError:
+            for temp, final, previous in reversed(moved):
+                if os.path.lexists(final) and not os.path.lexists(temp):
+                    os.replace(final, temp)
+                if previous is not None and os.path.lexists(previous):
+                    os.replace(previous, final)
+            raise
+        for _, _, previous in moved:
+            if previous is not None:
+                os.remove(previous)
+
+    def discard(self) -> None:
+        """Remove what was written and not published."""
+        for temp, _ in self.pairs:
+            if os.path.lexists(temp):
+                os.remove(temp)
+
+
+def write_packs(
+    parts: Sequence[Tuple[str, List[Item]]],
+    local_path: Callable[[str], str],
+    lst_path: Callable[[Sample], str],
+    options: PackOptions,
+    workers: Optional[int] = None,
+    progress: Optional[Callable[[str, int, int], None]] = None,
+) -> List[PackResult]:
+    """Write ``prefix.rec``, ``.idx`` and ``.lst`` for each (prefix, items) part; all parts or
+    nothing (:class:`Outputs`). ``progress(prefix, done, total)`` after each record."""
+    outputs = Outputs()
+    try:
+        temps = [[outputs.temp(prefix + ext) for ext in (".rec", ".idx", ".lst")] for prefix, _ in parts]
+        for (prefix, items), (rec, idx, lst_file) in zip(parts, temps):
+            jobs = [(PackJob(i, local_path(s.path), labels, s.kind != CLASS_ID), options) for i, s, labels in items]
+            with RecordIOWriter(rec, idx) as writer, open(lst_file, "w", encoding="utf-8") as lst:
+                for done, ((index, sample, labels), (_, record, code, message)) in enumerate(
+                    zip(items, _encoded(jobs, workers)), start=1
+                ):
+                    if record is None:
+                        raise DatasetError(code, message, sample.location)
+                    writer.write(record, key=index)
+                    lst.write(format_lst_line(index, labels, lst_path(sample)))
+                    if progress:
+                        progress(prefix, done, len(items))
+        outputs.publish()
+    finally:
+        outputs.discard()
+    return [PackResult(prefix, len(items)) for prefix, items in parts]
+
+
 def write_pack(
     prefix: str,
-    items: List[Tuple[int, Sample, Tuple[float, ...]]],
+    items: List[Item],
     local_path: Callable[[str], str],
     lst_path: Callable[[Sample], str],
     options: PackOptions,
@@ -158,27 +240,8 @@ def write_pack(
     progress: Optional[Callable[[int, int], None]] = None,
 ) -> PackResult:
     """Write ``prefix.rec``, ``.idx`` and ``.lst`` for ``items``; all or nothing."""
-    finals = [prefix + ext for ext in (".rec", ".idx", ".lst")]
-    temps = [f + ".partial" for f in finals]
-    jobs = [(PackJob(index, local_path(s.path), labels, s.kind != CLASS_ID), options) for index, s, labels in items]
-    done = 0
-    try:
-        with RecordIOWriter(temps[0], temps[1]) as writer, open(temps[2], "w", encoding="utf-8") as lst:
-            for (index, sample, labels), (_, record, code, message) in zip(items, _encoded(jobs, workers)):
-                if record is None:
-                    raise DatasetError(code, message, sample.location)
-                writer.write(record, key=index)
-                lst.write(format_lst_line(index, labels, lst_path(sample)))
-                done += 1
-                if progress:
-                    progress(done, len(items))
-        for temp, final in zip(temps, finals):
-            os.replace(temp, final)
-    finally:
-        for temp in temps:
-            if os.path.exists(temp):
-                os.remove(temp)
-    return PackResult(prefix, len(items))
+    report = (lambda _, done, total: progress(done, total)) if progress else None
+    return write_packs([(prefix, items)], local_path, lst_path, options, workers, report)[0]
 
 
 def _encoded(jobs: list, workers: Optional[int]) -> Iterator[Tuple[int, Optional[bytes], str, str]]:
@@ -220,7 +283,8 @@ def pack_channels(
     plus ``labels.json`` (a RecordIO channel folder); RecordIO channels are left out. All
     channels use the dataset's one label map (``index.num_classes``, ``index.label_names``).
     Training shuffles: the train channel is shuffled as im2rec does (when ``options.shuffle``).
-    A ``labels.json`` already there with other names stops the run before anything is written."""
+    A ``labels.json`` already there with other names stops the run before anything is written;
+    the records of all channels are written together, all or nothing (:func:`write_packs`)."""
     options = options or PackOptions(pass_through=True)
     root = index.store.local_path("")
     if root is None:
@@ -229,24 +293,19 @@ def pack_channels(
     if index.label_names:
         for folder in folders.values():
             check_label_names(folder, index.label_names)
-    packed: Dict[str, PackResult] = {}
+    parts, channel_of = [], {}
     for name, (_, samples) in sorted(index.channels.items()):
-        folder = folders[name]
-        os.makedirs(folder, exist_ok=True)
-        report = (lambda done, total, name=name: progress(name, done, total)) if progress else None
-        packed[name] = pack_channel(
-            samples,
-            index.num_classes or 0,
-            os.path.join(folder, name),
-            root,
-            options.shuffle and name == "train",
-            report,
-            options,
-            workers,
-        )
-        if index.label_names:
+        os.makedirs(folders[name], exist_ok=True)
+        prefix = os.path.join(folders[name], name)
+        channel_of[prefix] = name
+        channel_options = options._replace(shuffle=options.shuffle and name == "train")
+        parts.append((prefix, plan(samples, index.num_classes or 0, channel_options)))
+    report = (lambda prefix, done, total: progress(channel_of[prefix], done, total)) if progress else None
+    results = write_packs(parts, lambda p: os.path.join(root, p), lambda s: s.path, options, workers, report)
+    if index.label_names:
+        for folder in folders.values():
             write_label_names(folder, index.label_names)
-    return packed
+    return dict(zip(sorted(index.channels), results))
 
 
 def check_label_names(folder: str, names: Sequence[str]) -> None:
@@ -257,8 +316,8 @@ def check_label_names(folder: str, names: Sequence[str]) -> None:
     if not os.path.lexists(path):
         return
     try:
-        with open(path, encoding="utf-8-sig") as f:
-            existing = json_text.loads(f.read())
+        with open_file(path) as f:  # not a named pipe, which would wait for a writer
+            existing = json_text.loads(f.read().decode("utf-8-sig"))
     except (OSError, ValueError) as err:
         raise DatasetError(
             "LABEL_NAMES_INVALID", f"already exists and cannot be read as a list of names ({err}); not replaced", path
@@ -280,7 +339,11 @@ def write_label_names(folder: str, names: Sequence[str]) -> str:
     is there already must hold the same names (:func:`check_label_names`)."""
     check_label_names(folder, names)
     path = os.path.join(folder, LABELS_FILE)
-    with open(path + ".partial", "w", encoding="utf-8") as f:
-        json.dump(list(names), f, ensure_ascii=False, indent=1)
-    os.replace(path + ".partial", path)
+    outputs = Outputs()
+    try:
+        with open(outputs.temp(path), "w", encoding="utf-8") as f:
+            json.dump(list(names), f, ensure_ascii=False, indent=1)
+        outputs.publish()
+    finally:
+        outputs.discard()
     return path
