@@ -460,3 +460,27 @@ def test_manifest_channels_that_name_fewer_classes_share_one_label_map(tmp_path)
     report = json.loads(output)
     assert code == 0 and report["label_names"] == names
     assert report["channels"]["validation"]["class_counts"] == {"0": 1, "1": 1}
+
+
+@pytest.mark.parametrize("huge", [1e10, 1e19, 3e38])
+def test_a_record_class_id_beyond_the_limit_is_an_error_at_that_record_only(tmp_path, huge: float) -> None:
+    """A class id too large for an int64 (1e19) was a ValueError from the cast; one that fits
+    (1e10) was reported without its record and dropped every good record of the batch."""
+    from image_dataset.context import ValidationOptions
+    from image_dataset.recordio import frame
+    from image_dataset.recordio import pack as pack_record
+    from image_dataset.validate import validate_path
+    from tests.builders import jpeg, write_rec
+
+    second = len(frame(pack_record(0.0, jpeg(8, 8), id=0)))  # the byte offset of record 1
+    for channel in ("train", "validation"):
+        write_rec(str(tmp_path / channel / f"{channel}.rec"), [(0, jpeg(8, 8)), (huge, jpeg(8, 8)), (1, jpeg(8, 8))])
+    report = validate_path(str(tmp_path), ValidationOptions(workers=1, decode_images=False))
+    errors = [(e["code"], e["location"]) for e in report["errors"]]  # type: ignore[index]
+    assert errors == [
+        ("TOO_MANY_CLASSES", f"train/train.rec#record 1 @byte {second}"),
+        ("TOO_MANY_CLASSES", f"validation/validation.rec#record 1 @byte {second}"),
+    ]
+    message = report["errors"][0]["message"]  # type: ignore[index]
+    assert message.startswith("class id ") and message.endswith("is not below the limit of 100000")
+    assert report["channels"]["train"]["samples"] == 2 and report["num_classes"] == 2  # type: ignore[index]

@@ -117,9 +117,11 @@ def test_fifty_issues_per_batch_are_written_out_and_the_rest_only_counted() -> N
 def test_the_class_id_limit_is_the_first_id_refused() -> None:
     good, sink, stats, _ = _records([99_999, 1])
     assert sink.errors == [] and good == [True, True] and stats.class_counts == {1: 1, 99_999: 1}
-    good, sink, stats, _ = _records([100_000, 1])
-    assert sink.errors == [Issue("TOO_MANY_CLASSES", "class id 100000 is not below the limit of 100000", "x.rec")]
-    assert good == [False, False] and stats.class_counts == {}
+    good, sink, stats, offsets = _records([100_000, 1])
+    assert sink.errors == [
+        Issue("TOO_MANY_CLASSES", "class id 100000 is not below the limit of 100000", _at(offsets, 0))
+    ]
+    assert good == [False, True] and stats.class_counts == {1: 1}  # that record only
 
 
 # -- single and multi-label together ----------------------------------------------------------

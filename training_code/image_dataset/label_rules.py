@@ -142,9 +142,11 @@ class LabelRules:
             bad = ~np.isfinite(v) | (v < 0) | (v != np.floor(v))
         n = self.options.num_classes
         out = np.zeros(len(rows), bool) if n is None else (~bad & (v >= n))
+        huge = ~bad & ~out & (v >= MAX_CLASSES)  # before any cast: 1e19 does not fit an int64
         for r, code, message in (
             *((r, "LABEL_INVALID", "label {} is not a class id (an integer >= 0)") for r in rows[bad][:50]),
             *((r, "LABEL_OUT_OF_RANGE", "class id {} is not below num_classes " + str(n)) for r in rows[out][:50]),
+            *((r, "TOO_MANY_CLASSES", f"class id {{}} is not below the limit of {MAX_CLASSES}") for r in rows[huge][:50]),
         ):
             value = values[r]
             shown = int(value) if math.isfinite(value) and value == int(value) else value
@@ -156,19 +158,12 @@ class LabelRules:
         for count_code, extra in (
             ("LABEL_INVALID", int(bad.sum()) - 50),
             ("LABEL_OUT_OF_RANGE", int(out.sum()) - 50),
+            ("TOO_MANY_CLASSES", int(huge.sum()) - 50),
         ):
             for _ in range(max(0, extra)):
                 self.sink.report(count_code, "", name)
-        good[rows[bad | out]] = False
-        ok = rows[~(bad | out)]
-        classes = values[ok].astype(np.int64)
-        if len(classes) and int(classes.max()) >= MAX_CLASSES:
-            self.sink.report(
-                "TOO_MANY_CLASSES", f"class id {int(classes.max())} is not below the limit of {MAX_CLASSES}", name
-            )
-            good[ok] = False
-        else:
-            self.stats.count(classes)
+        good[rows[bad | out | huge]] = False
+        self.stats.count(values[rows[~(bad | out | huge)]].astype(np.int64))
 
     def _vector_rows(self, batch: RecordBatch, name: str, good: np.ndarray) -> None:
         """Check the multi-hot labels of a batch, one label length at a time; the bad rows
