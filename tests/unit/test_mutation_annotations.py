@@ -50,11 +50,15 @@ def test_what_is_no_annotations_document_is_reported_on_the_file() -> None:
         ("ANNOTATIONS_SCHEMA", "expected an object with an 'images' list", "annotations.json")
     ]
     assert _doc_errors(b'{"labels": "cat", "images": []}') == [
-        ("ANNOTATIONS_SCHEMA", "'labels' must be a list of label names", "annotations.json")
+        ("ANNOTATIONS_SCHEMA", "'labels' must be a list of label names, none of them blank", "annotations.json")
     ]
     assert _doc_errors(b'{"labels": ["cat", 3], "images": []}') == [
-        ("ANNOTATIONS_SCHEMA", "'labels' must be a list of label names", "annotations.json")
+        ("ANNOTATIONS_SCHEMA", "'labels' must be a list of label names, none of them blank", "annotations.json")
     ]
+    for blank in (b'""', b'" \\t"'):  # labels.json allows no blank name: pack could not write one
+        assert _doc_errors(b'{"labels": ["cat", ' + blank + b'], "images": []}') == [
+            ("ANNOTATIONS_SCHEMA", "'labels' must be a list of label names, none of them blank", "annotations.json")
+        ]
     assert _doc_errors(b'{"labels": ["cat", "cat"], "images": []}') == [
         ("ANNOTATIONS_SCHEMA", "'labels' names a label twice", "annotations.json")
     ]

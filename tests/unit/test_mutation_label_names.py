@@ -100,3 +100,12 @@ def test_a_class_named_by_the_number_of_another_unnamed_class_is_reported(tmp_pa
             "train/m.manifest",
         )
     ]
+
+
+def test_a_blank_class_name_in_a_manifest_leaves_the_class_named_by_its_number(tmp_path) -> None:
+    """labels.json allows no blank name, so pack could not write one: the class keeps its number."""
+    root = str(tmp_path)
+    for channel in ("train", "validation"):
+        _manifest(root, channel, {0: "cat", 1: " "})
+    report = _validate(root)
+    assert report["valid"] is True and report["label_names"] == ["cat", "1"]

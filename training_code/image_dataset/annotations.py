@@ -79,8 +79,8 @@ class AnnotationsFile:
             sink.report("ANNOTATIONS_SCHEMA", "expected an object with an 'images' list", name)
             return
         labels = doc.get("labels", [])
-        if not isinstance(labels, list) or not all(isinstance(n, str) for n in labels):
-            sink.report("ANNOTATIONS_SCHEMA", "'labels' must be a list of label names", name)
+        if not isinstance(labels, list) or not all(isinstance(n, str) and n.strip() for n in labels):
+            sink.report("ANNOTATIONS_SCHEMA", "'labels' must be a list of label names, none of them blank", name)
             labels = []
         if len(set(labels)) != len(labels):
             sink.report("ANNOTATIONS_SCHEMA", "'labels' names a label twice", name)
