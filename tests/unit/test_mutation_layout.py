@@ -241,3 +241,39 @@ def test_the_lst_of_train_lst_replaces_those_in_train(tmp_path) -> None:
     channels, sink = _discover(tmp_path)
     assert channels == [Channel("train", LST, "train", ("train_lst/B.LST",))]
     assert sink.errors == []
+
+
+# -- files that are not read are said so ---------------------------------------------------------
+
+
+def test_the_lists_left_in_train_when_train_lst_has_lists_are_reported_as_not_read(tmp_path) -> None:
+    write_file(str(tmp_path / "train" / "a.lst"), "0\t0\tcat/a.jpg\n")
+    write_file(str(tmp_path / "train_lst" / "b.lst"), "0\t0\tcat/b.jpg\n")
+    channels, sink = _discover(tmp_path)
+    assert channels == [Channel("train", LST, "train", ("train_lst/b.lst",))]
+    extra = [i for i in sink.warnings if i.code == "FILE_EXTRA"]
+    assert extra == [Issue("FILE_EXTRA", "not read: the channel's lists are those in train_lst/", "train/a.lst")]
+
+
+def test_an_empty_train_lst_does_not_hide_the_lists_in_train(tmp_path) -> None:
+    write_file(str(tmp_path / "train" / "a.lst"), "0\t0\tcat/a.jpg\n")
+    (tmp_path / "train_lst").mkdir()
+    channels, sink = _discover(tmp_path)
+    assert channels == [Channel("train", LST, "train", ("train/a.lst",))]
+    assert Issue("FILE_EXTRA", "holds no .lst file; ignored", "train_lst") in sink.warnings
+
+
+def test_manifests_annotations_and_orphan_indexes_beside_a_rec_are_reported_as_not_read(tmp_path) -> None:
+    write_file(str(tmp_path / "train" / "a.rec"), b"")
+    write_file(str(tmp_path / "train" / "a.idx"), "")
+    write_file(str(tmp_path / "train" / "a.lst"), "0\t0\tcat/a.jpg\n")  # im2rec's: expected beside a.rec
+    write_file(str(tmp_path / "train" / "other.manifest"), MANIFEST_LINE)
+    write_file(str(tmp_path / "train" / "annotations.json"), ANNOTATIONS_DOC)
+    write_file(str(tmp_path / "train" / "old.idx"), "")
+    channels, sink = _discover(tmp_path)
+    assert channels == [Channel("train", RECORDIO, "train", ("train/a.rec",))]
+    assert sorted((i for i in sink.warnings if i.code == "FILE_EXTRA"), key=lambda i: i.location) == [
+        Issue("FILE_EXTRA", "not read: the channel is read as recordio", "train/annotations.json"),
+        Issue("FILE_EXTRA", "an index with no .rec of its name; ignored", "train/old.idx"),
+        Issue("FILE_EXTRA", "not read: the channel is read as recordio", "train/other.manifest"),
+    ]

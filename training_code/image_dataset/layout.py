@@ -90,6 +90,7 @@ def _describe_channel(
     if entries is None:
         return None
     files = {fmt: [] for fmt in FORMATS}  # type: dict
+    indexes = []
     class_dirs = []
     for entry in entries:
         path = join(root, entry)
@@ -103,13 +104,21 @@ def _describe_channel(
         fmt = format_of_file(entry)
         if fmt:
             files[fmt].append(path)
+        elif entry.lower().endswith(".idx"):
+            indexes.append(path)
     if lst_dir is not None:
         lst_entries = list_folder(store, lst_dir, sink)
         if lst_entries is None:
             return None
-        files[LST] = [
+        lists = [
             join(lst_dir, e) for e in lst_entries if e.lower().endswith(".lst") and not _skipped(store, join(lst_dir, e), sink)
         ]
+        if lists:
+            for own in files[LST]:
+                sink.report("FILE_EXTRA", f"not read: the channel's lists are those in {lst_dir}/", printable(own))
+            files[LST] = lists
+        else:
+            sink.report("FILE_EXTRA", "holds no .lst file; ignored", lst_dir)
     if forced:
         chosen = forced
     elif files[RECORDIO]:
@@ -131,12 +140,26 @@ def _describe_channel(
             root or ".",
         )
         return None
+    _unread(files, indexes, chosen, sink)
     if chosen == FOLDERS:
         return Channel(name, FOLDERS, root, tuple(join(root, d) for d in class_dirs))
     if not files[chosen]:
         sink.report("FORMAT_UNKNOWN", f"no {chosen} file in the channel", root or ".")
         return None
     return Channel(name, chosen, root, tuple(files[chosen]))
+
+
+def _unread(files: dict, indexes: List[str], chosen: str, sink: IssueSink) -> None:
+    """FILE_EXTRA for the list files of another format than the channel's (a .lst beside a .rec
+    is im2rec's and expected), and for a .idx with no .rec of its name."""
+    for fmt in (LST, MANIFEST, ANNOTATIONS):
+        if fmt != chosen and not (fmt == LST and chosen == RECORDIO):
+            for path in files[fmt]:
+                sink.report("FILE_EXTRA", f"not read: the channel is read as {chosen}", printable(path))
+    recs = {posixpath.splitext(p)[0] for p in files[RECORDIO]}
+    for path in indexes:
+        if posixpath.splitext(path)[0] not in recs:
+            sink.report("FILE_EXTRA", "an index with no .rec of its name; ignored", printable(path))
 
 
 def discover(store: Store, forced: Optional[str], sink: IssueSink, single_file: Optional[str] = None) -> List[Channel]:
