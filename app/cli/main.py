@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
+import threading
 import traceback
 from typing import List, Optional
 
@@ -87,6 +89,15 @@ def run_sample_data(args: argparse.Namespace) -> int:
     return 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is, so that its clean-up runs as on Ctrl-C (``pack``
+    removes its ``.partial`` files) before the process exits 143."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run one command. Exit 0 done, 1 the work failed, 2 usage; a failure is one line on
     stderr (``imgclf CMD: error: ...``), with the traceback only under ``--debug``."""
@@ -104,8 +115,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         sys.stderr.write(f"imgclf {command}: {one_line(message)}\n")
         return EXIT_FAILED
 
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         return int(args.run(args))
+    except Terminated:
+        sys.stderr.write("terminated\n")
+        return 143
     except UsageError as err:  # as argparse's own usage errors: SystemExit(2)
         if debug:
             traceback.print_exc()
@@ -124,6 +140,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Exception as err:  # noqa: BLE001 - the last resort: one line, never a traceback
         hint = "" if debug else " (rerun with --debug for the traceback)"
         return fail(f"error: {type(err).__name__}: {err}{hint}")
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

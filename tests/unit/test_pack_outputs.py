@@ -91,3 +91,43 @@ def test_a_named_pipe_as_labels_json_is_refused_at_once(tmp_path) -> None:
     code, stdout, stderr = imgclf("pack", src, str(out / "p"))
     assert code != 0 and "LABEL_NAMES_INVALID" in stdout + stderr and "named pipe" in stdout + stderr
     assert sorted(os.listdir(out)) == ["labels.json"]
+
+
+def test_sigterm_stops_pack_without_leaving_partial_files(tmp_path) -> None:
+    """SIGTERM runs pack's clean-up as Ctrl-C does (it used to leave every .partial file)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    for name in ("cat", "dog"):
+        for i in range(300):
+            write_file(str(src / name / f"{i}.jpg"), jpeg(256, 256, color=(i % 250, 10, 10)))
+    out.mkdir()
+    args = [
+        "pack",
+        str(src),
+        str(out / "p"),
+        "--resize",
+        "200",
+        "--encoding",
+        ".png",
+        "--quality",
+        "9",
+        "--workers",
+        "1",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli.main", *args], cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 60
+    while not (out / "p.rec.partial").exists() or (out / "p.rec.partial").stat().st_size == 0:
+        assert proc.poll() is None and time.monotonic() < deadline, "pack ended before it could be stopped"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and b"terminated" in err and b"Traceback" not in err
+    assert os.listdir(out) == []

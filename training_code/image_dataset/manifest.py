@@ -36,10 +36,10 @@ MAX_NAMED = 1_000_000  # class ids named by metadata beyond this are not collect
 __all__ = ["AUTO", "LABEL_CLASS_IDS", "LABEL_MULTI_HOT", "ManifestReader", "manifest_line"]
 
 
-def _named(name: object) -> bool:
-    """A class name worth keeping: a string that is not blank (a blank one leaves the class
-    named by its number, as labels.json allows no blank name)."""
-    return isinstance(name, str) and bool(name.strip())
+def _named(name: str) -> bool:
+    """A class name worth keeping is not blank: a blank one leaves the class named by its
+    number, as labels.json allows no blank name."""
+    return bool(name.strip())
 
 
 class ManifestReader:
@@ -88,12 +88,12 @@ class ManifestReader:
         if not isinstance(meta, dict):
             return
         name = meta.get("class-name")
-        if _named(name) and len(labels) == 1 and is_class_id(labels[0]) and labels[0] < MAX_NAMED:
+        if isinstance(name, str) and _named(name) and len(labels) == 1 and is_class_id(labels[0]) and labels[0] < MAX_NAMED:
             self.label_names.setdefault(int(labels[0]), name)
         class_map = meta.get("class-map")
         if isinstance(class_map, dict):
             for key, value in class_map.items():
-                if _named(value) and str(key).isdecimal() and len(str(key)) <= 7 and int(key) < MAX_NAMED:
+                if isinstance(value, str) and _named(value) and str(key).isdecimal() and len(str(key)) <= 7 and int(key) < MAX_NAMED:
                     self.label_names.setdefault(int(key), value)
 
     def parse(self, data: bytes) -> Iterator[Sample]:
