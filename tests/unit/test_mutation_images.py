@@ -104,9 +104,22 @@ def test_sniff_knows_webp_only_by_both_of_its_marks() -> None:
     assert sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR") == "png" and sniff(b"\xff\xd8\xff\xe0") == "jpeg"
 
 
-def test_pillows_own_bomb_cap_reports_no_size() -> None:
-    from image_dataset.images import check_image
+def test_the_pixel_cap_is_ours_even_above_pillows_own_limit() -> None:
+    """--max-pixels above Pillow's hard limit (178,956,970) had no effect: Pillow refused the
+    header first. The header is now read without Pillow's limit; the cap is checked on it."""
+    from PIL import Image
+
+    from image_dataset.images import check_image, open_header
     from tests.builders import png_bomb
 
-    result = check_image(5, png_bomb(), 10**10)
-    assert result[:4] == (5, 0, 0, "IMG_TOO_LARGE") and "decompression bomb" in result.message
+    saved = Image.MAX_IMAGE_PIXELS
+    assert open_header(png_bomb(), "png").size == (30000, 30000)  # 900,000,000 pixels: no error
+    assert saved == Image.MAX_IMAGE_PIXELS
+    result = check_image(5, png_bomb(), 899_999_999)
+    assert tuple(result) == (
+        5,
+        30000,
+        30000,
+        "IMG_TOO_LARGE",
+        "30000x30000 = 900000000 pixels, over the cap of 899999999",
+    )

@@ -7,7 +7,6 @@ and the header id are the sample's .lst index, as im2rec writes them.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import io
 import json
@@ -57,17 +56,6 @@ class PackError(ValueError):
     """Options that cannot pack this data (an empty channel): a usage error."""
 
 
-@contextlib.contextmanager
-def _pixel_cap(max_pixels: int) -> Iterator[None]:
-    """Pillow's decompression-bomb cap set to what validation allowed, while decoding."""
-    saved = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = max_pixels
-    try:
-        yield
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
-
-
 def encode_image(data: bytes, options: PackOptions) -> bytes:
     """Decode as im2rec does (OpenCV's imread: image_dataset.pixels), resize the shorter side to
     ``options.resize`` with OpenCV's bilinear interpolation, encode. ``pass_through`` keeps the
@@ -102,12 +90,9 @@ def _encode_job(args: Tuple[PackJob, PackOptions]) -> Tuple[int, Optional[bytes]
         code, message = access_problem(err, "image")
         return job.key, None, code, message
     try:
-        with _pixel_cap(options.max_pixels):
-            image = encode_image(data, options)
+        image = encode_image(data, options)
     except PixelError as err:
         return job.key, None, err.code, f"cannot pack the image: {err}"
-    except Image.DecompressionBombError as err:
-        return job.key, None, "IMG_TOO_LARGE", f"cannot pack the image: {err}"
     except (OSError, ValueError, SyntaxError) as err:
         return job.key, None, "IMG_CORRUPT", f"cannot pack the image: {err}"
     label: object = list(job.labels) if job.multi_label else job.labels[0]

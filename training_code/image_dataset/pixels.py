@@ -29,7 +29,7 @@ from typing import NamedTuple, Tuple
 import numpy as np
 from PIL import Image
 
-from .images import ACCEPTED_FORMATS, DEFAULT_MAX_PIXELS, sniff
+from .images import ACCEPTED_FORMATS, DEFAULT_MAX_PIXELS, open_header, sniff
 
 _TRANSPOSE = getattr(Image, "Transpose", Image)  # Pillow < 9.1 has no Transpose enum
 # EXIF orientation -> the transpositions that make the image upright, in order
@@ -70,9 +70,7 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
     if kind not in ACCEPTED_FORMATS:
         raise PixelError("IMG_UNSUPPORTED_FORMAT", f"{kind.upper()} image; JPEG or PNG is required")
     try:
-        image = Image.open(io.BytesIO(data), formats=(kind.upper(),))
-    except Image.DecompressionBombError as err:
-        raise PixelError("IMG_TOO_LARGE", str(err)) from None
+        image = open_header(data, kind)
     except Image.UnidentifiedImageError:
         raise PixelError("IMG_CORRUPT", f"the {kind.upper()} header cannot be read") from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as err:
@@ -105,8 +103,6 @@ def _load(image: Image.Image) -> None:
     kind = (image.format or "image").upper()
     try:
         image.load()
-    except Image.DecompressionBombError as err:
-        raise PixelError("IMG_TOO_LARGE", str(err)) from None
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError, struct.error) as err:
         text = str(err) or type(err).__name__
         code = "IMG_TRUNCATED" if "truncated" in text or isinstance(err, EOFError) else "IMG_CORRUPT"
