@@ -273,3 +273,16 @@ def test_a_manifest_of_s3_references_is_not_packed(tmp_path, cli) -> None:
     code, _, err = cli("pack", str(tmp_path / "m.manifest"), str(tmp_path / "out"))
     assert code == 1 and "m.manifest:line 1" in err and "s3://" in err and "Traceback" not in err
     assert no_output(tmp_path)
+
+
+def test_a_resize_beyond_the_pixel_cap_is_refused_before_any_memory_is_taken() -> None:
+    """--resize 100000 tried to allocate terabytes (MemoryError); the result's size is checked
+    against --max-pixels first, as an image's own size is."""
+    from image_dataset.pack import encode_image
+    from image_dataset.pixels import PixelError
+
+    with pytest.raises(PixelError) as caught:
+        encode_image(png(20, 10), PackOptions(resize=100_000))
+    assert caught.value.code == "IMG_TOO_LARGE"
+    assert str(caught.value) == "resized to 200000x100000 = 20000000000 pixels, over the cap of 89478485"
+    assert len(encode_image(png(20, 10), PackOptions(resize=30, max_pixels=60 * 30))) > 0

@@ -70,6 +70,11 @@ def encode_image(data: bytes, options: PackOptions) -> bytes:
             size = (options.resize, height * options.resize // width)
         else:
             size = (width * options.resize // height, options.resize)
+        if size[0] * size[1] > options.max_pixels:  # --resize 100000 would need terabytes
+            raise PixelError(
+                "IMG_TOO_LARGE",
+                f"resized to {size[0]}x{size[1]} = {size[0] * size[1]} pixels, over the cap of {options.max_pixels}",
+            )
         pixels = resize_linear(pixels, *size)
     image = Image.fromarray(pixels)
     out = io.BytesIO()
