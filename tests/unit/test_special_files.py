@@ -180,3 +180,24 @@ def test_a_file_replaced_by_a_named_pipe_after_its_stat_is_refused_too(tmp_path:
     assert err.errno == errno.EINVAL and err.filename == str(pipe) and "named pipe" in str(err)
     if open_before is not None:  # the refused descriptor was closed
         assert len(os.listdir("/proc/self/fd")) == open_before
+
+
+@pytest.mark.parametrize("link, target", [("train/cat/up", ".."), ("train/cat/sibling", "../dog")])
+def test_a_link_that_reaches_a_file_twice_is_a_duplicate_not_a_second_label(
+    tmp_path: Path, link: str, target: str
+) -> None:
+    """A link to a parent or sibling folder listed each image of the other class under this one
+    too: the same file with two labels. The second path to a real file is DUPLICATE_PATH."""
+    for channel in ("train", "validation"):
+        for name in ("cat", "dog"):
+            write_file(str(tmp_path / channel / name / "a.jpg"), jpeg(8, 8))
+    os.symlink(target, tmp_path / link)
+    code, report = validate(tmp_path, "--no-decode")
+    duplicates = [(e["location"], e["message"]) for e in report["errors"] if e["code"] == "DUPLICATE_PATH"]
+    assert code == 1 and duplicates == [
+        (
+            "train/dog/a.jpg",
+            f"the same file as {link}/{'dog/' if target == '..' else ''}a.jpg: a symbolic link makes it appear twice",
+        )
+    ]
+    assert report["channels"]["validation"]["samples"] == 2

@@ -21,6 +21,27 @@ from .samples import CLASS_ID, Sample, printable, utf8_name
 from .store import access_problem, open_fd
 
 
+class _RealFiles:
+    """The first path seen for each real file of a channel (symbolic links resolved), so that an
+    image reached twice, as a link to a parent or sibling folder does, is found."""
+
+    def __init__(self) -> None:
+        self._first: Dict[str, str] = {}
+        self._real_dirs: Dict[str, str] = {}
+
+    def first_path(self, local: Optional[str], path: str) -> str:
+        if local is None:  # not on a disk: no links
+            return path
+        folder, name = os.path.split(local)
+        real_dir = self._real_dirs.get(folder)
+        if real_dir is None:
+            real_dir = self._real_dirs[folder] = os.path.realpath(folder)
+        real = os.path.join(real_dir, name)
+        if os.path.islink(real):
+            real = os.path.realpath(real)
+        return self._first.setdefault(real, path)
+
+
 class ListChecks:
     """Reads and checks list-format channels; what they declare is counted in ``findings``."""
 
@@ -70,16 +91,25 @@ class ListChecks:
         """The images of a class-folder channel, labelled by their folder's class id."""
         context = self.context
         index = {name: i for i, name in enumerate(self.findings.labels.names or [])}
+        files = _RealFiles()
         for class_dir in channel.files:
             label = float(index[posixpath.basename(class_dir)])
             try:
                 for path in context.store.walk_files(class_dir):
                     if posixpath.basename(path).startswith(".") or not utf8_name(path, context.sink):
                         continue
-                    if is_image_file(path):
-                        yield Sample(path, (label,), CLASS_ID, path)
-                    else:
+                    if not is_image_file(path):
                         context.sink.report("FILE_EXTRA", "not a .jpg/.jpeg/.png image; ignored", printable(path))
+                        continue
+                    first = files.first_path(context.store.local_path(path), path)
+                    if first != path:  # a symbolic link led to it again, maybe from another class
+                        context.sink.report(
+                            "DUPLICATE_PATH",
+                            f"the same file as {printable(first)}: a symbolic link makes it appear twice",
+                            printable(path),
+                        )
+                    else:
+                        yield Sample(path, (label,), CLASS_ID, path)
             except OSError as err:
                 context.unreadable(err, class_dir, "folder")
 
