@@ -286,3 +286,23 @@ def test_a_resize_beyond_the_pixel_cap_is_refused_before_any_memory_is_taken() -
     assert caught.value.code == "IMG_TOO_LARGE"
     assert str(caught.value) == "resized to 200000x100000 = 20000000000 pixels, over the cap of 89478485"
     assert len(encode_image(png(20, 10), PackOptions(resize=30, max_pixels=60 * 30))) > 0
+
+
+@pytest.mark.parametrize("orientation, fits", [(1, False), (6, True), (8, True), (3, False)])
+def test_the_image_shape_check_sees_an_exif_turned_jpeg_upright(tmp_path, orientation: int, fits: bool) -> None:
+    """A 40x20 JPEG whose EXIF turns it a quarter is 20x40 to OpenCV, and so to training:
+    IMG_TOO_SMALL compared the stored size with --image-shape."""
+    import io
+
+    from image_dataset.context import ValidationOptions
+    from image_dataset.validate import validate_path
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    out = io.BytesIO()
+    Image.new("RGB", (40, 20), (120, 30, 30)).save(out, "JPEG", exif=exif.tobytes())
+    for channel in ("train", "validation"):
+        write_file(str(tmp_path / channel / "cat" / "a.jpg"), out.getvalue())
+    report = validate_path(str(tmp_path), ValidationOptions(workers=1, image_shape=(3, 30, 15)))
+    too_small = [e["location"] for e in report["errors"] if e["code"] == "IMG_TOO_SMALL"]  # type: ignore[index]
+    assert too_small == ([] if fits else ["train/cat/a.jpg", "validation/cat/a.jpg"])

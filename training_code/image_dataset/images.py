@@ -56,6 +56,20 @@ class ImageResult(NamedTuple):
     message: str
 
 
+ORIENTATION_TAG = 0x0112
+# OpenCV ignores an EXIF block it cannot parse; Pillow would warn on every such image
+warnings.filterwarnings("ignore", message="Corrupt EXIF data", category=UserWarning)
+
+
+def orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1-8) OpenCV applies; 1 when there is none or it cannot be read."""
+    try:
+        value = image.getexif().get(ORIENTATION_TAG, 1)
+    except Exception:  # noqa: BLE001 - OpenCV ignores an EXIF block it cannot parse
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
 def open_header(data: bytes, kind: str) -> Image.Image:
     """``Image.open`` of a JPEG or PNG (its header only) without Pillow's decompression-bomb
     limit: the caller's pixel cap (``--max-pixels``, which may be above Pillow's) is checked on
@@ -94,6 +108,8 @@ def check_image(token: int, data: bytes, max_pixels: int) -> ImageResult:
             # the chroma's inverse DCT, upsampling and colour conversion (a third faster)
             image.draft("L", image.size)
         image.load()
+        if orientation(image) >= 5:  # turned a quarter: OpenCV, and so training, sees it upright
+            width, height = height, width
     except Image.UnidentifiedImageError:
         return ImageResult(token, 0, 0, "IMG_CORRUPT", f"the {kind.upper()} header cannot be read")
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError, struct.error) as err:

@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import io
 import struct
-import warnings
 from typing import NamedTuple, Tuple
 
 import numpy as np
 from PIL import Image
 
-from .images import ACCEPTED_FORMATS, DEFAULT_MAX_PIXELS, open_header, sniff
+from .images import ACCEPTED_FORMATS, DEFAULT_MAX_PIXELS, open_header, orientation, sniff
 
 _TRANSPOSE = getattr(Image, "Transpose", Image)  # Pillow < 9.1 has no Transpose enum
 # EXIF orientation -> the transpositions that make the image upright, in order
@@ -42,9 +41,6 @@ _ORIENT = {
     7: (_TRANSPOSE.TRANSVERSE,),
     8: (_TRANSPOSE.ROTATE_90,),
 }
-ORIENTATION_TAG = 0x0112
-# OpenCV ignores an EXIF block it cannot parse; Pillow would warn on every such image
-warnings.filterwarnings("ignore", message="Corrupt EXIF data", category=UserWarning)
 
 
 class PixelError(ValueError):
@@ -82,15 +78,6 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
 
 
 PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC
-
-
-def orientation(image: Image.Image) -> int:
-    """The EXIF orientation (1-8) OpenCV applies; 1 when there is none or it cannot be read."""
-    try:
-        value = image.getexif().get(ORIENTATION_TAG, 1)
-    except Exception:  # noqa: BLE001 - OpenCV ignores an EXIF block it cannot parse
-        return 1
-    return value if isinstance(value, int) and value in _ORIENT else 1
 
 
 def portable(image: Image.Image) -> bool:
