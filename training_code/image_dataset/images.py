@@ -13,6 +13,7 @@ import os
 import signal
 import struct
 import warnings
+import zlib
 from collections import deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Callable, Deque, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
@@ -70,6 +71,28 @@ def orientation(image: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
+def png_crc_problem(data: bytes) -> Optional[str]:
+    """What libpng (OpenCV's, and so training's, PNG decoder) refuses and Pillow does not: a
+    critical chunk (IHDR, PLTE, IDAT, IEND) whose CRC does not match. Pillow checks no IDAT CRC,
+    and libpng only warns about an ancillary chunk's. None when every critical CRC matches (a
+    chunk cut short is left to the decoder, which reports the truncation)."""
+    view = memoryview(data)
+    at = 8
+    while at + 12 <= len(view):
+        length, kind = struct.unpack_from(">I4s", view, at)
+        end = at + 12 + length
+        if end > len(view):
+            return None
+        if not kind[0] & 0x20:  # an upper-case first letter: critical
+            stored = struct.unpack_from(">I", view, end - 4)[0]
+            if zlib.crc32(view[at + 4 : end - 4]) != stored:
+                return f"the CRC of the {kind.decode('latin-1')} chunk at byte {at} does not match its data"
+        if kind == b"IEND":
+            return None
+        at = end
+    return None
+
+
 def open_header(data: bytes, kind: str) -> Image.Image:
     """``Image.open`` of a JPEG or PNG (its header only) without Pillow's decompression-bomb
     limit: the caller's pixel cap (``--max-pixels``, which may be above Pillow's) is checked on
@@ -94,6 +117,9 @@ def check_image(token: int, data: bytes, max_pixels: int) -> ImageResult:
     try:
         image = open_header(data, kind)
         width, height = image.size
+        crc = png_crc_problem(data) if kind == "png" else None
+        if crc:
+            return ImageResult(token, 0, 0, "IMG_CORRUPT", f"cannot decode the PNG: {crc}")
         if width * height > max_pixels:
             return ImageResult(
                 token,

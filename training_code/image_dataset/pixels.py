@@ -28,7 +28,7 @@ from typing import NamedTuple, Tuple
 import numpy as np
 from PIL import Image
 
-from .images import ACCEPTED_FORMATS, DEFAULT_MAX_PIXELS, open_header, orientation, sniff
+from .images import ACCEPTED_FORMATS, DEFAULT_MAX_PIXELS, open_header, orientation, png_crc_problem, sniff
 
 _TRANSPOSE = getattr(Image, "Transpose", Image)  # Pillow < 9.1 has no Transpose enum
 # EXIF orientation -> the transpositions that make the image upright, in order
@@ -71,6 +71,9 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
         raise PixelError("IMG_CORRUPT", f"the {kind.upper()} header cannot be read") from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as err:
         raise PixelError("IMG_CORRUPT", f"cannot decode the {kind.upper()}: {err or type(err).__name__}") from None
+    crc = png_crc_problem(data) if kind == "png" else None
+    if crc:
+        raise PixelError("IMG_CORRUPT", f"cannot decode the PNG: {crc}")
     width, height = image.size
     if width * height > max_pixels:
         raise PixelError("IMG_TOO_LARGE", f"{width}x{height} = {width * height} pixels, over the cap of {max_pixels}")
