@@ -116,6 +116,21 @@ def test_a_file_name_that_cannot_be_a_key_or_a_lst_path_is_refused() -> None:
     assert sink.errors[1].message.startswith("the file name ")
 
 
+def test_a_file_name_with_a_backslash_is_refused_as_it_would_not_read_back() -> None:
+    """A list written from ``cat/a\\b.jpg`` would be read as cat/a/b.jpg (Windows separators)."""
+    sink = CollectingSink()
+    assert not utf8_name("train/cat/a\\b.jpg", sink)
+    assert [tuple(i) for i in sink.errors] == [
+        (
+            "PATH_UNSAFE",
+            "the file name holds a backslash, which .lst, manifest and annotations.json readers take for a "
+            "folder separator",
+            "train/cat/a\\b.jpg",
+        )
+    ]
+    assert resolve_path("", "cat\\a.jpg", "w", sink) == "cat/a.jpg"  # what a list with it means
+
+
 def test_lst_path_problem_names_every_breaking_character() -> None:
     assert lst_path_problem("a\tb\nc\rd.jpg") == (
         "holds a tab and a line feed and a carriage return, which the .lst format cannot carry "

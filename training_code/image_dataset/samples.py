@@ -157,14 +157,17 @@ def printable(path: str) -> str:
 
 
 def utf8_name(path: str, sink: IssueSink) -> bool:
-    """True if a file name from the disk can name a sample: valid UTF-8 (S3 keys must be) and
-    writable to a .lst line (:func:`lst_path_problem`); reports it if not."""
+    """True if a file name from the disk can name a sample: valid UTF-8 (S3 keys must be),
+    writable to a .lst line (:func:`lst_path_problem`) and read back as itself (no backslash,
+    which :func:`resolve_path` takes for a Windows folder separator); reports it if not."""
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:
         sink.report("TEXT_ENCODING", "the file name is not valid UTF-8, so it cannot become an S3 key", printable(path))
         return False
     problem = lst_path_problem(path)
+    if problem is None and "\\" in path:  # a list written from it would name another file
+        problem = "holds a backslash, which .lst, manifest and annotations.json readers take for a folder separator"
     if problem:
         sink.report("PATH_UNSAFE", f"the file name {problem}", printable(path))
         return False
