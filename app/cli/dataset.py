@@ -328,7 +328,7 @@ def _pack_root(index: Any, out_dir: str, options: PackOptions, workers: Optional
     for result in packed.values():
         print(f"{result.prefix}.rec: {result.records} records (+ .idx, .lst)")
     if index.label_names:
-        print("labels: " + ", ".join(f"{i}={n}" for i, n in enumerate(index.label_names)) + " (in labels.json)")
+        print("labels: " + ", ".join(f"{i}={printable(n)}" for i, n in enumerate(index.label_names)) + " (in labels.json)")
 
 
 def _pack_channel(src: str, index: Any, args: argparse.Namespace, out_dir: str, options: PackOptions) -> None:
@@ -364,7 +364,7 @@ def _pack_channel(src: str, index: Any, args: argparse.Namespace, out_dir: str, 
         print(f"{result.prefix}.rec: {result.records} records (+ .idx, .lst)")
     if index.label_names:
         names_file = write_label_names(out_dir, index.label_names)
-        print("labels: " + ", ".join(f"{i}={n}" for i, n in enumerate(index.label_names)) + f" (in {names_file})")
+        print("labels: " + ", ".join(f"{i}={printable(n)}" for i, n in enumerate(index.label_names)) + f" (in {names_file})")
 
 
 def run_pack(args: argparse.Namespace) -> int:

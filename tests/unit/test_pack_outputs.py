@@ -131,3 +131,16 @@ def test_sigterm_stops_pack_without_leaving_partial_files(tmp_path) -> None:
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143 and b"terminated" in err and b"Traceback" not in err
     assert os.listdir(out) == []
+
+
+def test_the_labels_line_shows_control_characters_escaped(tmp_path, cli) -> None:
+    from tests.builders import manifest_lines
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    for i in range(2):
+        write_file(str(src / f"{i}.jpg"), jpeg(8, 8))
+    rows = [{"source-ref": f"{i}.jpg", "class": i, "class-metadata": {"class-name": f"a\tb{i}\n"}} for i in range(2)]
+    write_file(str(src / "m.manifest"), manifest_lines(rows))
+    out.mkdir()
+    code, stdout, _ = cli("pack", str(src / "m.manifest"), str(out / "p"))
+    assert code == 0 and "labels: 0=a\\tb0\\n, 1=a\\tb1\\n (in " in stdout
