@@ -143,3 +143,28 @@ def test_shard_results_travel_as_json_and_npz(tmp_path) -> None:
     again: Optional[Records] = records_from_bytes(records_to_bytes(result.records))
     assert again is not None and all(np.array_equal(a, b) for a, b in zip(again, result.records))
     assert again.ids.dtype == np.uint64 and result.partial["count"] == len(again.ids)
+
+
+@pytest.mark.parametrize("shard_bytes", [300, 1024, 4099, 1 << 30])
+def test_a_damaged_length_word_hides_no_later_record(tmp_path, shard_bytes) -> None:
+    """A record announcing far more bytes than the file has, in the middle of the file: it was
+    REC_TRUNCATED and every later record was lost (here: a class, and a false
+    CLASS_NOT_IN_TRAIN); the scan now goes on at the next record start, in shards too."""
+    records = [frame(pack(i % 2, noisy_jpeg(16, 20, i), id=i)) for i in range(12)]
+    damaged = bytearray(records[3])
+    struct.pack_into("<I", damaged, 4, 0x1FFFFFF0)
+    records[3] = bytes(damaged)
+    data = b"".join(records)
+    write_file(str(tmp_path / "train" / "d.rec"), data)
+    write_rec(str(tmp_path / "validation" / "v.rec"), [(i % 2, jpeg()) for i in range(4)])
+    one, sharded = both(str(tmp_path), shard_bytes)
+    at, after = sum(map(len, records[:3])), sum(map(len, records[:4]))
+    assert one["errors"] == [
+        (
+            "REC_TRUNCATED",
+            f"train/d.rec#record 3 @byte {at}",
+            f"record announces {0x1FFFFFF0} bytes, the file ends after {len(data) - at - 8}; "
+            f"skipped {after - at} bytes to the next record at byte {after}",
+        )
+    ]
+    assert one["channels"]["train"]["samples"] == 11 and one == sharded

@@ -65,23 +65,24 @@ def _orphan_part(scanner: RecordIOScanner, cflag: int, length: int, s_off: int) 
 
 
 def _cut_off_record(scanner: RecordIOScanner, length: int, s_off: int) -> int:
-    """A single-part record that runs past the end of the file: unpadded, or truncated."""
+    """A single-part record that runs past the end of the file: unpadded, or truncated, or
+    with a damaged length word when a record starts after it (the scan goes on there, so one
+    bad word does not hide the rest of the file)."""
+    scanner.records += 1
     if s_off + 8 + length == scanner.size:
         scanner._report(
             "REC_BAD_PADDING",
             f"the last record ({length} bytes) is not padded to a multiple of 4",
-            scanner.records,
+            scanner.records - 1,
             s_off,
         )
-    else:
-        scanner._report(
-            "REC_TRUNCATED",
-            f"record announces {length} bytes, the file ends after {scanner.size - s_off - 8}",
-            scanner.records,
-            s_off,
-        )
-    scanner.records += 1
-    return scanner.size
+        return scanner.size
+    message = f"record announces {length} bytes, the file ends after {scanner.size - s_off - 8}"
+    next_start = find_record_start(scanner.read_at, scanner.size, s_off + 8)
+    if next_start < scanner.size:
+        message += f"; skipped {next_start - s_off} bytes to the next record at byte {next_start}"
+    scanner._report("REC_TRUNCATED", message, scanner.records - 1, s_off)
+    return next_start
 
 
 def _whole_record(scanner: RecordIOScanner, s_off: int, rows: Rows) -> int:
