@@ -68,6 +68,7 @@ def _debug_everywhere(parser: argparse.ArgumentParser) -> None:
             for child in dict.fromkeys(action.choices.values()):
                 if "--debug" not in child._option_string_actions:
                     child.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
+                child.set_defaults(usage_of=child)  # a nested command's own, set later, wins
                 _debug_everywhere(child)
 
 
@@ -122,9 +123,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Terminated:
         sys.stderr.write("terminated\n")
         return 143
-    except UsageError as err:  # as argparse's own usage errors: SystemExit(2)
+    except UsageError as err:  # as argparse's own usage errors: the usage lines, SystemExit(2)
         if debug:
             traceback.print_exc()
+        getattr(args, "usage_of", parser).print_usage(sys.stderr)
         parser.exit(EXIT_USAGE, f"imgclf {command}: error: {one_line(str(err))}\n")
     except DatasetError as err:
         return fail(str(err))

@@ -301,3 +301,23 @@ def test_a_real_process_fails_cleanly(tmp_path: Path, image: str, closed_port: i
     )
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
     assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+
+
+@pytest.mark.parametrize(
+    "args, usage",
+    [
+        (["pack", "{tmp}/src", "{tmp}/nofolder/p"], "usage: imgclf pack "),
+        (["pipeline", "run", "{tmp}/nothing"], "usage: imgclf pipeline run "),
+    ],
+)
+def test_a_usage_error_found_by_the_command_shows_its_usage_lines_too(
+    tmp_path: Path, cli: Cli, args: List[str], usage: str
+) -> None:
+    """As argparse's own usage errors do: the command's usage, then the one-line reason."""
+    (tmp_path / "src" / "cat").mkdir(parents=True)
+    write_file(str(tmp_path / "src" / "cat" / "a.jpg"), jpeg(8, 8))
+    argv = [a.format(tmp=tmp_path) for a in args]
+    code, _, err = cli(*argv)
+    command = " ".join(argv[:2]) if argv[0] == "pipeline" else argv[0]
+    clean(code, err, 2, command)
+    assert err.startswith(usage), err
