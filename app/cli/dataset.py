@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, TextIO, Tuple
@@ -160,17 +161,20 @@ def options_from(args: argparse.Namespace) -> ValidationOptions:
 
 
 def _existing(path: str) -> str:
-    """``path`` unless it does not exist (a broken symbolic link does not): a UsageError then.
+    """``path`` unless it does not exist (a broken symbolic link does not) or is no folder or
+    file (``/dev/null``): a UsageError then.
     What exists but cannot be read or reached is the validation's to report (FILE_UNREADABLE,
     exit 1)."""
     try:
-        os.stat(path)
+        found = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
         raise UsageError(
             f"{path} does not exist" + (" (a broken symbolic link)" if os.path.islink(path) else "")
         ) from None
     except OSError:
-        pass
+        return path
+    if not (stat.S_ISDIR(found.st_mode) or stat.S_ISREG(found.st_mode)):
+        raise UsageError(f"{path} is neither a folder nor a file (a device, a named pipe or a socket)")
     return path
 
 

@@ -201,3 +201,15 @@ def test_a_link_that_reaches_a_file_twice_is_a_duplicate_not_a_second_label(
         )
     ]
     assert report["channels"]["validation"]["samples"] == 2
+
+
+@pytest.mark.parametrize("command", ["validate", "pack"])
+def test_a_device_or_a_named_pipe_as_the_dataset_is_a_usage_error(tmp_path: Path, command: str) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    for path in ("/dev/null", str(tmp_path / "pipe")):
+        args = [path] + ([str(tmp_path / "p")] if command == "pack" else [])
+        code, _, err = imgclf(command, *args)
+        assert code == 2 and err.startswith(f"usage: imgclf {command} ")
+        assert err.strip().splitlines()[-1] == (
+            f"imgclf {command}: error: {path} is neither a folder nor a file (a device, a named pipe or a socket)"
+        )
