@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 import traceback
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from image_dataset.issues import DatasetError
 
@@ -95,8 +95,19 @@ class Terminated(KeyboardInterrupt):
     removes its ``.partial`` files) before the process exits 143."""
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise Terminated()
+def _terminator(owner: int) -> Callable[[int, object], None]:
+    """The SIGTERM handler of process ``owner``. A process it forks (a model server, a pool
+    worker) inherits the handler and must die as SIGTERM makes it die, not raise: whoever
+    terminates it waits for it to end."""
+
+    def terminate(signum: int, frame: object) -> None:
+        if os.getpid() != owner:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise Terminated()
+
+    return terminate
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -117,7 +128,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return EXIT_FAILED
 
     in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
+    previous = signal.signal(signal.SIGTERM, _terminator(os.getpid())) if in_main_thread else None
     try:
         return int(args.run(args))
     except Terminated:
