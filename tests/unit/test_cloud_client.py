@@ -80,7 +80,8 @@ def test_upload_refuses_names_a_run_cannot_carry(
         main(["upload", str(tmp_path / "pets"), uri])
     assert caught.value.code == 2
     err = capsys.readouterr().err
-    (line,) = err.splitlines()
+    assert err.startswith("usage: imgclf upload ")  # the usage lines, then the reason
+    line = err.splitlines()[-1]
     assert line.startswith("imgclf upload: error: " + shown), line
     assert line.endswith(
         "a dataset name and version are each 1-64 characters of letters, digits, spaces and _ . : = + - @"

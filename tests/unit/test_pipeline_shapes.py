@@ -208,7 +208,8 @@ def test_bad_hyperparameters_are_usage_errors(tmp_path: Path, cli: Any, value: s
     root = folder_dataset(str(tmp_path / "d"), CLASSES)
     code, out, err = cli("pipeline", "run", root, "--work", str(tmp_path / "w"), "--no-serve", "--hp", value)
     assert code == 2 and expected in err and "Traceback" not in err
-    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "w").exists()
+    assert err.startswith("usage: imgclf pipeline run ") and not (tmp_path / "w").exists()
+    assert err.strip().splitlines()[-1].startswith("imgclf pipeline run: error: ")
 
 
 def test_hyperparameters_are_read_as_the_job_reads_them(tmp_path: Path, cli: Any, stopped: list) -> None:
