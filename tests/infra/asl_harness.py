@@ -34,8 +34,9 @@ import io
 import json
 import os
 import tarfile
+import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, MutableMapping, Optional
 from unittest import mock
 
 import boto3
@@ -48,6 +49,54 @@ from .request_shapes import operation_model, validate_request
 
 FAKE_KEY = KEY_ARN
 
+
+class ThreadEnviron(MutableMapping[str, str]):
+    """``os.environ`` as each thread sees it. A Lambda invocation runs with its own copy (the
+    test's variables plus the function's), kept by its thread and the threads it starts, as a
+    Lambda's process has its own. Patching the one process environment instead
+    (``mock.patch.dict``) lets concurrent invocations see each other's variables, and its restore
+    (clear, then refill) left the test's own calls a moment without MOTO_ACCOUNT_ID: moto then
+    answered from another account's backend (ExecutionDoesNotExist in the middle of a run)."""
+
+    def __init__(self, base: MutableMapping[str, str]) -> None:
+        self._base = base
+        self._local = threading.local()
+
+    def scope(self) -> Optional[Dict[str, str]]:
+        """This thread's own environment, or None when it uses the process's."""
+        return getattr(self._local, "env", None)
+
+    @contextlib.contextmanager
+    def scoped(self, env: Optional[Dict[str, str]]) -> Iterator[None]:
+        """Run the block with ``env`` as this thread's environment (None: the process's)."""
+        previous = self.scope()
+        self._local.env = env
+        try:
+            yield
+        finally:
+            self._local.env = previous
+
+    def _view(self) -> MutableMapping[str, str]:
+        env = self.scope()
+        return self._base if env is None else env
+
+    def __getitem__(self, key: str) -> str:
+        return self._view()[key]
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self._view()[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._view()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._view()))
+
+    def __len__(self) -> int:
+        return len(self._view())
+
+    def copy(self) -> Dict[str, str]:
+        return dict(self._view())
 
 
 class TrainingOutcome:
@@ -89,6 +138,7 @@ class WorkflowHarness:
         self.calls: List[Call] = []  # every authorization request, in order
         self.denied: List[str] = []  # the ones AWS would refuse
         self._principals: Dict[int, str] = {}  # thread -> principal of the Lambda it runs
+        self.environ = ThreadEnviron(os.environ)
 
     # -- IAM -----------------------------------------------------------------------------
     def authorize(self, calls: List[Call]) -> Optional[str]:
@@ -107,8 +157,6 @@ class WorkflowHarness:
     def _principal(self) -> Optional[str]:
         """The role of the Lambda handler this thread runs (threads a handler starts through an
         executor inherit it: see _lambda_calls_authorized)."""
-        import threading
-
         return self._principals.get(threading.get_ident())
 
     # -- moto set-up -------------------------------------------------------------------
@@ -123,7 +171,9 @@ class WorkflowHarness:
             "AWS_SECRET_ACCESS_KEY": "testing",
         }
         config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
-        with mock.patch.dict(os.environ, env), mock_aws(config=config), self._patched():
+        with mock.patch.dict(os.environ, env), mock.patch.object(os, "environ", self.environ), mock_aws(
+            config=config
+        ), self._patched():
             self._create_resources()
             yield self
         if self.request_problems:
@@ -263,17 +313,14 @@ class WorkflowHarness:
         return self._invoke(name, event)
 
     def _invoke(self, name: str, event: Dict[str, Any]) -> Any:
-        import threading
-
         spec = self.functions[name]
         module_name, function = spec["handler"].rsplit(".", 1)
         self.invocations.append(module_name)
         self.authorize(self.aws.lambda_runtime(name, f"Lambda {name}"))
         thread = threading.get_ident()
         self._principals[thread] = self.world.function_role(name)
-        with contextlib.ExitStack() as cleanup, mock.patch.dict(
-            os.environ, {**spec["environment"], "AWS_DEFAULT_REGION": REGION}
-        ):
+        environment = {**self.environ, **spec["environment"], "AWS_DEFAULT_REGION": REGION}
+        with contextlib.ExitStack() as cleanup, self.environ.scoped(environment):
             cleanup.callback(self._principals.pop, thread, None)
             module = importlib.import_module(module_name)
             context = mock.Mock(
@@ -896,14 +943,14 @@ def _lambda_calls_authorized(harness: WorkflowHarness) -> Any:
         principal = harness._principal()
         if principal is None:
             return original_submit(executor, fn, *args, **kwargs)
+        environment = harness.environ.scope()
 
         def as_principal(*a: Any, **kw: Any) -> Any:
-            import threading
-
             thread = threading.get_ident()
             harness._principals[thread] = principal
             try:
-                return fn(*a, **kw)
+                with harness.environ.scoped(environment):
+                    return fn(*a, **kw)
             finally:
                 harness._principals.pop(thread, None)
 
