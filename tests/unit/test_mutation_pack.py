@@ -227,6 +227,16 @@ def test_the_pixel_cap_applies_with_and_without_pass_through() -> None:
     assert encode_image(png(10, 10), PackOptions(pass_through=True, max_pixels=100)) == png(10, 10)
 
 
+def test_pass_through_re_encodes_a_png_without_its_end_chunk() -> None:
+    """libpng reads it and validation passes it, TensorFlow's PNG decoder refuses it."""
+    data = _textured_png(6, 5)
+    cut = data[: data.rfind(b"IEND") - 4]
+    packed = encode_image(cut, PackOptions(pass_through=True, encoding=".png"))
+    assert packed != cut and packed.endswith(b"IEND\xaeB`\x82")
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(packed))), np.asarray(Image.open(io.BytesIO(data))))
+    assert encode_image(data, PackOptions(pass_through=True)) == data
+
+
 def test_resize_scales_the_shorter_side_keeping_the_aspect_rounded_down() -> None:
     options = PackOptions(resize=3, encoding=".png")
     assert _size(encode_image(_textured_png(7, 10), options)) == (3, 4)  # portrait: 10 * 3 // 7

@@ -22,8 +22,7 @@ from .images import DEFAULT_MAX_PIXELS, default_signals
 from .issues import DatasetError
 from .layout import LABELS_FILE
 from .lst import format_lst_line
-from .pixels import PixelError, open_image, portable, resize_linear
-from .pixels import decode as decode_pixels
+from .pixels import PixelError, decode_opened, open_image, portable, resize_linear
 from .recordio import RecordIOWriter, pack
 from .samples import CLASS_ID, Sample, record_labels
 from .store import access_problem, open_file
@@ -59,11 +58,12 @@ class PackError(ValueError):
 def encode_image(data: bytes, options: PackOptions) -> bytes:
     """Decode as im2rec does (OpenCV's imread: image_dataset.pixels), resize the shorter side to
     ``options.resize`` with OpenCV's bilinear interpolation, encode. ``pass_through`` keeps the
-    file's bytes, except for an EXIF-rotated or CMYK JPEG: decoders other than OpenCV 4
-    (TensorFlow's, MXNet's built-in OpenCV) would see other pixels, so it is re-encoded upright."""
-    if options.pass_through and portable(open_image(data, options.max_pixels)):
+    file's bytes, except where decoders other than OpenCV 4 (TensorFlow's, MXNet's built-in
+    OpenCV) would see other pixels or none (:func:`pixels.portable`): re-encoded upright."""
+    image = open_image(data, options.max_pixels)
+    if options.pass_through and portable(image, data):
         return data
-    pixels = decode_pixels(data, 3, options.max_pixels).pixels
+    pixels = decode_opened(image, data, 3).pixels
     if options.resize:
         height, width = pixels.shape[:2]
         if height > width:

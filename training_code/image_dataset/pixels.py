@@ -83,10 +83,13 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
 PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC
 
 
-def portable(image: Image.Image) -> bool:
+def portable(image: Image.Image, data: bytes) -> bool:
     """Whether decoders other than this one (TensorFlow's, MXNet's built-in OpenCV) see the
-    same pixels in the file: not when it needs an EXIF turn or is a CMYK JPEG."""
-    return image.mode != "CMYK" and orientation(image) == 1
+    same pixels in ``data`` (opened as ``image``): not when it needs an EXIF turn, is a CMYK
+    JPEG, or is a PNG without its end chunk (libpng reads it, TensorFlow's decoder refuses it)."""
+    if image.mode == "CMYK" or orientation(image) != 1:
+        return False
+    return image.format != "PNG" or data.rfind(PNG_END) >= 0
 
 
 def _load(image: Image.Image) -> None:
@@ -137,10 +140,13 @@ def _grey(image: Image.Image, luma: bool) -> np.ndarray:
 def decode(data: bytes, channels: int = 3, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
     """Decode a JPEG or PNG fully into upright H x W x ``channels`` uint8 pixels (RGB, or grey
     when ``channels`` is 1), as ``cv2.imread`` would; PixelError when validation would reject it."""
-    image = open_image(data, max_pixels)
+    return decode_opened(open_image(data, max_pixels), data, channels)
+
+
+def decode_opened(image: Image.Image, data: bytes, channels: int = 3) -> Decoded:
+    """:func:`decode` of ``data`` that :func:`open_image` has opened as ``image``."""
     turns = _ORIENT.get(orientation(image), ())
-    # TensorFlow's PNG decoder also refuses a PNG without its end chunk, which libpng reads
-    is_portable = portable(image) and (image.format != "PNG" or data.rfind(PNG_END) >= 0)
+    is_portable = portable(image, data)
     luma = channels == 1 and image.format == "JPEG" and image.mode == "RGB"
     if luma:
         image.draft("L", image.size)  # libjpeg's own grey output: the Y plane, as OpenCV asks for
