@@ -102,6 +102,16 @@ def test_resolve_path_takes_backslashes_as_separators_and_refuses_drives() -> No
     assert [i.code for i in sink.errors] == ["PATH_UNSAFE", "PATH_UNSAFE"]
 
 
+def test_a_path_with_a_trailing_separator_names_a_folder_and_is_refused() -> None:
+    """im2rec and MXNet's list readers open ``cat/1.jpg/`` as given: ENOTDIR, not the image."""
+    sink = CollectingSink()
+    for path in ("cat/1.jpg/", "cat\\1.jpg\\", "cat/"):
+        assert resolve_path("/data", path, "train.lst:3", sink) is None
+    assert [(i.code, i.location) for i in sink.errors] == [("PATH_UNSAFE", "train.lst:3")] * 3
+    assert sink.errors[0].message == "path 'cat/1.jpg/' ends with a folder separator, so it names a folder, not an image file"
+    assert resolve_path("/data", "./cat//1.jpg", "w", CollectingSink()) == os.path.join("/data", "cat", "1.jpg")
+
+
 def test_a_file_name_that_cannot_be_a_key_or_a_lst_path_is_refused() -> None:
     sink = CollectingSink()
     assert utf8_name("train/cat.jpg", sink)

@@ -112,7 +112,8 @@ def decide_list_kinds(samples: Iterable[Sample], label_format: str, num_classes:
 
 def resolve_path(base: str, relative: str, where: str, sink: IssueSink) -> Optional[str]:
     """Join a dataset-relative path onto ``base``; reports and returns None when the path is
-    empty, absolute, or leaves the dataset."""
+    empty, absolute, leaves the dataset or ends with a separator (a folder: im2rec and MXNet's
+    readers open it as given and fail)."""
     text = relative.replace("\\", "/")
     parts = [p for p in text.split("/") if p not in ("", ".")]
     if (
@@ -125,6 +126,8 @@ def resolve_path(base: str, relative: str, where: str, sink: IssueSink) -> Optio
         sink.report("PATH_UNSAFE", f"path {relative!r} must be relative and stay inside the dataset", where)
         return None
     problem = lst_path_problem(text)
+    if problem is None and text.endswith("/"):
+        problem = "ends with a folder separator, so it names a folder, not an image file"
     if problem:
         sink.report("PATH_UNSAFE", f"path {relative!r} {problem}", where)
         return None
