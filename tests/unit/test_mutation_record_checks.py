@@ -138,6 +138,7 @@ def test_an_idx_key_that_is_not_the_records_id(tmp_path) -> None:
     checks.check_file("d.rec", _records([0, 1, 2, 3]))
     assert _issues(checks) == [
         Issue("IDX_KEY_MISMATCH", "the .idx key is 9, the record's header id 2", _at(2)),
+        Issue("IDX_KEY_MISMATCH", "the .idx key is 8, the record's header id 3", _at(3)),
         Issue("IDX_MISSING_RECORD", "1 records have no .idx entry", "d.rec"),
     ]
 
@@ -152,7 +153,8 @@ def test_an_idx_key_is_compared_with_the_id_exactly(tmp_path) -> None:
     ]
 
 
-def test_fifty_bad_idx_offsets_are_written_out(tmp_path) -> None:
+def test_fifty_bad_idx_offsets_are_written_out_and_the_rest_counted(tmp_path) -> None:
+    write_file(os.path.join(tmp_path, "d.rec"), "x" * 36 * 60)
     for count, written in ((50, 50), (51, 50)):
         write_file(
             os.path.join(tmp_path, "d.idx"), "0\t0\n" + "".join(f"{k}\t{k * 36 + 4}\n" for k in range(1, count + 1))
@@ -160,8 +162,44 @@ def test_fifty_bad_idx_offsets_are_written_out(tmp_path) -> None:
         checks = _checks(str(tmp_path))
         checks.check_file("d.rec", _records([0]))
         issues = _issues(checks)
-        assert len(issues) == written
-        assert issues[0] == Issue("IDX_BAD_OFFSET", "key 1 points at byte 40, where no record starts", "d.idx:line 2")
+        assert len([i for i in issues if i.message]) == written and len(issues) == count
+        assert checks.context.issues.counts == {"IDX_BAD_OFFSET": count}
+        assert issues[0] == Issue(
+            "IDX_BAD_OFFSET",
+            "key 1 points at byte 40, where no record starts (40 bytes after the start of record 0)",
+            "d.idx:line 2",
+        )
+
+
+def test_a_bad_idx_offset_says_what_is_at_the_byte(tmp_path) -> None:
+    write_file(os.path.join(tmp_path, "d.rec"), "x" * 108)
+    write_file(os.path.join(tmp_path, "d.idx"), "0\t0\n1\t36\n5\t0\n6\t50\n7\t108\n8\t9999\n")
+    checks = _checks(str(tmp_path))
+    checks.check_file("d.rec", Records(np.array([0, 1]), np.array([0, 72]), np.array([0, 1], np.uint64)))
+
+    def after(inside: int) -> str:
+        return f"where no record starts ({inside} bytes after the start of record 0)"
+
+    assert [(i.code, i.message, i.location) for i in _issues(checks)] == [
+        ("IDX_BAD_OFFSET", "key 5 points at byte 0, record 0, which key 0 indexes already", "d.idx:line 3"),
+        ("IDX_BAD_OFFSET", f"key 1 points at byte 36, {after(36)}", "d.idx:line 2"),
+        ("IDX_BAD_OFFSET", f"key 6 points at byte 50, {after(50)}", "d.idx:line 4"),
+        ("IDX_BAD_OFFSET", "key 7 points at byte 108, past the end of the .rec (108 bytes)", "d.idx:line 5"),
+        ("IDX_BAD_OFFSET", "key 8 points at byte 9999, past the end of the .rec (108 bytes)", "d.idx:line 6"),
+        ("IDX_MISSING_RECORD", "1 records have no .idx entry", "d.rec"),
+    ]
+
+
+def test_idx_key_mismatches_are_each_reported_and_counted(tmp_path) -> None:
+    write_file(os.path.join(tmp_path, "d.idx"), "".join(f"{k + 100}\t{k * 36}\n" for k in range(60)))
+    checks = _checks(str(tmp_path))
+    checks.context.issues.limit_per_code = 50
+    checks.check_file("d.rec", _records(list(range(60))))
+    issues = _issues(checks)
+    assert checks.context.issues.counts == {"IDX_KEY_MISMATCH": 60}
+    assert issues == [
+        Issue("IDX_KEY_MISMATCH", f"the .idx key is {k + 100}, the record's header id {k}", _at(k)) for k in range(50)
+    ]
 
 
 def test_idx_lines_with_the_same_offset_keep_their_order(tmp_path) -> None:
@@ -170,7 +208,11 @@ def test_idx_lines_with_the_same_offset_keep_their_order(tmp_path) -> None:
     checks = _checks(str(tmp_path))
     checks.check_file("d.rec", _records([0, 1]))
     expected = [
-        Issue("IDX_BAD_OFFSET", f"key {k} points at byte {(k % 2) * 36}, where no record starts", f"d.idx:line {k + 1}")
+        Issue(
+            "IDX_BAD_OFFSET",
+            f"key {k} points at byte {(k % 2) * 36}, record {k % 2}, which key {k % 2} indexes already",
+            f"d.idx:line {k + 1}",
+        )
         for k in sorted(range(2, 40), key=lambda k: (k % 2, k))
     ]
     assert _issues(checks) == expected

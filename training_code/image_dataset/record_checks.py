@@ -186,23 +186,46 @@ class RecordChecks:
         hit = offsets[pos] == records.offsets
         matched = np.zeros(len(offsets), bool)
         matched[pos[hit]] = True
-        mismatch = hit & (keys[pos].astype(np.uint64) != records.ids)
-        if mismatch.any():
-            r = int(np.argmax(mismatch))
+        mismatch = np.flatnonzero(hit & (keys[pos].astype(np.uint64) != records.ids))
+        for n, r in enumerate(mismatch):  # the sink keeps 50 of a code and counts the rest
             self.sink.report(
                 "IDX_KEY_MISMATCH",
-                f"the .idx key is {int(keys[pos[r]])}, the record's header id {int(records.ids[r])}",
+                f"the .idx key is {int(keys[pos[r]])}, the record's header id {int(records.ids[r])}" if n < 50 else "",
                 record_location(rec, int(records.ordinals[r]), int(records.offsets[r])),
             )
-        for i in np.flatnonzero(~matched)[:50]:
+        bad = np.flatnonzero(~matched)
+        for n, i in enumerate(bad):
             self.sink.report(
                 "IDX_BAD_OFFSET",
-                f"key {int(keys[i])} points at byte {int(offsets[i])}, where no record starts",
+                self._bad_offset(rec, records, int(keys[i]), int(offsets[i]), offsets, keys) if n < 50 else "",
                 f"{idx_path}:line {int(lines[i])}",
             )
         unindexed = int((~hit).sum())
         if unindexed:
             self.sink.report("IDX_MISSING_RECORD", f"{unindexed} records have no .idx entry", rec)
+
+    def _bad_offset(
+        self, rec: str, records: Records, key: int, offset: int, offsets: np.ndarray, keys: np.ndarray
+    ) -> str:
+        """What is at the byte a .idx entry points at, which is not a record of its own."""
+        starts = records.offsets
+        r = int(np.searchsorted(starts, offset, side="right")) - 1
+        if r >= 0 and int(starts[r]) == offset:  # an earlier line indexes this record
+            first = int(keys[int(np.searchsorted(offsets, offset))])
+            return f"key {key} points at byte {offset}, record {int(records.ordinals[r])}, which key {first} indexes already"
+        try:
+            size: Optional[int] = self.store.size(rec)
+        except OSError:  # gone since its records were read: reported where it is read
+            size = None
+        if size is not None and offset >= size:
+            return f"key {key} points at byte {offset}, past the end of the .rec ({size} bytes)"
+        if r < 0:
+            return f"key {key} points at byte {offset}, where no record starts"
+        inside = offset - int(starts[r])
+        return (
+            f"key {key} points at byte {offset}, where no record starts"
+            f" ({inside} bytes after the start of record {int(records.ordinals[r])})"
+        )
 
     def _duplicate_ids(self, rec: str, records: Records) -> None:
         ids = records.ids
