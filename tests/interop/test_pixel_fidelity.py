@@ -15,7 +15,7 @@ from typing import Callable, Dict, List
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 pytestmark = pytest.mark.filterwarnings("ignore:Corrupt EXIF data")  # exif_broken.jpg, on purpose
 
@@ -94,6 +94,12 @@ def make_corpus(folder: Path) -> List[str]:
     (folder / "exif_broken.jpg").write_bytes(
         plain[:2] + b"\xff\xe1" + struct.pack(">H", len(junk) + 2) + junk + plain[2:]
     )
+    # ancillary chunks whose CRCs do not match, before and after IDAT: libpng drops them and warns
+    plain = (folder / "rgb.png").read_bytes()
+    end = plain.rfind(b"IEND") - 4
+    text = b"tEXtComment\0damaged in transit"
+    bad = struct.pack(">I", len(text) - 4) + text + struct.pack(">I", zlib.crc32(text) ^ 0xFFFF)
+    (folder / "ancillary_crc.png").write_bytes(plain[:33] + bad + plain[33:end] + bad + plain[end:])
     return sorted(p.name for p in folder.iterdir())
 
 
@@ -143,10 +149,15 @@ def _check(diffs: Dict[str, List[int]]) -> None:
 
 
 def test_the_corpus_holds_every_mode(corpus: Path) -> None:
-    modes = {Image.open(corpus / name).mode for name in np.load(corpus / "colour.npz").files}
+    names = set(np.load(corpus / "colour.npz").files) - {"ancillary_crc.png"}
+    modes = {Image.open(corpus / name).mode for name in names}
     assert {"1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16"} <= modes
-    # what OpenCV does, measured: EXIF turns (5-8 swap the sides), 16-bit keeps the high byte
+    # what OpenCV does, measured: EXIF turns (5-8 swap the sides), 16-bit keeps the high byte,
+    # an ancillary chunk with a bad CRC is dropped (Pillow alone refuses the file)
     colour = np.load(corpus / "colour.npz")
+    assert np.array_equal(colour["ancillary_crc.png"], colour["rgb.png"])
+    with pytest.raises(UnidentifiedImageError):
+        Image.open(corpus / "ancillary_crc.png")
     assert colour["exif6.jpg"].shape == (61, 43, 3) and colour["exif6.png"].shape == (61, 43, 3)
     wide = np.asarray(Image.open(corpus / "l16.png")).astype(int)
     assert np.array_equal(colour["l16.png"][:, :, 0], wide >> 8)

@@ -71,26 +71,35 @@ def orientation(image: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def png_crc_problem(data: bytes) -> Optional[str]:
-    """What libpng (OpenCV's, and so training's, PNG decoder) refuses and Pillow does not: a
-    critical chunk (IHDR, PLTE, IDAT, IEND) whose CRC does not match. Pillow checks no IDAT CRC,
-    and libpng only warns about an ancillary chunk's. None when every critical CRC matches (a
-    chunk cut short is left to the decoder, which reports the truncation)."""
+def libpng_view(data: bytes) -> bytes:
+    """The PNG ``data`` as libpng (the decoder of OpenCV, and so of training, and of TensorFlow)
+    reads it: an ancillary chunk whose CRC does not match is dropped, as libpng drops it with a
+    warning, where Pillow would refuse the file. ValueError when a critical chunk's (IHDR, PLTE,
+    IDAT, IEND) does not match: libpng refuses the image, and Pillow checks no IDAT CRC. A chunk
+    cut short or without a valid type is left to the decoder, which reports it."""
     view = memoryview(data)
+    dropped: List[Tuple[int, int]] = []
     at = 8
     while at + 12 <= len(view):
         length, kind = struct.unpack_from(">I4s", view, at)
         end = at + 12 + length
-        if end > len(view):
-            return None
-        if not kind[0] & 0x20:  # an upper-case first letter: critical
-            stored = struct.unpack_from(">I", view, end - 4)[0]
-            if zlib.crc32(view[at + 4 : end - 4]) != stored:
-                return f"the CRC of the {kind.decode('latin-1')} chunk at byte {at} does not match its data"
+        if end > len(view) or not kind.isalpha():
+            break
+        if zlib.crc32(view[at + 4 : end - 4]) != struct.unpack_from(">I", view, end - 4)[0]:
+            if not kind[0] & 0x20:  # an upper-case first letter: critical
+                raise ValueError(f"the CRC of the {kind.decode()} chunk at byte {at} does not match its data")
+            dropped.append((at, end))
         if kind == b"IEND":
-            return None
+            break
         at = end
-    return None
+    if not dropped:
+        return data
+    kept, start = [], 0
+    for first, end in dropped:
+        kept.append(view[start:first])
+        start = end
+    kept.append(view[start:])
+    return b"".join(kept)
 
 
 def open_header(data: bytes, kind: str) -> Image.Image:
@@ -115,11 +124,8 @@ def check_image(token: int, data: bytes, max_pixels: int) -> ImageResult:
     if kind not in ACCEPTED_FORMATS:
         return ImageResult(token, 0, 0, "IMG_UNSUPPORTED_FORMAT", f"{kind.upper()} image; JPEG or PNG is required")
     try:
-        image = open_header(data, kind)
+        image = open_header(libpng_view(data) if kind == "png" else data, kind)
         width, height = image.size
-        crc = png_crc_problem(data) if kind == "png" else None
-        if crc:
-            return ImageResult(token, 0, 0, "IMG_CORRUPT", f"cannot decode the PNG: {crc}")
         if width * height > max_pixels:
             return ImageResult(
                 token,

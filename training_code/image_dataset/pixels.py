@@ -28,7 +28,7 @@ from typing import NamedTuple, Tuple
 import numpy as np
 from PIL import Image
 
-from .images import ACCEPTED_FORMATS, DEFAULT_MAX_PIXELS, open_header, orientation, png_crc_problem, sniff
+from .images import ACCEPTED_FORMATS, DEFAULT_MAX_PIXELS, libpng_view, open_header, orientation, sniff
 
 _TRANSPOSE = getattr(Image, "Transpose", Image)  # Pillow < 9.1 has no Transpose enum
 # EXIF orientation -> the transpositions that make the image upright, in order
@@ -66,14 +66,11 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
     if kind not in ACCEPTED_FORMATS:
         raise PixelError("IMG_UNSUPPORTED_FORMAT", f"{kind.upper()} image; JPEG or PNG is required")
     try:
-        image = open_header(data, kind)
+        image = open_header(libpng_view(data) if kind == "png" else data, kind)
     except Image.UnidentifiedImageError:
         raise PixelError("IMG_CORRUPT", f"the {kind.upper()} header cannot be read") from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as err:
         raise PixelError("IMG_CORRUPT", f"cannot decode the {kind.upper()}: {err or type(err).__name__}") from None
-    crc = png_crc_problem(data) if kind == "png" else None
-    if crc:
-        raise PixelError("IMG_CORRUPT", f"cannot decode the PNG: {crc}")
     width, height = image.size
     if width * height > max_pixels:
         raise PixelError("IMG_TOO_LARGE", f"{width}x{height} = {width * height} pixels, over the cap of {max_pixels}")
