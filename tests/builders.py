@@ -8,7 +8,7 @@ import os
 import struct
 import tarfile
 import zlib
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from PIL import Image
 
@@ -125,3 +125,12 @@ def tar_gz(files: Dict[str, bytes]) -> bytes:
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return raw.getvalue()
+
+
+# a serving answer with every field the verbose answer has (docs/API.md), for the batch tests
+VERBOSE_ANSWER: Dict[str, Any] = {
+    "probabilities": [0.7, 0.2, 0.1],
+    "labels": ["cat", "dog", "fox"],
+    "predicted_label": "cat",
+    "top_k": [{"label": "cat", "probability": 0.7}, {"label": "dog", "probability": 0.2}],
+}

@@ -8,13 +8,7 @@ import json
 import pytest
 
 from imgclf_core import batch as rules
-
-VERBOSE = {
-    "probabilities": [0.7, 0.2, 0.1],
-    "labels": ["cat", "dog", "fox"],
-    "predicted_label": "cat",
-    "top_k": [{"label": "cat", "probability": 0.7}, {"label": "dog", "probability": 0.2}],
-}
+from tests.builders import VERBOSE_ANSWER as VERBOSE
 
 
 def test_a_verbose_answer_becomes_label_probability_and_top_k() -> None:

@@ -27,13 +27,8 @@ import pytest
 
 from imgclf_core import batch as rules
 from imgclf_core.batch_request import IMAGES, transform_settings
+from tests.builders import VERBOSE_ANSWER as VERBOSE
 
-VERBOSE: Dict[str, Any] = {
-    "probabilities": [0.7, 0.2, 0.1],
-    "labels": ["cat", "dog", "fox"],
-    "predicted_label": "cat",
-    "top_k": [{"label": "cat", "probability": 0.7}, {"label": "dog", "probability": 0.2}],
-}
 TOP: Dict[str, Any] = {"top_k": [{"label": "cat", "probability": 1}]}
 NO_PREDICTION = "HTTP 200 with something other than a prediction"
 
