@@ -4,9 +4,10 @@ it decodes every blob and applies the pixel cap and the minimum size of its limi
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from image_dataset.images import DecodeSummary, Limits, Problem, RangeJob, check_blobs, check_ranges
-from tests.builders import png
+from tests.builders import jpeg, png
 
 
 def test_check_blobs_decodes_each_blob_and_applies_the_limits() -> None:
@@ -82,6 +83,19 @@ def test_check_image_reports_each_failure_and_echoes_its_token() -> None:
             assert result.message == message
     assert check_image(7, good[:-60], 117).message.startswith("cannot decode the JPEG: image file is truncated")
     assert check_image(3, good, 117) == ImageResult(3, 13, 9, None, "")
+
+
+def test_a_jpeg_cut_in_its_header_is_truncated_in_validation_and_serving_alike() -> None:
+    """Pillow says "Truncated File Read" (capital T) for a JPEG that ends before its scan."""
+    from image_dataset.images import check_image
+    from image_dataset.pixels import PixelError, decode
+
+    cut = jpeg(64, 48)[:300]
+    message = "cannot decode the JPEG: Truncated File Read"
+    assert check_image(0, cut, 10**6)[3:] == ("IMG_TRUNCATED", message)
+    with pytest.raises(PixelError) as caught:
+        decode(cut)
+    assert (caught.value.code, str(caught.value)) == ("IMG_TRUNCATED", message)
 
 
 def test_check_files_reports_a_file_that_cannot_be_read(tmp_path) -> None:

@@ -265,7 +265,7 @@ class _Failing:
         (OSError("broken data stream"), "IMG_CORRUPT", "cannot decode the PNG: broken data stream"),
         (SyntaxError("not a PNG file"), "IMG_CORRUPT", "cannot decode the PNG: not a PNG file"),
         (OSError(), "IMG_CORRUPT", "cannot decode the PNG: OSError"),
-        (ValueError("TRUNCATED"), "IMG_CORRUPT", "cannot decode the PNG: TRUNCATED"),
+        (ValueError("Truncated File Read"), "IMG_TRUNCATED", "cannot decode the PNG: Truncated File Read"),
         (MemoryError(), "IMG_CORRUPT", "cannot decode the PNG: MemoryError"),
         (
             struct.error("unpack requires a buffer of 4 bytes"),
@@ -296,10 +296,11 @@ def test_what_the_header_reader_refuses_is_corrupt_or_too_large() -> None:
     for data, message in (
         (b"\x89PNG\r\n\x1a\n" + b"\0" * 20, "the PNG header cannot be read"),
         (b"\xff\xd8\xff" + b"\0" * 20, "the JPEG header cannot be read"),
-        (b"\xff\xd8\xff\xe0" + b"\xff" * 40, "cannot decode the JPEG: Truncated File Read"),
     ):
         error = _error(data)
         assert (error.code, str(error)) == ("IMG_CORRUPT", message)
+    error = _error(b"\xff\xd8\xff\xe0" + b"\xff" * 40)  # ends inside a marker segment
+    assert (error.code, str(error)) == ("IMG_TRUNCATED", "cannot decode the JPEG: Truncated File Read")
     bomb = _error(png_bomb(), max_pixels=899_999_999)  # over Pillow's own limit too: the cap is ours
     assert (bomb.code, str(bomb)) == ("IMG_TOO_LARGE", "30000x30000 = 900000000 pixels, over the cap of 899999999")
 

@@ -114,6 +114,12 @@ def open_header(data: bytes, kind: str) -> Image.Image:
         Image.MAX_IMAGE_PIXELS = saved
 
 
+def failure_code(err: BaseException) -> str:
+    """IMG_TRUNCATED when a decoder's error says the data ended early (Pillow: "image file is
+    truncated", "Truncated File Read", EOFError), else IMG_CORRUPT."""
+    return "IMG_TRUNCATED" if isinstance(err, EOFError) or "truncated" in str(err).lower() else "IMG_CORRUPT"
+
+
 def check_image(token: int, data: bytes, max_pixels: int) -> ImageResult:
     """Fully decode one encoded image and report what is wrong with it, if anything."""
     if not data:
@@ -146,8 +152,7 @@ def check_image(token: int, data: bytes, max_pixels: int) -> ImageResult:
         return ImageResult(token, 0, 0, "IMG_CORRUPT", f"the {kind.upper()} header cannot be read")
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError, struct.error) as err:
         text = str(err) or type(err).__name__
-        code = "IMG_TRUNCATED" if "truncated" in text or isinstance(err, EOFError) else "IMG_CORRUPT"
-        return ImageResult(token, 0, 0, code, f"cannot decode the {kind.upper()}: {text}")
+        return ImageResult(token, 0, 0, failure_code(err), f"cannot decode the {kind.upper()}: {text}")
     return ImageResult(token, width, height, None, "")
 
 

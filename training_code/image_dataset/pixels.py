@@ -28,7 +28,7 @@ from typing import NamedTuple, Tuple
 import numpy as np
 from PIL import Image
 
-from .images import ACCEPTED_FORMATS, DEFAULT_MAX_PIXELS, libpng_view, open_header, orientation, sniff
+from .images import ACCEPTED_FORMATS, DEFAULT_MAX_PIXELS, failure_code, libpng_view, open_header, orientation, sniff
 
 _TRANSPOSE = getattr(Image, "Transpose", Image)  # Pillow < 9.1 has no Transpose enum
 # EXIF orientation -> the transpositions that make the image upright, in order
@@ -70,7 +70,7 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
     except Image.UnidentifiedImageError:
         raise PixelError("IMG_CORRUPT", f"the {kind.upper()} header cannot be read") from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as err:
-        raise PixelError("IMG_CORRUPT", f"cannot decode the {kind.upper()}: {err or type(err).__name__}") from None
+        raise PixelError(failure_code(err), f"cannot decode the {kind.upper()}: {err or type(err).__name__}") from None
     width, height = image.size
     if width * height > max_pixels:
         raise PixelError("IMG_TOO_LARGE", f"{width}x{height} = {width * height} pixels, over the cap of {max_pixels}")
@@ -95,8 +95,7 @@ def _load(image: Image.Image) -> None:
         image.load()
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError, struct.error) as err:
         text = str(err) or type(err).__name__
-        code = "IMG_TRUNCATED" if "truncated" in text or isinstance(err, EOFError) else "IMG_CORRUPT"
-        raise PixelError(code, f"cannot decode the {kind}: {text}") from None
+        raise PixelError(failure_code(err), f"cannot decode the {kind}: {text}") from None
 
 
 def _cmyk_to_rgb(image: Image.Image) -> np.ndarray:

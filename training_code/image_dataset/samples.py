@@ -116,16 +116,12 @@ def resolve_path(base: str, relative: str, where: str, sink: IssueSink) -> Optio
     readers open it as given and fail)."""
     text = relative.replace("\\", "/")
     parts = [p for p in text.split("/") if p not in ("", ".")]
-    if (
-        not relative.strip()
-        or text.startswith("/")
-        or (len(text) > 1 and text[1] == ":")
-        or ".." in parts
-        or "\0" in text
-    ):
+    if not relative.strip() or text.startswith("/") or (len(text) > 1 and text[1] == ":") or ".." in parts:
         sink.report("PATH_UNSAFE", f"path {relative!r} must be relative and stay inside the dataset", where)
         return None
     problem = lst_path_problem(text)
+    if problem is None and "\0" in text:
+        problem = "holds a NUL byte, which no file name can hold"
     if problem is None and text.endswith("/"):
         problem = "ends with a folder separator, so it names a folder, not an image file"
     if problem:
