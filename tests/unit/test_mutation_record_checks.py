@@ -428,7 +428,7 @@ def test_images_read_through_a_remote_store_are_decoded_and_located(tmp_path, mo
     with decodes.running():
         checks.scan("d.rec", os.path.getsize(path), stats)
     assert _issues(checks) == [
-        Issue("IMG_CORRUPT", "cannot decode the JPEG: Truncated File Read", f"d.rec#record 2 @byte {offsets[2]}")
+        Issue("IMG_TRUNCATED", "cannot decode the JPEG: Truncated File Read", f"d.rec#record 2 @byte {offsets[2]}")
     ]
     assert stats.images_checked == 5 and stats.samples == 5  # a broken image stops counting as a sample
     assert stats.min_size == (8, 8) and stats.max_size == (12, 8)

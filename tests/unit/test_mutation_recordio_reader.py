@@ -235,7 +235,7 @@ def test_parse_idx_fast_returns_the_line_parsers_entries(data) -> None:
     assert counts == {}
     assert fast is not None
     assert (fast[0].tolist(), fast[1].tolist()) == (keys, offsets)
-    assert fast[0].dtype == fast[1].dtype == "int64"
+    assert (fast[0].dtype, fast[1].dtype) == ("uint64", "int64")
 
 
 @pytest.mark.parametrize(
@@ -275,16 +275,19 @@ def test_parse_idx_fast_leaves_a_malformed_idx_to_the_line_parser(data) -> None:
 
 
 @pytest.mark.parametrize(
-    "idx, line",
+    "idx, line, what",
     [
-        ("0\t0\n1\t99999999999999999999\n", 2),  # the bulk parser would clamp it to 2**63-1
-        ("0\t0\n1\t99999999999999999999\n\n", 2),  # a blank line: the line parser alone
-        ("99999999999999999999\t0\n", 1),
-        ("-99999999999999999999\t0\n", 1),
-        ("0\t9223372036854775808\n", 1),
+        ("0\t0\n1\t99999999999999999999\n", 2, "offset"),  # the bulk parser would clamp it
+        ("0\t0\n1\t99999999999999999999\n\n", 2, "offset"),  # a blank line: the line parser alone
+        ("99999999999999999999\t0\n", 1, "key"),
+        ("18446744073709551616\t0\n", 1, "key"),  # 2**64
+        ("-9223372036854775809\t0\n", 1, "key"),
+        ("0\t9223372036854775808\n", 1, "offset"),  # 2**63: no file is that large
     ],
 )
-def test_a_number_beyond_64_bits_in_an_idx_is_a_syntax_error_at_its_line(tmp_path, idx: str, line: int) -> None:
+def test_a_number_beyond_64_bits_in_an_idx_is_a_syntax_error_at_its_line(
+    tmp_path, idx: str, line: int, what: str
+) -> None:
     """Neither a wrong offset in the message (numpy clamps what it cannot hold) nor an
     OverflowError: IDX_SYNTAX at the line, and the validation goes on."""
     from image_dataset.validate import ValidationOptions, validate_path
@@ -294,12 +297,37 @@ def test_a_number_beyond_64_bits_in_an_idx_is_a_syntax_error_at_its_line(tmp_pat
     report = validate_path(str(tmp_path), ValidationOptions(workers=1))
     syntax = [i for i in report["errors"] if i["code"] == "IDX_SYNTAX"]
     assert [i["location"] for i in syntax] == [f"train/d.idx:line {line}"]
-    assert syntax[0]["message"].startswith("a key or offset beyond 64 bits (at most 9223372036854775807): ")
+    prefix = "an offset beyond 9223372036854775807 (63 bits): " if what == "offset" else "a key beyond 64 bits: "
+    assert syntax[0]["message"].startswith(prefix)
     assert not [i for i in report["errors"] if i["code"] == "IDX_BAD_OFFSET"]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_idx_keys_are_64_bits_unsigned_as_record_ids_are(tmp_path, fast: bool) -> None:
+    """MXIndexedRecordIO writes any id as the key, and ImageRecordIter reads it as size_t."""
+    from image_dataset.validate import ValidationOptions, validate_path
+
+    ids = [2**63, 2**64 - 1]
+    rec = write_rec(str(tmp_path / "d.rec"), [(0, jpeg()), (1, jpeg())], ids=ids)
+    offsets = [int(line.split("\t")[1]) for line in (tmp_path / "d.idx").read_text().splitlines()]
+    keys = ids if fast else [2**63, -1]  # -1 is 2**64 - 1 to MXNet's reader, and only the line parser reads it
+    (tmp_path / "d.idx").write_text("".join(f"{k}\t{o}\n" for k, o in zip(keys, offsets)))
+    report = validate_path(rec, ValidationOptions(workers=1))
+    assert report["valid"] and report["counts"] == {}, report["errors"] + report["warnings"]
+    (tmp_path / "d.idx").write_text("".join(f"{k}\t{o}\n" for k, o in zip(keys[::-1], offsets)))
+    report = validate_path(rec, ValidationOptions(workers=1))
+    assert [(i["code"], i["message"]) for i in report["warnings"]] == [
+        ("IDX_KEY_MISMATCH", f"the .idx key is {2**64 - 1}, the record's header id {2**63}"),
+        ("IDX_KEY_MISMATCH", f"the .idx key is {2**63}, the record's header id {2**64 - 1}"),
+    ]
 
 
 def test_the_largest_64_bit_numbers_are_read_as_they_are() -> None:
     sink = CollectingSink()
     entries = parse_idx(b"9223372036854775807\t9223372036854775807\n-9223372036854775808\t0\n", "d.idx", sink)
     assert [(e.key, e.offset) for e in entries] == [(2**63 - 1, 2**63 - 1), (-(2**63), 0)] and not sink.errors
-    assert parse_idx_fast(b"9223372036854775807\t0\n") is None  # left to the line parser, which reads it exactly
+    assert parse_idx_fast(b"18446744073709551615\t0\n") is None  # left to the line parser, which reads it exactly
+    assert parse_idx(b"18446744073709551615\t0\n", "d.idx", sink)[0].key == 2**64 - 1 and not sink.errors
+    fast = parse_idx_fast(b"18446744073709551614\t9223372036854775807\n")
+    assert fast is not None and (fast[0].tolist(), fast[1].tolist()) == ([2**64 - 2], [2**63 - 1])
+    assert parse_idx_fast(b"0\t9223372036854775808\n") is None  # an offset beyond 63 bits

@@ -410,7 +410,10 @@ def test_an_undecodable_image_is_400_with_validations_code() -> None:
     with pytest.raises(RequestError) as err:
         decode_image(truncated)
     assert err.value.status == 400
-    assert str(err.value).startswith("the body is not a decodable image (IMG_CORRUPT): ")
+    assert str(err.value) == "the body is not a decodable image (IMG_TRUNCATED): cannot decode the JPEG: Truncated File Read"
+    from image_dataset.images import check_image
+
+    assert check_image(0, truncated, 10**6)[3:] == ("IMG_TRUNCATED", "cannot decode the JPEG: Truncated File Read")
 
 
 def coordinates(height: int, width: int) -> np.ndarray:

@@ -95,7 +95,7 @@ def test_broken_recordio_reports_match(tmp_path, shard_bytes) -> None:
     write_rec(str(tmp_path / "validation" / "v.rec"), [(i % 3, jpeg()) for i in range(6)])
     one, sharded = both(str(tmp_path), shard_bytes)
     found = set(one["counts"])
-    assert {"REC_UNESCAPED_MAGIC", "REC_PADDING_NONZERO", "LABEL_INVALID", "IMG_CORRUPT", "DUPLICATE_ID"} <= found
+    assert {"REC_UNESCAPED_MAGIC", "REC_PADDING_NONZERO", "LABEL_INVALID", "IMG_TRUNCATED", "DUPLICATE_ID"} <= found
     assert {"REC_BAD_MAGIC", "REC_TRUNCATED", "IDX_BAD_OFFSET", "IDX_MISSING_RECORD"} <= found
     assert one == sharded
 

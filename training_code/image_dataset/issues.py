@@ -57,7 +57,10 @@ CODES: Dict[str, CodeInfo] = {
         "A RecordIO channel's labels.json is not a list of unique non-empty names covering every class id, "
         "or the channels' lists differ.",
     ),
-    "IDX_SYNTAX": CodeInfo(ERROR, "A .idx line is not 'key<TAB>offset', or a number in it is beyond 64 bits."),
+    "IDX_SYNTAX": CodeInfo(
+        ERROR,
+        "A .idx line is not 'key<TAB>offset', or its key is beyond 64 bits (unsigned, as record ids) or its offset beyond 63.",
+    ),
     "IDX_DUPLICATE_KEY": CodeInfo(ERROR, "A key appears twice in a .idx file."),
     "IDX_BAD_OFFSET": CodeInfo(ERROR, "A .idx offset is not the start of a record."),
     "IDX_MISSING_RECORD": CodeInfo(WARNING, "Records without a .idx entry: readers that use the index skip them."),

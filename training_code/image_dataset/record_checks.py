@@ -16,8 +16,8 @@ from .images import RangeJob, check_blobs, check_image, check_ranges
 from .issues import IssueSink
 from .label_rules import LabelRules
 from .layout import Channel
+from .recordio import UINT64_MAX, parse_idx, parse_idx_fast
 from .recordio import location as record_location
-from .recordio import parse_idx, parse_idx_fast
 from .recordio_scan import ChunkReader, RecordBatch, RecordIOScanner, report_repeats
 from .store import Store, open_fd
 
@@ -162,7 +162,7 @@ class RecordChecks:
         self._duplicate_ids(rec, records)
 
     def _read_idx(self, idx_path: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(offsets, keys, line numbers) of a .idx, sorted by offset."""
+        """(offsets, keys as uint64, line numbers) of a .idx, sorted by offset."""
         data = self.store.read(idx_path)
         fast = parse_idx_fast(data)
         if fast is not None:
@@ -170,7 +170,7 @@ class RecordChecks:
             lines = np.arange(1, len(keys) + 1, dtype=np.int64)
         else:
             entries = parse_idx(data, idx_path, self.sink)
-            keys = np.array([e.key for e in entries], np.int64)
+            keys = np.array([e.key & UINT64_MAX for e in entries], np.uint64)  # -1 reads as 2**64 - 1 in C++
             offsets = np.array([e.offset for e in entries], np.int64)
             lines = np.array([e.line for e in entries], np.int64)
         order = np.argsort(offsets, kind="stable")
@@ -186,7 +186,7 @@ class RecordChecks:
         hit = offsets[pos] == records.offsets
         matched = np.zeros(len(offsets), bool)
         matched[pos[hit]] = True
-        mismatch = np.flatnonzero(hit & (keys[pos].astype(np.uint64) != records.ids))
+        mismatch = np.flatnonzero(hit & (keys[pos] != records.ids))
         for n, r in enumerate(mismatch):  # the sink keeps 50 of a code and counts the rest
             self.sink.report(
                 "IDX_KEY_MISMATCH",

@@ -30,7 +30,8 @@ MAX_RECORD_LENGTH = LENGTH_MASK
 FRAME = struct.Struct("<II")
 IR_HEADER = struct.Struct("<IfQQ")
 IR_HEADER_SIZE = IR_HEADER.size  # 24
-INT64_MAX = (1 << 63) - 1  # a .idx key or offset beyond it cannot be a record's
+INT64_MAX = (1 << 63) - 1  # a .idx offset beyond it cannot be a record's
+UINT64_MAX = (1 << 64) - 1  # a record's id is 64 bits unsigned, and so is MXNet's .idx key (size_t)
 
 Label = Union[float, Tuple[float, ...]]
 
@@ -229,8 +230,8 @@ class IndexEntry(NamedTuple):
 
 
 def parse_idx_fast(data: bytes) -> Optional[Tuple[np.ndarray, np.ndarray]]:
-    """Keys and offsets of a well-formed .idx, parsed in bulk; None if any line is unusual
-    (then :func:`parse_idx` finds and reports the problem with its line number)."""
+    """Keys (uint64) and offsets (int64) of a well-formed .idx, parsed in bulk; None if any line
+    is unusual (then :func:`parse_idx` finds and reports the problem with its line number)."""
     import numpy as np  # noqa: PLC0415 - the module's reading and writing need no numpy
 
     lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
@@ -243,12 +244,15 @@ def parse_idx_fast(data: bytes) -> Optional[Tuple[np.ndarray, np.ndarray]]:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # numpy warns when it stops before the end: malformed
         try:
-            values = np.fromstring(data.replace(b"\t", b"\n"), dtype=np.int64, sep="\n")  # type: ignore[call-overload]
+            values = np.fromstring(data.replace(b"\t", b"\n"), dtype=np.uint64, sep="\n")  # type: ignore[call-overload]
         except (ValueError, DeprecationWarning):
             return None
-    if len(values) != 2 * lines or (values == INT64_MAX).any():  # numpy clamps a larger number to it
+    if len(values) != 2 * lines or (values == UINT64_MAX).any():  # numpy clamps a larger number to it
         return None
     keys, offsets = values[0::2], values[1::2]
+    if (offsets > INT64_MAX).any():
+        return None
+    offsets = offsets.astype(np.int64)
     ordered = np.sort(keys)
     if len(ordered) > 1 and (ordered[1:] == ordered[:-1]).any():
         return None
@@ -277,13 +281,10 @@ def parse_idx(data: bytes, name: str, sink: IssueSink) -> List[IndexEntry]:
                 f"{name}:line {number}",
             )
             continue
-        if not -INT64_MAX - 1 <= key <= INT64_MAX or offset > INT64_MAX:
+        if not -INT64_MAX - 1 <= key <= UINT64_MAX or offset > INT64_MAX:
+            what = f"an offset beyond {INT64_MAX} (63 bits)" if offset > INT64_MAX else "a key beyond 64 bits"
             sink.report(
-                "IDX_SYNTAX",
-                "a key or offset beyond 64 bits (at most {}): {!r}".format(
-                    INT64_MAX, line[:80].decode("utf-8", "replace")
-                ),
-                f"{name}:line {number}",
+                "IDX_SYNTAX", "{}: {!r}".format(what, line[:80].decode("utf-8", "replace")), f"{name}:line {number}"
             )
             continue
         if key in seen:
