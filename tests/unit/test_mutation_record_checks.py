@@ -124,11 +124,22 @@ def test_fifty_duplicate_ids_are_written_out_and_the_rest_only_counted(tmp_path)
 # -- the .idx ---------------------------------------------------------------------------------
 
 
-def test_an_empty_idx_leaves_every_record_unindexed(tmp_path) -> None:
-    write_file(os.path.join(tmp_path, "d.idx"), "")
+def test_an_idx_without_entries_is_an_error(tmp_path) -> None:
+    """MXNet's ImageRecordIter with path_imgidx crashes (segmentation fault) on it."""
+    message = "no entry for any of the 3 records: delete the .idx or rebuild it"
+    for text in ("", "\n\n"):
+        write_file(os.path.join(tmp_path, "d.idx"), text)
+        checks = _checks(str(tmp_path))
+        checks.check_file("d.rec", _records([0, 1, 2]))
+        assert [i for i in _issues(checks) if i.code != "IDX_BLANK_LINE"] == [Issue("IDX_EMPTY", message, "d.idx")]
+
+
+def test_blank_lines_in_an_idx_are_a_warning_at_the_first(tmp_path) -> None:
+    """mxnet.recordio.MXIndexedRecordIO fails on them (int('')); ImageRecordIter skips them."""
+    write_file(os.path.join(tmp_path, "d.idx"), "0\t0\n\n1\t36\n  \n")
     checks = _checks(str(tmp_path))
-    checks.check_file("d.rec", _records([0, 1, 2]))
-    assert _issues(checks) == [Issue("IDX_MISSING_RECORD", "3 records have no .idx entry", "d.rec")]
+    checks.check_file("d.rec", _records([0, 1]))
+    assert _issues(checks) == [Issue("IDX_BLANK_LINE", "2 blank line(s), from line 2", "d.idx:line 2")]
 
 
 def test_an_idx_key_that_is_not_the_records_id(tmp_path) -> None:

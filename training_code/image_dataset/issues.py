@@ -64,6 +64,12 @@ CODES: Dict[str, CodeInfo] = {
     "IDX_DUPLICATE_KEY": CodeInfo(ERROR, "A key appears twice in a .idx file."),
     "IDX_BAD_OFFSET": CodeInfo(ERROR, "A .idx offset is not the start of a record."),
     "IDX_MISSING_RECORD": CodeInfo(WARNING, "Records without a .idx entry: readers that use the index skip them."),
+    "IDX_EMPTY": CodeInfo(
+        ERROR, "A .idx indexes none of its .rec's records: MXNet's ImageRecordIter (path_imgidx) crashes on it."
+    ),
+    "IDX_BLANK_LINE": CodeInfo(
+        WARNING, "A .idx has blank lines: mxnet.recordio.MXIndexedRecordIO cannot read it (ImageRecordIter skips them)."
+    ),
     "IDX_KEY_MISMATCH": CodeInfo(WARNING, "A .idx key differs from the record's header id."),
     # list formats
     "LST_SYNTAX": CodeInfo(ERROR, "A .lst line is not 'index<TAB>label[<TAB>label...]<TAB>path'."),

@@ -180,7 +180,8 @@ class RecordChecks:
         offsets, keys, lines = self._read_idx(idx_path)
         if not len(offsets):
             if len(records.offsets):
-                self.sink.report("IDX_MISSING_RECORD", f"{len(records.offsets)} records have no .idx entry", rec)
+                message = f"no entry for any of the {len(records.offsets)} records: delete the .idx or rebuild it"
+                self.sink.report("IDX_EMPTY", message, idx_path)
             return
         pos = np.minimum(np.searchsorted(offsets, records.offsets), len(offsets) - 1)
         hit = offsets[pos] == records.offsets

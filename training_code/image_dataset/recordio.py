@@ -263,9 +263,11 @@ def parse_idx(data: bytes, name: str, sink: IssueSink) -> List[IndexEntry]:
     """Parse a .idx (``key<TAB>offset`` per line, as ``MXIndexedRecordIO`` writes it)."""
     entries: List[IndexEntry] = []
     seen = set()
+    blank: List[int] = []
     for number, raw in enumerate(io.BytesIO(data), start=1):
         line = raw.strip()
         if not line:
+            blank.append(number)
             continue
         fields = line.split(b"\t")
         try:
@@ -292,6 +294,8 @@ def parse_idx(data: bytes, name: str, sink: IssueSink) -> List[IndexEntry]:
             continue
         seen.add(key)
         entries.append(IndexEntry(key, offset, number))
+    if blank:
+        sink.report("IDX_BLANK_LINE", f"{len(blank)} blank line(s), from line {blank[0]}", f"{name}:line {blank[0]}")
     return entries
 
 
