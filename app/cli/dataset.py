@@ -18,6 +18,7 @@ from image_dataset.pack import (
     PackOptions,
     check_label_names,
     pack_channels,
+    path_in_channel,
     plan,
     split,
     write_label_names,
@@ -332,7 +333,9 @@ def _pack_root(index: Any, out_dir: str, options: PackOptions, workers: Optional
     for result in packed.values():
         print(f"{result.prefix}.rec: {result.records} records (+ .idx, .lst)")
     if index.label_names:
-        print("labels: " + ", ".join(f"{i}={printable(n)}" for i, n in enumerate(index.label_names)) + " (in labels.json)")
+        print(
+            "labels: " + ", ".join(f"{i}={printable(n)}" for i, n in enumerate(index.label_names)) + " (in labels.json)"
+        )
 
 
 def _pack_channel(src: str, index: Any, args: argparse.Namespace, out_dir: str, options: PackOptions) -> None:
@@ -351,15 +354,11 @@ def _pack_channel(src: str, index: Any, args: argparse.Namespace, out_dir: str, 
     if index.label_names:
         check_label_names(out_dir, index.label_names)  # before any record is written
 
-    def relative(sample) -> str:  # type: ignore[no-untyped-def]
-        root = channel.root
-        return sample.path[len(root) + 1 :] if root and sample.path.startswith(root + "/") else sample.path
-
     with progress_bar() as progress:
         written = write_packs(
             parts,
             lambda p: store.local_path(p) or p,
-            relative,
+            lambda _, sample: path_in_channel(sample.path, channel.root),
             options,
             args.workers,
             lambda prefix, done, total: progress(os.path.basename(prefix) + ".rec", done, total),
@@ -368,7 +367,11 @@ def _pack_channel(src: str, index: Any, args: argparse.Namespace, out_dir: str, 
         print(f"{result.prefix}.rec: {result.records} records (+ .idx, .lst)")
     if index.label_names:
         names_file = write_label_names(out_dir, index.label_names)
-        print("labels: " + ", ".join(f"{i}={printable(n)}" for i, n in enumerate(index.label_names)) + f" (in {names_file})")
+        print(
+            "labels: "
+            + ", ".join(f"{i}={printable(n)}" for i, n in enumerate(index.label_names))
+            + f" (in {names_file})"
+        )
 
 
 def run_pack(args: argparse.Namespace) -> int:

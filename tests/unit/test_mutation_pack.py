@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from image_dataset.issues import DatasetError, Issue
+from image_dataset.layout import LST, Channel
 from image_dataset.pack import (
     PackError,
     PackJob,
@@ -66,7 +67,10 @@ def _dataset(root: str):
         validation.append(Sample(path, labels, CLASS_IDS, f"validation.lst:line {i + 1}"))
     index = SimpleNamespace(
         store=LocalStore(root),
-        channels={"validation": (None, validation), "train": (None, train)},
+        channels={
+            "validation": (Channel("validation", LST, "validation", ("v.lst",)), validation),
+            "train": (Channel("train", LST, "train", ("t.lst",)), train),
+        },
         label_names=["cat", "dog", "eel"],
         num_classes=3,
     )
@@ -94,9 +98,9 @@ def test_pack_channels_writes_each_channel_in_im2recs_order_with_its_labels(tmp_
     ]
     assert [image for _, _, image in validation] == [images[f"validation/{i}.jpg"] for i in range(3)]
     with open(os.path.join(out, "train", "train.lst"), encoding="utf-8") as f:
-        assert f.readline() == "2\t2.000000\ttrain/2.png\n"
+        assert f.readline() == "2\t2.000000\t2.png\n"  # relative to the channel, as a list in train_lst/
     with open(os.path.join(out, "validation", "validation.lst"), encoding="utf-8") as f:
-        assert f.readline() == "0\t1.000000\t0.000000\t1.000000\tvalidation/0.jpg\n"
+        assert f.readline() == "0\t1.000000\t0.000000\t1.000000\t0.jpg\n"
     for name in ("train", "validation"):
         with open(os.path.join(out, name, "labels.json"), encoding="utf-8") as f:
             assert json.load(f) == ["cat", "dog", "eel"]

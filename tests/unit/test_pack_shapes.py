@@ -47,6 +47,40 @@ def test_a_dataset_root_packs_every_channel_with_one_label_map(tmp_path, cli, va
     assert report["channels"]["validation"]["class_counts"] == {"0": 1, "2": 1}
 
 
+def test_a_dataset_root_packs_lists_relative_to_each_channel(tmp_path, cli, validate_json) -> None:
+    """The .lst of a root's channel reads as a list of that channel (train_lst/train.lst)."""
+    root = tmp_path / "d"
+    folder_dataset(str(root), {"a": 2, "b": 1}, channels=("train", "validation"))
+    out = tmp_path / "packed"
+    code, _, err = cli("pack", str(root), str(out), "--no-shuffle", "--workers", "1")
+    assert code == 0, err
+    for channel in ("train", "validation"):
+        paths = [line.split("\t")[-1] for line in (out / channel / f"{channel}.lst").read_text().splitlines()]
+        assert paths and all((root / channel / p).is_file() for p in paths), paths
+    (root / "train_lst").mkdir()
+    (root / "train_lst" / "train.lst").write_text((out / "train" / "train.lst").read_text())
+    code, report = validate_json(str(root))
+    assert code == 0 and report["channels"]["train"]["format"] == "lst", report["errors"]
+
+
+def test_a_single_lst_in_train_lst_reads_its_paths_in_train(tmp_path, cli, validate_json) -> None:
+    """As in the dataset root: a list in train_lst/ names images relative to train/ beside it;
+    in any other folder, relative to its own folder."""
+    root = tmp_path / "d"
+    folder_dataset(str(root), {"a": 2, "b": 1}, channels=("train",))
+    lines = "".join(f"{i}\t{i % 2}\t{p}\n" for i, p in enumerate(("a/000.jpg", "a/001.jpg", "b/000.jpg")))
+    (root / "train_lst").mkdir()
+    (root / "train_lst" / "train.lst").write_text(lines)
+    code, report = validate_json(str(root / "train_lst" / "train.lst"))
+    assert code == 0 and report["channels"]["train"]["samples"] == 3, report["errors"]
+    code, _, err = cli("pack", str(root / "train_lst" / "train.lst"), str(tmp_path / "out"), "--workers", "1")
+    assert code == 0 and records(str(tmp_path / "out")).keys() == {0, 1, 2}, err
+    (root / "lists").mkdir()
+    (root / "lists" / "train.lst").write_text(lines)
+    code, report = validate_json(str(root / "lists" / "train.lst"))
+    assert code == 1 and report["errors"][0]["message"] == "image a/000.jpg does not exist"  # in lists/
+
+
 def test_a_dataset_root_refuses_train_ratio_and_a_file_as_output(tmp_path, cli) -> None:
     root = folder_dataset(str(tmp_path / "d"), {"a": 2, "b": 2})
     code, _, err = cli("pack", root, str(tmp_path / "out"), "--train-ratio", "0.5")

@@ -18,6 +18,7 @@ from .store import Store, access_problem, join
 RECORDIO, LST, MANIFEST, ANNOTATIONS, FOLDERS = "recordio", "lst", "manifest", "annotations", "folders"
 FORMATS = (RECORDIO, LST, MANIFEST, ANNOTATIONS, FOLDERS)
 CHANNELS = ("train", "validation")
+LIST_FOLDERS = tuple(channel + "_lst" for channel in CHANNELS)  # beside the channel: its .lst files
 ANNOTATIONS_FILE = "annotations.json"
 LABELS_FILE = "labels.json"  # beside .rec files: the class names by id (RecordIO carries only ids)
 MANIFEST_EXTENSIONS = (".manifest", ".jsonl")
@@ -162,6 +163,17 @@ def _unread(files: dict, indexes: List[str], chosen: str, sink: IssueSink) -> No
             sink.report("FILE_EXTRA", "an index with no .rec of its name; ignored", printable(path))
 
 
+def single_file_root(path: str, fmt: str) -> str:
+    """The folder a single file's image paths are relative to: its own, except for a .lst in
+    ``train_lst/`` or ``validation_lst/``, whose paths are relative to ``train/`` or
+    ``validation/`` beside it (as in a dataset root)."""
+    folder = posixpath.dirname(path)
+    base = posixpath.basename(folder)
+    if fmt == LST and base in LIST_FOLDERS:
+        return posixpath.join(posixpath.dirname(folder), base[: -len("_lst")])
+    return folder
+
+
 def discover(store: Store, forced: Optional[str], sink: IssueSink, single_file: Optional[str] = None) -> List[Channel]:
     """The channels under the store's root (a dataset root, or one channel folder)."""
     if single_file is not None:
@@ -169,12 +181,12 @@ def discover(store: Store, forced: Optional[str], sink: IssueSink, single_file: 
         if fmt not in FORMATS or fmt == FOLDERS:
             sink.report("FORMAT_UNKNOWN", "cannot tell the format of this file; pass --format", single_file)
             return []
-        return [Channel("train", fmt, posixpath.dirname(single_file), (single_file,))]
+        return [Channel("train", fmt, single_file_root(single_file, fmt), (single_file,))]
     listed = list_folder(store, "", sink)
     if listed is None:
         return []
     names = set(listed)
-    if not names & {"train", "validation", "train_lst", "validation_lst"}:
+    if not names & {*CHANNELS, *LIST_FOLDERS}:
         channel = _describe_channel(store, "train", "", None, forced, sink)
         return [channel] if channel else []
     if "train" not in names:

@@ -129,7 +129,9 @@ def split(
         return [(prefix, items)]
     sep = int(len(items) * train_ratio)
     if len(items) < 2:
-        raise PackError(f"--train-ratio {train_ratio:g}: {len(items)} sample(s) cannot be split into train and validation")
+        raise PackError(
+            f"--train-ratio {train_ratio:g}: {len(items)} sample(s) cannot be split into train and validation"
+        )
     if sep == 0 or sep == len(items):
         raise PackError(
             "--train-ratio {:g} of {} samples leaves the {} part empty; it must be at least {:.4g}".format(
@@ -189,16 +191,23 @@ class Outputs:
                 os.remove(temp)
 
 
+def path_in_channel(path: str, root: str) -> str:
+    """A sample's store path as a .lst line gives it: relative to its channel's image root
+    (what im2rec's root argument and the .lst readers join it onto), or as it is outside it."""
+    return path[len(root) + 1 :] if root and path.startswith(root + "/") else path
+
+
 def write_packs(
     parts: Sequence[Tuple[str, List[Item]]],
     local_path: Callable[[str], str],
-    lst_path: Callable[[Sample], str],
+    lst_path: Callable[[str, Sample], str],
     options: PackOptions,
     workers: Optional[int] = None,
     progress: Optional[Callable[[str, int, int], None]] = None,
 ) -> List[PackResult]:
     """Write ``prefix.rec``, ``.idx`` and ``.lst`` for each (prefix, items) part; all parts or
-    nothing (:class:`Outputs`). ``progress(prefix, done, total)`` after each record."""
+    nothing (:class:`Outputs`). ``lst_path(prefix, sample)`` is the sample's path on the part's
+    .lst lines; ``progress(prefix, done, total)`` after each record."""
     outputs = Outputs()
     try:
         temps = [[outputs.temp(prefix + ext) for ext in (".rec", ".idx", ".lst")] for prefix, _ in parts]
@@ -211,7 +220,7 @@ def write_packs(
                     if record is None:
                         raise DatasetError(code, message, sample.location)
                     writer.write(record, key=index)
-                    lst.write(format_lst_line(index, labels, lst_path(sample)))
+                    lst.write(format_lst_line(index, labels, lst_path(prefix, sample)))
                     if progress:
                         progress(prefix, done, len(items))
         outputs.publish()
@@ -231,7 +240,7 @@ def write_pack(
 ) -> PackResult:
     """Write ``prefix.rec``, ``.idx`` and ``.lst`` for ``items``; all or nothing."""
     report = (lambda _, done, total: progress(done, total)) if progress else None
-    return write_packs([(prefix, items)], local_path, lst_path, options, workers, report)[0]
+    return write_packs([(prefix, items)], local_path, lambda _, s: lst_path(s), options, workers, report)[0]
 
 
 def _encoded(jobs: list, workers: Optional[int]) -> Iterator[Tuple[int, Optional[bytes], str, str]]:
@@ -270,7 +279,8 @@ def pack_channels(
     workers: Optional[int] = None,
 ) -> Dict[str, PackResult]:
     """Every image channel of a validated dataset as ``output/<channel>/<channel>.rec/.idx/.lst``
-    plus ``labels.json`` (a RecordIO channel folder); RecordIO channels are left out. All
+    plus ``labels.json`` (a RecordIO channel folder); RecordIO channels are left out. The .lst
+    paths are relative to the channel's image root, as in a dataset's own lists. All
     channels use the dataset's one label map (``index.num_classes``, ``index.label_names``).
     Training shuffles: the train channel is shuffled as im2rec does (when ``options.shuffle``).
     A ``labels.json`` already there with other names stops the run before anything is written;
@@ -283,15 +293,22 @@ def pack_channels(
     if index.label_names:
         for folder in folders.values():
             check_label_names(folder, index.label_names)
-    parts, channel_of = [], {}
-    for name, (_, samples) in sorted(index.channels.items()):
+    parts, channel_of, roots = [], {}, {}
+    for name, (channel, samples) in sorted(index.channels.items()):
         os.makedirs(folders[name], exist_ok=True)
         prefix = os.path.join(folders[name], name)
-        channel_of[prefix] = name
+        channel_of[prefix], roots[prefix] = name, channel.root
         channel_options = options._replace(shuffle=options.shuffle and name == "train")
         parts.append((prefix, plan(samples, index.num_classes or 0, channel_options)))
     report = (lambda prefix, done, total: progress(channel_of[prefix], done, total)) if progress else None
-    results = write_packs(parts, lambda p: os.path.join(root, p), lambda s: s.path, options, workers, report)
+    results = write_packs(
+        parts,
+        lambda p: os.path.join(root, p),
+        lambda prefix, s: path_in_channel(s.path, roots[prefix]),
+        options,
+        workers,
+        report,
+    )
     if index.label_names:
         for folder in folders.values():
             write_label_names(folder, index.label_names)

@@ -23,7 +23,7 @@ from .decode_queue import DECODE_BATCH, DecodeQueue
 from .findings import REPORT_VERSION, Findings
 from .issues import CollectingSink, DatasetError, IssueSink
 from .label_rules import MAX_CLASSES
-from .layout import RECORDIO, Channel, discover
+from .layout import LIST_FOLDERS, RECORDIO, Channel, discover
 from .list_checks import ListChecks
 from .record_checks import RecordChecks, Records, RecordScan, RecordTable
 from .samples import Sample
@@ -253,10 +253,22 @@ def validate_path(
 ) -> Dict[str, Any]:
     """Validate a dataset root, a channel folder, or one file on the local disk."""
     path = os.path.abspath(path)
-    if os.path.isfile(path):
-        root, name = os.path.split(path)
-        return Validator(LocalStore(root), options, single_file=name, display_name=path, progress=progress).run()
-    return Validator(LocalStore(path), options, display_name=path, progress=progress).run()
+    root, single = store_root(path)
+    return Validator(LocalStore(root), options, single_file=single, display_name=path, progress=progress).run()
+
+
+def store_root(path: str) -> Tuple[str, Optional[str]]:
+    """(the store's root, the single file in it or None) to validate an absolute ``path``: a
+    folder is the root; a file is read in its folder, except a .lst in ``train_lst/`` or
+    ``validation_lst/`` beside its image channel, read from the folder above, where the
+    channel's images are (layout.single_file_root)."""
+    if not os.path.isfile(path):
+        return path, None
+    folder, name = os.path.split(path)
+    parent, base = os.path.split(folder)
+    if base in LIST_FOLDERS and name.lower().endswith(".lst") and os.path.isdir(os.path.join(parent, base[:-4])):
+        return parent, f"{base}/{name}"
+    return folder, name
 
 
 class DatasetIndex(NamedTuple):
@@ -292,10 +304,7 @@ def load_index(
 ) -> DatasetIndex:
     """Validate a list-format dataset, then read its samples (only when it is valid)."""
     path = os.path.abspath(path)
-    single = None
-    root = path
-    if os.path.isfile(path):
-        root, single = os.path.split(path)
+    root, single = store_root(path)
     validator = Validator(LocalStore(root), options, single_file=single, display_name=path, progress=progress)
     report = validator.run()
     channels = validator.validated_samples() if report["valid"] else {}
