@@ -166,3 +166,55 @@ def test_im2rec_output_validates(tmp_path, in_mxnet, cli, validate_json) -> None
     assert code == 0, report["errors"]
     assert report["channels"]["train"]["format"] == "lst"
     assert report["channels"]["train"]["samples"] == len(open(lst_copy).read().splitlines())
+
+
+READ_ALL = """
+import sys
+import mxnet as mx
+it = mx.io.ImageRecordIter(path_imgrec=sys.argv[1], data_shape=(3, 16, 16), resize=16, batch_size=1, round_batch=False)
+print(sum(1 for _ in it))
+"""
+
+
+def test_a_false_record_start_is_an_error_because_image_record_iter_stops_on_it(tmp_path, validate_json) -> None:
+    """Payloads holding the magic number followed by a zero word (a record start to dmlc's chunk
+    reader), unsplit: ImageRecordIter aborts once the file spans its read chunks; the same
+    records written as MXNet's writer writes them (split) read whole."""
+    import struct
+    import subprocess
+
+    from image_dataset.recordio import MAGIC
+    from tests.builders import noisy_jpeg
+    from tests.interop.conftest import backend_python
+
+    body = b"\0\0" + struct.pack("<II", MAGIC, 0) * 4  # a JPEG comment segment's data
+    payloads = []
+    for i in range(2000):
+        image = noisy_jpeg(64, 64, i)
+        image = image[:2] + b"\xff\xfe" + struct.pack(">H", len(body) + 2) + body + image[2:]
+        payloads.append(pack(float(i % 3), image, id=i))
+    assert all(p.find(struct.pack("<I", MAGIC)) % 4 == 0 for p in payloads)  # aligned: what dmlc finds
+    unsplit = b"".join(struct.pack("<II", MAGIC, len(p)) + p + b"\0" * (-len(p) % 4) for p in payloads)
+    assert len(unsplit) > 8 << 20  # more than one of the reader's chunks
+    write_file(str(tmp_path / "unsplit.rec"), unsplit)
+    write_file(str(tmp_path / "split.rec"), b"".join(frame(p) for p in payloads))
+
+    code, report = validate_json(str(tmp_path / "unsplit.rec"))
+    assert code == 1 and report["counts"]["REC_FALSE_START"] == 2000
+    read = subprocess.run(
+        [backend_python(".venv-mxnet"), "-c", READ_ALL, str(tmp_path / "unsplit.rec")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert read.returncode != 0 and "Invalid RecordIO Format" in read.stderr, read.stdout + read.stderr[-2000:]
+
+    code, report = validate_json(str(tmp_path / "split.rec"))
+    assert code == 0 and "REC_FALSE_START" not in report["counts"], report["errors"]
+    read = subprocess.run(
+        [backend_python(".venv-mxnet"), "-c", READ_ALL, str(tmp_path / "split.rec")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert read.returncode == 0 and read.stdout.split()[-1] == "2000", read.stderr[-2000:]

@@ -50,6 +50,11 @@ CODES: Dict[str, CodeInfo] = {
         "A payload holds the magic number at an aligned offset; MXNet's writer would have "
         "split it, and splitting readers may cut the record there.",
     ),
+    "REC_FALSE_START": CodeInfo(
+        ERROR,
+        "A payload holds the magic number followed by a length word with flag 0 or 1: MXNet's chunked "
+        "readers (ImageRecordIter) take it for a record start and stop with 'Invalid RecordIO Format'.",
+    ),
     "REC_BAD_HEADER": CodeInfo(ERROR, "A record is too short for its image-record header."),
     "REC_EMPTY_FILE": CodeInfo(ERROR, "A .rec file holds no record."),
     "LABEL_NAMES_INVALID": CodeInfo(

@@ -18,7 +18,7 @@ import numpy as np
 from .issues import IssueSink
 from .recordio import FRAME, IR_HEADER_SIZE, LENGTH_MASK, MAGIC, location
 from .recordio_batch import RecordBatch, Rows
-from .recordio_special import HEADER_WORDS, Damage, ReadAt, special_record
+from .recordio_special import HEADER_WORDS, Damage, ReadAt, false_start_message, special_record
 from .recordio_special import find_record_start as find_record_start  # its home before; shards and tests import it here
 
 DEFAULT_CHUNK = 8 << 20
@@ -233,7 +233,15 @@ class RecordIOScanner:
         if np.count_nonzero(hits) == len(starts):  # the walk's record starts only (nonzero costs 4x more)
             return
         inside = np.setdiff1d(np.flatnonzero(hits), starts, assume_unique=True)
-        owners, first = np.unique(np.searchsorted(starts, inside, side="right") - 1, return_index=True)
+        owner = np.searchsorted(starts, inside, side="right") - 1
+        owners, first = np.unique(owner, return_index=True)
+        follows = words[inside + 1]  # the walk stops 8 bytes before the chunk's end: in the chunk
+        ends = np.append(starts[1:], n)  # the walked records follow each other
+        false = np.flatnonzero((follows >> 29 <= 1) & (inside + 1 < ends[owner]))  # a length word in the record
+        for k in false[np.unique(owner[false], return_index=True)[1]]:  # the first of each record
+            r = int(owner[k])
+            message = false_start_message(pos + int(inside[k]) * 4, int(follows[k]))
+            self._report("REC_FALSE_START", message, self.records + r, pos + int(starts[r]) * 4)
         if not self.unescaped_magic:
             r = int(owners[0])
             self._report(

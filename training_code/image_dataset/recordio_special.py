@@ -112,17 +112,23 @@ def _single_part(
     lands_on_record = (
         bool(len(later)) and int(later[min(int(np.searchsorted(later, next_word)), len(later) - 1)]) == next_word
     )
-    magic_at = pos + int(later[0]) * 4 if len(later) and int(later[0]) < next_word else None
+    inside = later[: int(np.searchsorted(later, next_word))]  # never the chunk's last word: +1 is in it
+    magic_at = pos + int(inside[0]) * 4 if len(inside) else None
+    starts = np.flatnonzero((words[inside + 1] >> 29 <= 1) & (inside + 1 < next_word))
+    false_start = (pos + int(inside[starts[0]]) * 4, int(words[inside[starts[0]] + 1])) if len(starts) else None
     chunk_end = pos + len(words) * 4
     dirty = False
     if record_end >= chunk_end:  # the chunk's last word is no candidate: it is read again
-        magic_at, dirty = _beyond_the_chunk(scanner, chunk_end, s_off, length, magic_at)
+        magic_at, dirty, beyond = _beyond_the_chunk(scanner, chunk_end, s_off, length, magic_at, false_start is None)
+        false_start = false_start or beyond
     if magic_at is not None:
         scanner.unescaped_magic += 1
         if scanner.unescaped_magic == 1:
             scanner._report(
                 "REC_UNESCAPED_MAGIC", f"payload holds the magic number at byte {magic_at}", scanner.records, s_off
             )
+    if false_start is not None:
+        scanner._report("REC_FALSE_START", false_start_message(*false_start), scanner.records, s_off)
     if dirty:  # the padding beyond the chunk, which the vector path does not see
         scanner.nonzero_padding += 1
         if scanner.nonzero_padding == 1:
@@ -136,28 +142,49 @@ def _single_part(
     return record_end, _not_a_record_after(scanner, length, s_off, record_end)
 
 
+def false_start_message(at: int, word: int) -> str:
+    """REC_FALSE_START's message for the magic number at byte ``at``, followed by ``word``."""
+    return (
+        f"payload holds the magic number at byte {at} followed by length word 0x{word:08x}"
+        f" (continuation flag {word >> 29}), which MXNet's chunked readers take for a record start"
+    )
+
+
 def _beyond_the_chunk(
-    scanner: RecordIOScanner, chunk_end: int, s_off: int, length: int, magic_at: Optional[int]
-) -> Tuple[Optional[int], bool]:
+    scanner: RecordIOScanner, chunk_end: int, s_off: int, length: int, magic_at: Optional[int], find_start: bool
+) -> Tuple[Optional[int], bool, Optional[Tuple[int, int]]]:
     """Read the part of the record at ``s_off`` that the chunk's candidates do not cover (its
     last word on), a chunk at a time, for what the vector path checks inside a chunk. Returns
     (where the payload's first aligned magic number is, given ``magic_at`` found before; whether
-    the padding beyond the chunk is not zero)."""
+    the padding beyond the chunk is not zero; with ``find_start``, the first magic number there
+    that a length word with flag 0 or 1 follows, and that word)."""
     record_end = s_off + 8 + padded(length)
     last_word = s_off + 8 + (length & ~3)  # the data's last bytes and their padding
     dirty = False
+    start: Optional[Tuple[int, int]] = None
     at = max(chunk_end - 4, s_off + 8)
-    while at < record_end and (magic_at is None or (length & 3 and last_word >= max(at, chunk_end))):
+    while at < record_end and (
+        magic_at is None or (find_start and start is None) or (length & 3 and last_word >= max(at, chunk_end))
+    ):
         data = scanner.read_at(at, min(scanner.chunk_size, record_end - at))
         if not data:
             break
-        if magic_at is None:
-            hits = np.flatnonzero(np.frombuffer(data, "<u4", len(data) // 4) == MAGIC)
-            magic_at = at + int(hits[0]) * 4 if len(hits) else None
+        block = np.frombuffer(data, "<u4", len(data) // 4)
+        hits = np.flatnonzero(block == MAGIC)
+        if magic_at is None and len(hits):
+            magic_at = at + int(hits[0]) * 4
+        for hit in hits if find_start and start is None else ():
+            if at + int(hit) * 4 + 4 >= record_end:  # what follows is the next record's
+                break
+            follow = scanner.read_at(at + int(hit) * 4 + 4, 4)  # the next word may be past the block
+            word = struct.unpack("<I", follow)[0]
+            if word >> 29 <= 1:
+                start = (at + int(hit) * 4, word)
+                break
         if length & 3 and max(at, chunk_end) <= last_word < at + len(data):
             dirty = any(data[last_word - at + (length & 3) : last_word - at + 4])
         at += len(data)
-    return magic_at, dirty
+    return magic_at, dirty, start
 
 
 def _not_a_record_after(scanner: RecordIOScanner, length: int, s_off: int, record_end: int) -> Damage:
