@@ -101,7 +101,8 @@ CODES: Dict[str, CodeInfo] = {
     "IDS_NOT_SET": CodeInfo(WARNING, "Every record carries the same id, so ids identify nothing."),
     "PATH_UNSAFE": CodeInfo(
         ERROR,
-        "A path is absolute, empty, leaves the dataset ('..') or has a tab, line break or white space at a name's ends (a .lst cannot carry it).",
+        "A path is absolute, empty, leaves the dataset ('..'), ends with a separator, holds a NUL byte, or has a tab, "
+        "line break or white space at a name's ends (a .lst cannot carry it).",
     ),
     "PATH_OTHER_BUCKET": CodeInfo(ERROR, "An s3:// reference points outside the allowed buckets."),
     "PATH_NOT_CHECKED": CodeInfo(WARNING, "s3:// references were not opened by a local check."),
