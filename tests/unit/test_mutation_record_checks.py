@@ -1,15 +1,17 @@
 """record_checks: the checks over a whole .rec (its .idx, the record ids) with their exact
 findings and the 50 written out per code, the ranges a scan reports when it cannot read on, and
 the documented types of :class:`Records`. The whole-file checks take :class:`Records` built
-here, as a merge of shards hands them over. Also a channel's files (bytes summed over them, a
-file that cannot be read reported once at its path) and the images inside records (no image
-bytes, a signature too short or unknown, decodes through a remote store and of multi-part
-records, counted in the channel's stats).
+here, as a merge of shards hands them over: a key of -1 is the largest id, key mismatches past
+50 are only counted, the offsets of a .rec gone since its scan are placed among its records.
+Also a channel's files (bytes summed over them, a file that cannot be read reported once at its
+path) and the images inside records (no image bytes, a signature too short or unknown, decodes
+through a remote store and of multi-part records, counted in the channel's stats).
 
 Survivors judged EQUIVALENT (no test can tell them apart):
 
 - ``RecordTable.arrays``: ``copy=None``/``True``/left out in ``astype`` (speed only);
-  ``self.parts = None`` after the arrays are taken (a table is read once per scan).
+  ``self.parts = None`` after the arrays are taken (a table is read once per scan, and its
+  parts are dropped either way; only an ``add`` after ``arrays``, which no code does, differs).
 - ``scan``: ``local = None``, ``fd = None``, ``_images(rec, None, ...)`` (the file and its
   images are then read through the store, which reads the same bytes: speed only); the chunk
   reader left out or ``read_chunk=None`` (chunks are then read with ``read_at``: speed only);
@@ -17,10 +19,12 @@ Survivors judged EQUIVALENT (no test can tell them apart):
   batch); ``context.unreadable(err, None)`` when the file cannot be opened (``os.open`` names
   the file in its error, and the store reports that path).
 - ``_read_idx``: ``fast = None`` (the slow parser gives the same entries for any .idx the fast
-  one takes: speed only); a dtype of None or left out in ``np.array``/``np.arange`` (int64
-  either way here; an empty .idx returns before its arrays are used); ``len(keys) + 2`` in the
-  line numbers' ``arange`` (one more number, never indexed); ``kind="STABLE"`` (numpy reads
-  the kind case-insensitively).
+  one takes: speed only); a dtype of None or left out in ``np.array``/``np.arange`` for the
+  offsets and line numbers (int64 either way here; an empty .idx returns before its arrays are
+  used); ``len(keys) + 2`` in the line numbers' ``arange`` (one more number, never indexed);
+  ``kind="STABLE"`` (numpy reads the kind case-insensitively). (The keys' dtype mutants of the
+  int64 keys are obsolete: the keys are now ``e.key & UINT64_MAX`` as uint64, whose dtype and
+  mask a key of -1 tests.)
 - ``_duplicate_ids``: ``ids == ids[1]`` and ``int(ids[1])`` when every id is the same (the
   same test and value); ``kind="STABLE"`` (as above).
 - ``_images``: ``image_offsets < 1``/``<= 0`` in ``known``, ``>= 1``/``> 0`` in the ``elif`` and
@@ -33,6 +37,11 @@ Survivors judged EQUIVALENT (no test can tell them apart):
   before the pixel cap, so it always returns a code); ``check_image(None | 1, ...)`` (the token
   is only echoed in the result, never read here); ``local or "XXXX"`` (the job's path is read
   only by ``check_ranges``, queued only when ``local`` is set).
+
+The mutmut 3.8.1 run after the uint64 keys, IDX_EMPTY and the per-record IDX_KEY_MISMATCH left
+these same survivors again, besides those the tests under ".idx, continued" kill (the messages
+past 50 key mismatches, what a bad offset is inside a record when the .rec is gone) and two
+obsolete ones (the int64 keys' dtype, see ``_read_idx``).
 """
 
 from __future__ import annotations
@@ -387,9 +396,7 @@ def _offsets(path: str) -> List[int]:
 
 
 def test_a_record_without_image_bytes_and_one_too_short_for_a_signature(tmp_path) -> None:
-    path = write_rec(
-        os.path.join(tmp_path, "d.rec"), [(0, b""), (0, b"a"), (0, b"ab"), (0, jpeg())], with_idx=False
-    )
+    path = write_rec(os.path.join(tmp_path, "d.rec"), [(0, b""), (0, b"a"), (0, b"ab"), (0, jpeg())], with_idx=False)
     offsets = _offsets(path)
     checks = _checks(str(tmp_path))
     _, stats = _channel("d.rec")
@@ -457,3 +464,62 @@ def test_an_image_split_over_record_parts_is_decoded_and_counted(tmp_path, monke
         assert _issues(checks) == []
         assert stats.images_checked == 5 and stats.samples == 5
         assert stats.min_size == (8, 8) and stats.max_size == (20, 8)
+
+
+# -- the .idx, continued ----------------------------------------------------------------------
+
+
+def test_fifty_idx_key_mismatches_are_written_out_and_the_rest_only_counted(tmp_path) -> None:
+    for count in (50, 51, 52):
+        write_file(os.path.join(tmp_path, "d.idx"), "".join(f"{k + 100}\t{k * 36}\n" for k in range(count)))
+        checks = _checks(str(tmp_path))  # the sink keeps them all: the messages past 50 are left empty here
+        checks.check_file("d.rec", _records(list(range(count))))
+        issues = _issues(checks)
+        assert issues[:50] == [
+            Issue("IDX_KEY_MISMATCH", f"the .idx key is {k + 100}, the record's header id {k}", _at(k))
+            for k in range(50)
+        ]
+        assert issues[50:] == [Issue("IDX_KEY_MISMATCH", "", _at(k)) for k in range(50, count)]
+
+
+def test_an_idx_key_of_minus_one_is_the_largest_id(tmp_path) -> None:
+    """MXNet reads the key as size_t: -1 is 2**64 - 1 (and the line goes to the slow parser)."""
+    write_file(os.path.join(tmp_path, "d.idx"), "-1\t0\n1\t36\n")
+    checks = _checks(str(tmp_path))
+    checks.check_file("d.rec", _records([2**64 - 1, 1]))
+    assert _issues(checks) == []
+    checks = _checks(str(tmp_path))
+    checks.check_file("d.rec", _records([2**64 - 2, 1]))  # as a float, 2**64 - 1 would equal it
+    assert _issues(checks) == [
+        Issue("IDX_KEY_MISMATCH", f"the .idx key is {2**64 - 1}, the record's header id {2**64 - 2}", _at(0))
+    ]
+
+
+def test_an_empty_idx_of_a_file_without_good_records_is_not_reported(tmp_path) -> None:
+    write_file(os.path.join(tmp_path, "d.idx"), "")
+    checks = _checks(str(tmp_path))
+    checks.check_file("d.rec", _records([]))
+    assert _issues(checks) == []
+    checks.check_file("d.rec", _records([5]))
+    message = "no entry for any of the 1 records: delete the .idx or rebuild it"
+    assert _issues(checks) == [Issue("IDX_EMPTY", message, "d.idx")]
+
+
+def test_bad_idx_offsets_of_a_rec_gone_since_its_scan_are_placed_among_its_records(tmp_path) -> None:
+    """No size to compare with: an offset is described by the records around it."""
+    write_file(os.path.join(tmp_path, "d.idx"), "0\t8\n1\t44\n2\t50\n3\t4\n4\t9999\n")  # and no d.rec
+    checks = _checks(str(tmp_path))
+    checks.check_file("d.rec", Records(np.array([0, 1]), np.array([8, 44]), np.array([0, 1], np.uint64)))
+    assert _issues(checks) == [
+        Issue("IDX_BAD_OFFSET", "key 3 points at byte 4, where no record starts", "d.idx:line 4"),
+        Issue(
+            "IDX_BAD_OFFSET",
+            "key 2 points at byte 50, where no record starts (6 bytes after the start of record 1)",
+            "d.idx:line 3",
+        ),
+        Issue(
+            "IDX_BAD_OFFSET",
+            "key 4 points at byte 9999, where no record starts (9955 bytes after the start of record 1)",
+            "d.idx:line 5",
+        ),
+    ]
