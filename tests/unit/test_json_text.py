@@ -1,7 +1,14 @@
 """JSON text of a dataset is read strictly (image_dataset.json_text): a lone surrogate escape
 (``"\\ud800"``) in a manifest, annotations.json or labels.json is TEXT_ENCODING at its file and
 line, instead of a dataset called valid that pack then cannot write; nesting too deep is a syntax
-error, not a RecursionError; labels.json may start with a byte-order mark."""
+error, not a RecursionError; labels.json may start with a byte-order mark.
+
+Survivors judged EQUIVALENT (no test can tell them apart):
+
+- ``_check_text``: ``"UTF-8"`` for ``"utf-8"`` in ``item.encode``, in the backslashreplace
+  ``encode`` and in its ``decode`` (codec names are looked up case-insensitively: the same
+  codec, the same errors).
+"""
 
 from __future__ import annotations
 
@@ -123,3 +130,33 @@ def test_pack_refuses_a_manifest_with_a_lone_surrogate_and_writes_nothing(tmp_pa
     code, out, err = cli("pack", str(tmp_path / "src" / "train" / "m.manifest"), str(tmp_path / "out" / "p"))
     assert code == 1 and "TEXT_ENCODING m.manifest:line 2" in out + err and "Traceback" not in out + err
     assert os.listdir(tmp_path / "out") == []
+
+
+def test_a_long_string_with_a_lone_surrogate_is_shown_by_its_first_80_characters() -> None:
+    with pytest.raises(json_text.JSONTextError) as caught:
+        json_text.loads(json.dumps(["x" * 100 + "\ud800"]))
+    message = f"the string '{'x' * 80}' holds \\ud800, half of a UTF-16 surrogate pair, which is not a character"
+    assert (caught.value.code, str(caught.value), caught.value.msg) == ("TEXT_ENCODING", message, message)
+
+
+@pytest.mark.parametrize(
+    "text, code, where, message",
+    [
+        ("[" * 100_000, "JSON_SYNTAX", "annotations.json:line 1", "nested too deeply to read"),
+        (
+            json.dumps({"labels": ["cat", LONE], "images": []}),
+            "TEXT_ENCODING",
+            "annotations.json",
+            "the string 'a\\ud800b' holds \\ud800, half of a UTF-16 surrogate pair, which is not a character",
+        ),
+    ],
+    ids=["too-deep", "lone-surrogate"],
+)
+def test_an_annotations_file_too_deep_or_with_a_lone_surrogate_says_why(
+    tmp_path, text: str, code: str, where: str, message: str
+) -> None:
+    for channel in ("train", "validation"):
+        write_file(str(tmp_path / channel / "0.jpg"), jpeg(8, 8))
+        write_file(str(tmp_path / channel / "annotations.json"), text)
+    errors = [e for e in _errors(str(tmp_path)) if e[0] != "CHANNEL_EMPTY"]  # no sample is read: both are empty
+    assert errors == [(code, f"{channel}/{where}", message) for channel in ("train", "validation")]

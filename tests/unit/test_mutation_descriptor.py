@@ -1,5 +1,12 @@
 """descriptor: every rule of dataset.json with its exact message, each bound at its edge, the
-text of hyperparameter values and what a dump leaves out."""
+text of hyperparameter values and what a dump leaves out.
+
+Survivors judged EQUIVALENT (no test can tell them apart):
+
+- ``parse_descriptor``: ``decode("UTF-8")`` for ``decode("utf-8")``, and ``dump_descriptor``:
+  ``encode("UTF-8")`` for ``encode("utf-8")`` (codec names are looked up case-insensitively:
+  the same codec).
+"""
 
 from __future__ import annotations
 

@@ -1,9 +1,20 @@
 """label_names: the issues a user reads when the class names of list-format channels disagree
 (FORMAT_MISMATCH, with the first ten names of each side) or when a manifest's metadata names two
-class ids alike (LABEL_NAMES_INVALID, with the first five such names), each at the list file."""
+class ids alike (LABEL_NAMES_INVALID, with the first five such names), each at the list file;
+and the labels.json of RecordIO channels: read from whichever channel has one, and reported
+(LABEL_NAMES_INVALID at the second file) when two channels' files differ.
+
+Survivors judged EQUIVALENT (no test can tell them apart):
+
+- ``read_layout``: ``if channel.root or True`` for ``if channel.root`` (``posixpath.join("",
+  "labels.json")`` is ``"labels.json"``, the other branch's value).
+- ``_read_file``: ``decode("UTF-8-SIG")`` for ``decode("utf-8-sig")`` (codec names are looked
+  up case-insensitively: the same codec).
+"""
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Dict, List, Sequence
 
@@ -11,7 +22,7 @@ from image_dataset.context import ValidationOptions
 from image_dataset.issues import CollectingSink, Issue
 from image_dataset.label_names import LabelNames
 from image_dataset.validate import validate_path
-from tests.builders import jpeg, manifest_lines, write_file
+from tests.builders import jpeg, manifest_lines, write_file, write_rec
 
 
 def _manifest(root: str, channel: str, names: Dict[int, str], unnamed: Sequence[int] = ()) -> None:
@@ -66,7 +77,9 @@ def test_a_channel_naming_the_first_classes_of_another_agrees_with_it() -> None:
     assert sink.errors == [] and labels.names == ["cat", "dog", "eel"]
     labels.merge("e.manifest", ["dog"], sink)
     assert sink.errors == [
-        Issue("FORMAT_MISMATCH", "label names ['dog'] differ from the other channel's ['cat', 'dog', 'eel']", "e.manifest")
+        Issue(
+            "FORMAT_MISMATCH", "label names ['dog'] differ from the other channel's ['cat', 'dog', 'eel']", "e.manifest"
+        )
     ]
     assert labels.names == ["cat", "dog", "eel"]
 
@@ -82,8 +95,7 @@ def test_a_manifest_naming_two_classes_alike_is_reported_with_five_of_the_names(
     assert _issues(report) == [
         Issue(
             "LABEL_NAMES_INVALID",
-            "the metadata gives two class ids one class name (or the number of another unnamed id): "
-            "c0, c1, c2, c3, c4",
+            "the metadata gives two class ids one class name (or the number of another unnamed id): c0, c1, c2, c3, c4",
             "train/m.manifest",
         )
     ]
@@ -109,3 +121,31 @@ def test_a_blank_class_name_in_a_manifest_leaves_the_class_named_by_its_number(t
         _manifest(root, channel, {0: "cat", 1: " "})
     report = _validate(root)
     assert report["valid"] is True and report["label_names"] == ["cat", "1"]
+
+
+# -- labels.json of RecordIO channels ---------------------------------------------------------
+
+
+def _recordio(root: str, labels: Dict[str, List[str]]) -> None:
+    """A RecordIO channel each for train and validation; ``labels`` gives the labels.json of some."""
+    for channel in ("train", "validation"):
+        write_rec(os.path.join(root, channel, f"{channel}.rec"), [(0, jpeg(8, 8)), (1, jpeg(8, 8))])
+        if channel in labels:
+            write_file(os.path.join(root, channel, "labels.json"), json.dumps(labels[channel]))
+
+
+def test_channels_whose_labels_json_differ_are_reported_at_the_second_file(tmp_path) -> None:
+    root = str(tmp_path)
+    _recordio(root, {"train": ["cat", "dog"], "validation": ["cat", "eel"]})
+    report = _validate(root)
+    assert _issues(report) == [
+        Issue("LABEL_NAMES_INVALID", "differs from the other channel's class names", "validation/labels.json")
+    ]
+    assert report["label_names"] == ["cat", "dog"] and report["valid"] is False
+
+
+def test_labels_json_of_a_later_channel_is_read_when_the_first_has_none(tmp_path) -> None:
+    root = str(tmp_path)
+    _recordio(root, {"validation": ["cat", "dog"]})
+    report = _validate(root)
+    assert _issues(report) == [] and report["label_names"] == ["cat", "dog"]

@@ -4,20 +4,27 @@ stay good, for RecordIO batches (scanned from bytes built here) and list-format 
 
 Survivors judged EQUIVALENT (no test can tell them apart):
 
+- ``sample``: ``kind != CLASS_IDS`` for ``kind == CLASS_IDS`` and ``classes = None`` for
+  ``classes = []`` in the empty-label branch (``classes`` is set again from the labels right
+  after it, and ``_class_ids`` of no labels reports nothing and passes, so skipping it or not is
+  the same).
 - ``records``: ``astype(None)`` for ``astype(np.float64)`` (None is float64); ``good = ~mask``
   for ``good &= ~mask`` (``good`` is still all True in that loop, and only one of the two
   masks can fail ``_multi``); ``(single | good).any()`` for ``(single & good).any()`` (with no
   good single row, ``_class_id_rows`` gets no rows and does nothing); ``np.flatnonzero(single |
   good)`` for ``single & good`` (when a good single row exists, the multi-label rows, if any,
-  have just been cleared from ``good``, so both are the single rows).
+  have just been cleared from ``good``, so both are the single rows); ``sorted(shapes)`` and
+  ``sorted(shapes, key=None)`` for ``key=lambda shape: shape[0]`` (the two shapes' first rows
+  differ, as their masks are disjoint, so the tuples are ordered by that first item alone).
 - ``_class_id_rows``: ``np.errstate(invalid=None)`` (no operation there warns: comparisons and
   ``floor`` of NaN or inf raise no floating-point warning); ``good[...] = None`` for ``= False``
   (None stored in a bool array is False).
 - ``_vector_rows``: ``continue`` -> ``break`` when a flag has no good rows (the rows of every
   vector length are cleared together, by the single/multi check, so no later length has good
   rows either); ``[1.0] * flag`` for ``[0.0] * flag`` (both pass the 0/1 check; only the
-  length is checked there); ``good[rows] = None`` (False, as above); ``astype(None)`` for the
-  counts of classes (float64 sums of 0/1 values, turned into ints when counted).
+  length is checked there); ``good[rows] = None`` and ``good[rows[~binary]] = None`` (False, as
+  above); ``astype(None)`` for the counts of classes (float64 sums of 0/1 values, turned into
+  ints when counted).
 """
 
 from __future__ import annotations
@@ -232,3 +239,84 @@ def test_vectors_after_refused_one_value_labels_are_still_checked() -> None:
         Issue("LABEL_SHAPE", "label vector has 2 values, expected 3", _at(offsets, 1)),
     ]
     assert good == [False, False, True] and stats.class_counts == {1: 1, 2: 1}
+
+
+def test_a_multi_label_sample_refused_by_the_multi_label_option_says_so() -> None:
+    rules, sink, stats = _rules(ValidationOptions(multi_label=False))
+    assert rules.sample(_sample([1.0, 0.0])) is False
+    assert sink.errors == [Issue("LABEL_SHAPE", "multi-label label but multi_label is 0", "train.lst:line 1")]
+    assert stats.multi_label is None and stats.class_counts == {}
+
+
+def test_a_multi_label_sample_after_single_ones_is_refused_at_its_line() -> None:
+    rules, sink, stats = _rules()
+    assert rules.sample(_sample([1.0], CLASS_ID)) is True
+    assert rules.sample(_sample([0.0, 1.0], line=2)) is False
+    assert sink.errors == [Issue("LABEL_SHAPE", "single-label and multi-label samples are mixed", "train.lst:line 2")]
+    assert stats.multi_label is False and stats.class_counts == {1: 1}
+
+
+def test_a_sample_with_a_bad_class_id_is_refused_and_not_counted() -> None:
+    rules, sink, stats = _rules()
+    assert rules.sample(_sample([2.5], CLASS_ID)) is False
+    assert sink.errors == [Issue("LABEL_INVALID", "label 2.5 is not a class id (an integer >= 0)", "train.lst:line 1")]
+    assert stats.class_counts == {}
+
+
+def test_a_sample_with_a_class_id_out_of_range_is_refused_and_not_counted() -> None:
+    rules, sink, stats = _rules(ValidationOptions(num_classes=3))
+    assert rules.sample(_sample([2.0], CLASS_ID)) is True
+    assert rules.sample(_sample([3.0], CLASS_ID, line=2)) is False
+    assert sink.errors == [Issue("LABEL_OUT_OF_RANGE", "class id 3 is not below num_classes 3", "train.lst:line 2")]
+    assert stats.class_counts == {2: 1}
+
+
+def _twice(ids: str) -> Issue:
+    return Issue(
+        "LABEL_INVALID",
+        f"class id {ids} appears twice in the label list (a multi-hot vector? pass --label-format multi-hot or "
+        "--num-classes)",
+        "train.lst:line 1",
+    )
+
+
+def test_a_class_id_listed_twice_is_named_and_the_sample_refused() -> None:
+    rules, sink, stats = _rules()
+    assert rules.sample(_sample([1.0, 2.0, 1.0, 3.0, 1.0], CLASS_IDS)) is False
+    assert sink.errors == [_twice("1")]  # only the id that repeats, once, however often it does
+    assert stats.class_counts == {}
+
+
+def test_at_most_five_class_ids_listed_twice_are_named_in_order() -> None:
+    rules, sink, stats = _rules()
+    assert rules.sample(_sample([5.0, 4.0, 3.0, 2.0, 1.0, 0.0] * 2, CLASS_IDS)) is False
+    assert sink.errors == [_twice("0, 1, 2, 3, 4")]
+    assert stats.class_counts == {}
+
+
+def test_the_class_id_limit_is_the_first_id_refused_in_a_sample() -> None:
+    rules, sink, stats = _rules()
+    assert rules.sample(_sample([99_999.0], CLASS_ID)) is True
+    assert rules.sample(_sample([100_000.0], CLASS_ID, line=2)) is False
+    assert sink.errors == [
+        Issue("TOO_MANY_CLASSES", "class id 100000 is not below the limit of 100000", "train.lst:line 2")
+    ]
+    assert stats.class_counts == {99_999: 1}
+    rules, sink, stats = _rules()
+    assert rules.sample(_sample([3.0, 100_001.0, 7.0], CLASS_IDS)) is False  # the largest id is named
+    assert sink.errors == [
+        Issue("TOO_MANY_CLASSES", "class id 100001 is not below the limit of 100000", "train.lst:line 1")
+    ]
+    assert stats.class_counts == {}
+
+
+def test_fifty_ids_over_the_class_id_limit_are_written_out_and_the_rest_only_counted() -> None:
+    for count in (50, 51, 52):
+        good, sink, stats, offsets = _records([100_000] * count + [1])
+        written = [
+            Issue("TOO_MANY_CLASSES", "class id 100000 is not below the limit of 100000", _at(offsets, r))
+            for r in range(50)
+        ]
+        assert sink.errors == written + [Issue("TOO_MANY_CLASSES", "", "x.rec")] * (count - 50)
+        assert sink.counts == {"TOO_MANY_CLASSES": count}
+        assert good == [False] * count + [True] and stats.class_counts == {1: 1}
