@@ -137,3 +137,22 @@ def test_the_pixel_cap_is_ours_even_above_pillows_own_limit() -> None:
         "IMG_TOO_LARGE",
         "30000x30000 = 900000000 pixels, over the cap of 899999999",
     )
+
+
+def test_an_image_too_large_once_resized_is_refused_when_validating_with_resize(tmp_path) -> None:
+    """Training (and serving) scale the shorter side to --resize: a thin image explodes."""
+    from image_dataset.images import Limits, check_files, resized
+
+    assert resized(2_000_000, 1, 32) == (64_000_000, 32) and resized(3, 5, 2) == (2, 3)
+    path = str(tmp_path / "thin.png")
+    with open(path, "wb") as f:
+        f.write(png(4000, 1))
+    summary = check_files(([("train/a/thin.png", path)], Limits(max_pixels=127_999, resize=32)))
+    assert [tuple(p) for p in summary.problems] == [
+        (
+            "train/a/thin.png",
+            "IMG_TOO_LARGE",
+            "4000x1 image resized to a shorter side of 32 is 128000x32 = 4096000 pixels, over the cap of 127999",
+        )
+    ]
+    assert check_files(([("train/a/thin.png", path)], Limits(max_pixels=4_096_000, resize=32))).problems == []

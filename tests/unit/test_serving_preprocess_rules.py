@@ -125,3 +125,18 @@ def test_tf_output_handler_reads_the_default_model_dir(
     body, content_type = tf_inference.output_handler(response, SimpleNamespace(accept_header="application/json"))
     assert seen == ["/opt/ml/model"]
     assert (json.loads(body), content_type) == ([0.25, 0.75], "application/json")
+
+
+def test_a_thin_image_whose_resize_would_exceed_the_pixel_cap_is_400_before_allocating() -> None:
+    """1 x 2,000,000 pixels (an 8 KB PNG) with a shorter side of 32 would be 32 x 64,000,000: 6 GB."""
+    thin = np.zeros((1, 2_000_000, 3), np.uint8)
+    with pytest.raises(RequestError) as caught:
+        resize_shorter(thin, 32)
+    assert caught.value.status == 400
+    assert str(caught.value) == (
+        "the image has 2000000x1 pixels: resized to a shorter side of 32 it would have 64000000x32, "
+        "more than 89478485 (IMG_TOO_LARGE)"
+    )
+    with pytest.raises(RequestError):
+        preprocess(png(2_000_000, 1), (3, 32, 32), 32, (0, 0, 0), (1, 1, 1))
+    assert resize_shorter(np.zeros((1, 1000, 3), np.uint8), 32).shape == (32, 32_000, 3)  # within the cap

@@ -28,12 +28,13 @@ class DecodeQueue:
             yield
 
     def limits(self) -> Limits:
-        """What an image may be: its pixel budget and, without resizing, the training shape."""
+        """What an image may be: its pixel budget and, without resizing, the training shape (with
+        resizing, the resized image within the budget)."""
         options = self.context.options
         shape = options.image_shape
         if shape and not options.resize:
             return Limits(options.max_pixels, shape[2], shape[1])
-        return Limits(options.max_pixels)
+        return Limits(options.max_pixels, resize=options.resize or 0)
 
     def submit(self, fn: Callable[[Any], DecodeSummary], job: object, stats: ChannelStats) -> None:
         """Queue ``fn(job)``; results of earlier jobs that are done are counted in ``stats``."""

@@ -156,12 +156,22 @@ def check_image(token: int, data: bytes, max_pixels: int) -> ImageResult:
     return ImageResult(token, width, height, None, "")
 
 
+def resized(width: int, height: int, shorter: int) -> Tuple[int, int]:
+    """(width, height) once the shorter side is scaled to ``shorter``, with im2rec's and
+    ImageRecordIter's integer arithmetic (pack --resize, training's and serving's resize)."""
+    if height > width:
+        return shorter, shorter * height // width
+    return shorter * width // height, shorter
+
+
 class Limits(NamedTuple):
-    """What an image must satisfy besides decoding: pixel cap and minimum size (0: none)."""
+    """What an image must satisfy besides decoding: pixel cap, minimum size (0: none), and the
+    shorter side training resizes it to (0: none), after which it must stay within the cap."""
 
     max_pixels: int = DEFAULT_MAX_PIXELS
     min_width: int = 0
     min_height: int = 0
+    resize: int = 0
 
 
 class Problem(NamedTuple):
@@ -194,6 +204,14 @@ def _summarise(
         checked += 1
         w, h = result.width, result.height
         min_w, min_h, max_w, max_h = min(min_w, w), min(min_h, h), max(max_w, w), max(max_h, h)
+        if limits.resize and w and h:
+            rw, rh = resized(w, h, limits.resize)
+            if rw * rh > limits.max_pixels:  # a thin image: 1 x 30,000,000 resized to 32 is 32 x 960,000,000
+                message = (
+                    f"{w}x{h} image resized to a shorter side of {limits.resize} is {rw}x{rh} = {rw * rh} pixels, "
+                    f"over the cap of {limits.max_pixels}"
+                )
+                problems.append(Problem(locate(where), "IMG_TOO_LARGE", message))
         if w < limits.min_width or h < limits.min_height:
             message = f"{w}x{h} image is smaller than image_shape {limits.min_width}x{limits.min_height} (set resize to scale it up)"
             problems.append(Problem(locate(where), "IMG_TOO_SMALL", message))

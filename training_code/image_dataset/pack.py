@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, NamedTuple, Op
 from PIL import Image
 
 from . import json_text
-from .images import DEFAULT_MAX_PIXELS, default_signals
+from .images import DEFAULT_MAX_PIXELS, default_signals, resized
 from .issues import DatasetError
 from .layout import LABELS_FILE
 from .lst import format_lst_line
@@ -66,10 +66,7 @@ def encode_image(data: bytes, options: PackOptions) -> bytes:
     pixels = decode_opened(image, data, 3).pixels
     if options.resize:
         height, width = pixels.shape[:2]
-        if height > width:
-            size = (options.resize, height * options.resize // width)
-        else:
-            size = (width * options.resize // height, options.resize)
+        size = resized(width, height, options.resize)
         if size[0] * size[1] > options.max_pixels:  # --resize 100000 would need terabytes
             raise PixelError(
                 "IMG_TOO_LARGE",

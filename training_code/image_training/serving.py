@@ -221,14 +221,19 @@ def decode(data: bytes, channels: int = 3) -> np.ndarray:
 
 def resize_shorter(image: np.ndarray, size: int) -> np.ndarray:
     """Scale so the shorter side is ``size``, with ImageRecordIter's integer arithmetic and
-    OpenCV's bilinear interpolation (cv2 where installed, its exact emulation otherwise)."""
+    OpenCV's bilinear interpolation (cv2 where installed, its exact emulation otherwise);
+    RequestError 400 when the result would be over MAX_PIXELS."""
+    from image_dataset.images import resized as resized_size  # noqa: PLC0415
     from image_dataset.pixels import resize_linear  # noqa: PLC0415
 
     height, width = image.shape[:2]
-    if height > width:
-        new_w, new_h = size, size * height // width
-    else:
-        new_w, new_h = size * width // height, size
+    new_w, new_h = resized_size(width, height, size)
+    if new_w * new_h > MAX_PIXELS:  # a thin image: 1 x 30,000,000 with a shorter side of 32 is 32 x 960,000,000
+        raise RequestError(
+            400,
+            f"the image has {width}x{height} pixels: resized to a shorter side of {size} it would have "
+            f"{new_w}x{new_h}, more than {MAX_PIXELS} (IMG_TOO_LARGE)",
+        )
     try:
         import cv2  # noqa: PLC0415 - optional: the AWS containers have no OpenCV
     except ImportError:
