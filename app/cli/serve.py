@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import signal
+import stat
 import sys
 from typing import Any, Dict, Optional
 
@@ -20,6 +21,7 @@ from app.local_serving import (
     invoke,
 )
 from imgclf_core import capture as capture_rules
+from imgclf_core.payload_limits import INVOKE_ENDPOINT_PAYLOAD
 
 from .dataset import EXIT_FAILED, EXIT_OK, UsageError, one_line, positive_int
 
@@ -153,22 +155,55 @@ def _answer(url: str, path: str, status: int, response: bytes) -> Optional[Dict[
     try:
         result = json.loads(text)
         top_k = result.get("top_k") if isinstance(result, dict) else None
-        if not isinstance(top_k, list) or not all(isinstance(t, dict) for t in top_k):
+        if not isinstance(top_k, list) or not top_k or not all(_is_ranked_label(t) for t in top_k):
             raise ValueError("no top_k")
         return result
-    except ValueError:
+    except (ValueError, RecursionError):
         sys.stderr.write(f"{path}: {url} answered HTTP 200 with something other than a prediction: {text[:80]!r}\n")
         return None
+
+
+def _image_body(path: str) -> Optional[bytes]:
+    """The file's bytes; None after one line on stderr when it is over the endpoint's payload
+    limit (not read whole); UsageError when it cannot be read or is not a regular file (a
+    device or a named pipe would be read without end, or wait for a writer)."""
+    try:
+        info = os.stat(path)  # before opening: opening a named pipe waits for a writer
+        if not stat.S_ISREG(info.st_mode):
+            raise UsageError(f"{path} is not a regular file ({_kind(info.st_mode)})")
+        if info.st_size > INVOKE_ENDPOINT_PAYLOAD:
+            sys.stderr.write(
+                f"{path}: {info.st_size} bytes, over the endpoint's payload limit of {INVOKE_ENDPOINT_PAYLOAD}\n"
+            )
+            return None
+        with open(path, "rb") as f:
+            return f.read(INVOKE_ENDPOINT_PAYLOAD + 1)
+    except OSError as err:
+        raise UsageError(f"cannot read {path}: {err.strerror}") from None
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "a device"
+
+
+def _is_ranked_label(item: object) -> bool:
+    """Whether ``item`` is a top_k entry: a label and its probability."""
+    if not isinstance(item, dict) or not isinstance(item.get("label"), str):
+        return False
+    probability = item.get("probability")
+    return isinstance(probability, (int, float)) and not isinstance(probability, bool)
 
 
 def _predict(url: str, args: argparse.Namespace, api: bool = False) -> int:
     failed = 0
     for path in args.images:
-        try:
-            with open(path, "rb") as f:
-                body = f.read()
-        except OSError as err:
-            raise UsageError(f"cannot read {path}: {err.strerror}") from None
+        body = _image_body(path)
+        if body is None:
+            failed += 1
+            continue
         if api:
             from app.cloud import invoke_api
 

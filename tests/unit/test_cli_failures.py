@@ -321,3 +321,46 @@ def test_a_usage_error_found_by_the_command_shows_its_usage_lines_too(
     command = " ".join(argv[:2]) if argv[0] == "pipeline" else argv[0]
     clean(code, err, 2, command)
     assert err.startswith(usage), err
+
+
+# -- predict's inputs and answers ---------------------------------------------------------------
+
+
+def test_predict_refuses_what_is_not_a_regular_file_without_reading_it(cli: Cli, tmp_path: Path) -> None:
+    """A named pipe would wait for a writer, /dev/zero would be read until memory runs out."""
+    import os
+
+    fifo = str(tmp_path / "fifo.jpg")
+    os.mkfifo(fifo)
+    for path, kind in ((fifo, "a named pipe"), ("/dev/zero", "a device"), (str(tmp_path), "a folder")):
+        code, _, err = cli("predict", "--url", "http://127.0.0.1:9", path)
+        assert clean(code, err, 2, "predict").endswith(f"{path} is not a regular file ({kind})")
+
+
+def test_predict_leaves_out_an_image_over_the_payload_limit_without_sending_it(
+    cli: Cli, tmp_path: Path, closed_port: int
+) -> None:
+    big = write_file(str(tmp_path / "big.jpg"), b"\xff\xd8\xff" + b"\0" * (6 * 1024 * 1024))
+    code, _, err = cli("predict", "--url", f"http://127.0.0.1:{closed_port}", big)  # never connects
+    assert code == 1 and "Traceback" not in err, err
+    assert err.strip() == f"{big}: {6 * 1024 * 1024 + 3} bytes, over the endpoint's payload limit of {6 * 1024 * 1024}"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"top_k": [{"label": "a", "probability": "x"}]}',
+        '{"top_k": [{"label": "a", "probability": null}]}',
+        '{"top_k": [{"label": "a", "probability": true}]}',
+        '{"top_k": [{"label": null, "probability": 0.5}]}',
+        '{"top_k": []}',
+        "[" * 100_000 + "]" * 100_000,
+    ],
+)
+def test_predict_says_when_a_200_is_no_prediction(body: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from app.cli.serve import _answer
+
+    assert _answer("http://x", "cat.jpg", 200, body.encode()) is None
+    err = capsys.readouterr().err
+    assert err.startswith("cat.jpg: http://x answered HTTP 200 with something other than a prediction: "), err
+    assert _answer("http://x", "cat.jpg", 200, b'{"top_k": [{"label": "a", "probability": 1}]}') is not None
