@@ -89,6 +89,17 @@ class ContractHandler(BaseHTTPRequestHandler):
     def _error(self, status, message, headers=()):  # type: ignore[no-untyped-def]
         self._send(status, json.dumps({"error": message}), headers=headers)
 
+    def parse_request(self):  # type: ignore[no-untyped-def]
+        """RFC 9112 2.2: empty lines before a request line are ignored (a client may send a CRLF
+        after a body), not taken for a request that closes the connection unanswered."""
+        line: bytes = self.raw_requestline  # type: ignore[has-type]  # set by the base class
+        for _ in range(8):
+            if line not in (b"\r\n", b"\n"):
+                break
+            line = self.rfile.readline(65537)
+        self.raw_requestline = line
+        return super().parse_request()
+
     def send_error(self, code, message=None, explain=None):  # type: ignore[no-untyped-def]
         """The base class's errors (bad request line, unknown method, headers too long) as JSON."""
         self.close_connection = True
@@ -265,14 +276,25 @@ def _capture(capture, headers, body, answer, content_type):  # type: ignore[no-u
 def make_handler(module, model, read_timeout=READ_TIMEOUT, capture=None):  # type: ignore[no-untyped-def]
     predict_lock = threading.Lock()  # one forward pass at a time; decoding runs in parallel
 
+    def predict(data):  # type: ignore[no-untyped-def]
+        """``module.predict_fn`` under the lock; a RecordIO request's records (a list) one at a
+        time, so that other clients' requests get their turn between them."""
+        if not isinstance(data, list):
+            with predict_lock:
+                return module.predict_fn(data, model)
+        done = type(data)()
+        for record in data:
+            with predict_lock:
+                done.extend(module.predict_fn(type(data)([record]), model))
+        return done
+
     class Handler(ContractHandler):
         timeout = read_timeout
 
         def invoke(self, body):  # type: ignore[no-untyped-def]
             try:
                 data = module.input_fn(body, self.headers.get("Content-Type"))
-                with predict_lock:
-                    prediction = module.predict_fn(data, model)
+                prediction = predict(data)
                 result = module.output_fn(prediction, self.headers.get("Accept"))
             except Exception as error:  # noqa: BLE001 - every failure becomes an HTTP status
                 status = getattr(error, "status", 500)

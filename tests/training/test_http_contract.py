@@ -505,6 +505,21 @@ def test_keep_alive_serves_several_requests_on_one_connection(server) -> None:
             assert data.startswith(b"HTTP/1.1 200 ")
 
 
+def test_empty_lines_before_a_request_line_are_ignored(server) -> None:
+    """RFC 9112 2.2: a CRLF after a body, before the next pipelined request, loses nothing."""
+    ping = b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n"
+    assert Answer(exchange(server[1], b"\r\n\r\n" + ping)).status == 200
+    one = f"POST /invocations HTTP/1.1\r\nHost: t\r\nContent-Type: image/png\r\nContent-Length: {len(IMAGE)}\r\n\r\n"
+    with socket.create_connection(_address(server[1]), timeout=10) as conn:
+        conn.sendall(one.encode() + IMAGE + b"\r\n" + ping)
+        data = b""
+        while data.count(b"HTTP/1.1 200 ") < 2 or not data.endswith(b"\r\n\r\n"):  # the ping has no body
+            chunk = conn.recv(65536)
+            assert chunk, data
+            data += chunk
+    assert data.count(b"HTTP/1.1 200 ") == 2
+
+
 # -- the serve and predict commands fail in one line -------------------------------------------
 
 
