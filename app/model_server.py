@@ -295,7 +295,8 @@ def make_handler(module, model, read_timeout=READ_TIMEOUT, capture=None):  # typ
             try:
                 data = module.input_fn(body, self.headers.get("Content-Type"))
                 prediction = predict(data)
-                result = module.output_fn(prediction, self.headers.get("Accept"))
+                accept = self.headers.get_all("Accept")  # several field lines are one list (RFC 9110 5.3)
+                result = module.output_fn(prediction, ", ".join(accept) if accept else None)
             except Exception as error:  # noqa: BLE001 - every failure becomes an HTTP status
                 status = getattr(error, "status", 500)
                 status = status if isinstance(status, int) and 400 <= status < 600 else 500
