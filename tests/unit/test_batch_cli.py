@@ -37,6 +37,13 @@ def verbose(body: bytes) -> Dict[str, Any]:
     }
 
 
+class JoinedServer(ThreadingHTTPServer):
+    """Its close waits for the requests in flight: a handler left running would append to the
+    next test's FakeModelServer.requests (a request the stopped command sent last)."""
+
+    daemon_threads = False
+
+
 class FakeModelServer:
     """Stands in for app.local_serving.ModelServer: 400 for what is no JPEG/PNG, else a verbose
     answer, after a random delay (so that answers finish out of order)."""
@@ -57,6 +64,8 @@ class FakeModelServer:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = 5  # a connection that sends nothing cannot hold stop() (it joins the handlers)
+
             def log_message(self, *args: Any) -> None:
                 pass
 
@@ -80,7 +89,7 @@ class FakeModelServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = JoinedServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True).start()
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         return self.url
