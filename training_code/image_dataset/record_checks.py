@@ -195,38 +195,24 @@ class RecordChecks:
                 record_location(rec, int(records.ordinals[r]), int(records.offsets[r])),
             )
         bad = np.flatnonzero(~matched)
+        size = self._size(rec) if len(bad) else None  # once: a remote store asks the service for it
         for n, i in enumerate(bad):
             self.sink.report(
                 "IDX_BAD_OFFSET",
-                self._bad_offset(rec, records, int(keys[i]), int(offsets[i]), offsets, keys) if n < 50 else "",
+                _bad_offset(records, int(keys[i]), int(offsets[i]), offsets, keys, size) if n < 50 else "",
                 f"{idx_path}:line {int(lines[i])}",
             )
         unindexed = int((~hit).sum())
         if unindexed:
             self.sink.report("IDX_MISSING_RECORD", f"{unindexed} records have no .idx entry", rec)
 
-    def _bad_offset(
-        self, rec: str, records: Records, key: int, offset: int, offsets: np.ndarray, keys: np.ndarray
-    ) -> str:
-        """What is at the byte a .idx entry points at, which is not a record of its own."""
-        starts = records.offsets
-        r = int(np.searchsorted(starts, offset, side="right")) - 1
-        if r >= 0 and int(starts[r]) == offset:  # an earlier line indexes this record
-            first = int(keys[int(np.searchsorted(offsets, offset))])
-            return f"key {key} points at byte {offset}, record {int(records.ordinals[r])}, which key {first} indexes already"
+    def _size(self, rec: str) -> Optional[int]:
+        """The .rec's size, or None when it is gone since its records were read (reported where
+        it is read)."""
         try:
-            size: Optional[int] = self.store.size(rec)
-        except OSError:  # gone since its records were read: reported where it is read
-            size = None
-        if size is not None and offset >= size:
-            return f"key {key} points at byte {offset}, past the end of the .rec ({size} bytes)"
-        if r < 0:
-            return f"key {key} points at byte {offset}, where no record starts"
-        inside = offset - int(starts[r])
-        return (
-            f"key {key} points at byte {offset}, where no record starts"
-            f" ({inside} bytes after the start of record {int(records.ordinals[r])})"
-        )
+            return self.store.size(rec)
+        except OSError:
+            return None
 
     def _duplicate_ids(self, rec: str, records: Records) -> None:
         ids = records.ids
@@ -297,3 +283,26 @@ class RecordChecks:
         if blobs:
             self.decodes.submit(check_blobs, (blobs, limits), stats)
         return known
+
+
+def _bad_offset(
+    records: Records, key: int, offset: int, offsets: np.ndarray, keys: np.ndarray, size: Optional[int]
+) -> str:
+    """What is at the byte a .idx entry points at, which is not a record of its own (``size``:
+    the .rec's, when known)."""
+    starts = records.offsets
+    r = int(np.searchsorted(starts, offset, side="right")) - 1
+    if r >= 0 and int(starts[r]) == offset:  # an earlier line indexes this record
+        first = int(keys[int(np.searchsorted(offsets, offset))])
+        return (
+            f"key {key} points at byte {offset}, record {int(records.ordinals[r])}, which key {first} indexes already"
+        )
+    if size is not None and offset >= size:
+        return f"key {key} points at byte {offset}, past the end of the .rec ({size} bytes)"
+    if r < 0:
+        return f"key {key} points at byte {offset}, where no record starts"
+    inside = offset - int(starts[r])
+    return (
+        f"key {key} points at byte {offset}, where no record starts"
+        f" ({inside} bytes after the start of record {int(records.ordinals[r])})"
+    )
