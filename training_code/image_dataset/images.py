@@ -105,7 +105,10 @@ def libpng_view(data: bytes) -> bytes:
 def open_header(data: bytes, kind: str) -> Image.Image:
     """``Image.open`` of a JPEG or PNG (its header only) without Pillow's decompression-bomb
     limit: the caller's pixel cap (``--max-pixels``, which may be above Pillow's) is checked on
-    the size before anything is decoded, so it is the only one."""
+    the size before anything is decoded, so it is the only one. A PNG is read as libpng reads
+    it (:func:`libpng_view`: ValueError for a critical chunk's bad CRC)."""
+    if kind == "png":
+        data = libpng_view(data)
     saved = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None
     try:
@@ -130,7 +133,7 @@ def check_image(token: int, data: bytes, max_pixels: int) -> ImageResult:
     if kind not in ACCEPTED_FORMATS:
         return ImageResult(token, 0, 0, "IMG_UNSUPPORTED_FORMAT", f"{kind.upper()} image; JPEG or PNG is required")
     try:
-        image = open_header(libpng_view(data) if kind == "png" else data, kind)
+        image = open_header(data, kind)
         width, height = image.size
         if width * height > max_pixels:
             return ImageResult(

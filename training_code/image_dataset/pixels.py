@@ -28,7 +28,7 @@ from typing import NamedTuple, Tuple
 import numpy as np
 from PIL import Image
 
-from .images import ACCEPTED_FORMATS, DEFAULT_MAX_PIXELS, failure_code, libpng_view, open_header, orientation, sniff
+from .images import ACCEPTED_FORMATS, DEFAULT_MAX_PIXELS, failure_code, open_header, orientation, sniff
 
 _TRANSPOSE = getattr(Image, "Transpose", Image)  # Pillow < 9.1 has no Transpose enum
 # EXIF orientation -> the transpositions that make the image upright, in order
@@ -66,7 +66,7 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
     if kind not in ACCEPTED_FORMATS:
         raise PixelError("IMG_UNSUPPORTED_FORMAT", f"{kind.upper()} image; JPEG or PNG is required")
     try:
-        image = open_header(libpng_view(data) if kind == "png" else data, kind)
+        image = open_header(data, kind)
     except Image.UnidentifiedImageError:
         raise PixelError("IMG_CORRUPT", f"the {kind.upper()} header cannot be read") from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as err:
